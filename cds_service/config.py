@@ -1,0 +1,82 @@
+"""Service configuration: one frozen object built from environment variables (documented defaults).
+
+`create_app(config)` takes a mapping of overrides (field name -> value) on top of the environment,
+so tests build apps without touching `os.environ`. Every variable is listed in the README.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+AUTH_MODES = ("required", "optional", "off")
+TFI_POLICIES = ("seed-12-months", "nccn-6-or-12-months")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- listening (used by `her2-cds serve`)
+    host: str = "127.0.0.1"                       # HER2CDS_HOST
+    port: int = 8080                              # HER2CDS_PORT
+    workers: int = 2                              # HER2CDS_WORKERS
+    # --- security
+    auth_mode: str = "required"                   # HER2CDS_AUTH_MODE: required | optional | off (demo only)
+    trusted_issuers_file: str | None = None       # HER2CDS_TRUSTED_ISSUERS_FILE: JSON list of {iss, jwks_file|jwks_url, jku?}
+    public_base_url: str | None = None            # HER2CDS_PUBLIC_BASE_URL: e.g. https://cds.example.org (aud check behind a proxy)
+    jwt_leeway_seconds: int = 60                  # HER2CDS_JWT_LEEWAY_SECONDS: clock skew allowed on exp/iat/nbf
+    jwks_cache_seconds: int = 3600                # HER2CDS_JWKS_CACHE_SECONDS: how long a fetched JWKS is trusted
+    cors_origins: str = "*"                       # HER2CDS_CORS_ORIGINS: "*" or comma-separated origins
+    # --- storage
+    feedback_db_url: str = "sqlite:///var/her2cds.sqlite3"   # HER2CDS_FEEDBACK_DB_URL (SQLAlchemy URL; also holds the JWT replay store)
+    # --- FHIR access
+    fhir_timeout_seconds: float = 1.5             # HER2CDS_FHIR_TIMEOUT_SECONDS: per HTTP request to the FHIR server
+    fhir_deadline_seconds: float = 2.0            # HER2CDS_FHIR_DEADLINE_SECONDS: all FHIR reads of one hook call
+    fhir_max_pages: int = 20                      # HER2CDS_FHIR_MAX_PAGES: link[next] pages followed per query
+    fhir_max_workers: int = 8                     # HER2CDS_FHIR_MAX_WORKERS: concurrent FHIR queries per call
+    # --- HTTP
+    max_body_bytes: int = 1024 * 1024             # HER2CDS_MAX_BODY_BYTES: larger requests get 413
+    log_level: str = "INFO"                       # HER2CDS_LOG_LEVEL
+    # --- clinical policy (see cards/knowledge)
+    tfi_policy: str = "seed-12-months"            # HER2CDS_TFI_POLICY: seed-12-months | nccn-6-or-12-months
+    list_post_seed_regimens: bool = True          # HER2CDS_LIST_POST_SEED_REGIMENS: list later-evidence regimens as alternatives
+
+    def __post_init__(self) -> None:
+        if self.auth_mode not in AUTH_MODES:
+            raise ValueError(f"HER2CDS_AUTH_MODE must be one of {AUTH_MODES}, not {self.auth_mode!r}")
+        if self.tfi_policy not in TFI_POLICIES:
+            raise ValueError(f"HER2CDS_TFI_POLICY must be one of {TFI_POLICIES}, not {self.tfi_policy!r}")
+
+    @property
+    def cors_origin_list(self) -> list[str] | str:
+        value = self.cors_origins.strip()
+        if value == "*":
+            return "*"
+        return [o.strip() for o in value.split(",") if o.strip()]
+
+
+def _convert(kind: Any, raw: str) -> Any:
+    if kind in (bool, "bool"):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    return raw
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `HER2CDS_<FIELD>` environment variables, then `overrides` (field names)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(f"HER2CDS_{f.name.upper()}")
+        if raw is not None and raw != "":
+            kind = f.type if not isinstance(f.type, str) else f.type.split(" |")[0]
+            values[f.name] = _convert(kind, raw)
+    settings = Settings(**values)
+    if overrides:
+        unknown = set(overrides) - {f.name for f in fields(Settings)}
+        if unknown:
+            raise ValueError(f"unknown setting(s): {sorted(unknown)}")
+        settings = replace(settings, **dict(overrides))
+    return settings

@@ -1,0 +1,1 @@
+"""Demo and test tooling: relative-date test data, the sekmet-fhir launcher, the sandbox loader."""

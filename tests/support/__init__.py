@@ -1,0 +1,42 @@
+"""Shared test helpers: where the fixtures are, and how to read them with relative dates resolved."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from cds_service.demo.relative_dates import load_json
+
+REPO = Path(__file__).resolve().parents[2]
+SANDBOX = REPO / "sandbox"
+SHARED = REPO.parent / "shared"
+SCENARIOS = SHARED / "scenarios"
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+
+
+def require_shared(path: Path = SCENARIOS) -> Path:
+    """Skip (not fail) when ../shared is absent: a fresh clone has no such folder."""
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared is only beside the repository in CI and dev sessions)")
+    return path
+
+
+def scenario_dirs() -> list[Path]:
+    return sorted(p for p in SCENARIOS.glob("S*") if (p / "bundle.json").exists()) if SCENARIOS.exists() else []
+
+
+def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+
+
+def load_scenario(directory: Path, today: dt.date = TODAY) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(resources of bundle.json, cases.json) with relative dates resolved."""
+    return bundle_resources(load_json(directory / "bundle.json", today)), load_json(directory / "cases.json", today)
+
+
+def iter_json(directory: Path, pattern: str = "*.json") -> Iterator[tuple[Path, Any]]:
+    for path in sorted(directory.glob(pattern)):
+        yield path, json.loads(path.read_text(encoding="utf-8"))
