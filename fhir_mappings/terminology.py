@@ -1,0 +1,199 @@
+"""RxNorm / ATC / name roll-up to canonical ingredients (`Drug`), from a static, versioned data file.
+
+Why a static table: real feeds carry ingredient, brand, SCD/SBD/SCDG/SBDG, "Oral Product" and
+suffixed-biosimilar CUIs, and the service must not call a terminology server at run time
+(clinical.md §4.2 pitfalls). The table lives in `data/rxnorm_rollup.json` (with `version` and source
+notes) so a reviewer can check every code without reading Python.
+
+Order of trust: RxNorm code, then ATC code, then - only when no code maps - an explicit synonym list
+matched on whole words. The name path never substring-matches "trastuzumab": antibody-drug conjugates
+are tried first, and once one is found plain-trastuzumab names are not tried (RxNorm SBDG names of
+Kadcyla/Enhertu begin with "Trastuzumab Injection").
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+from .model import Drug, RX_TRASTUZUMAB
+
+DATA_FILE = Path(__file__).with_name("data") / "rxnorm_rollup.json"
+
+RXNORM_SYSTEM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ATC_SYSTEMS = frozenset({
+    "http://www.whocc.no/atc", "http://fhir.de/CodeSystem/bfarm/atc", "urn:oid:2.16.840.1.113883.6.73",
+    "http://www.whocc.no/atc/", "https://www.whocc.no/atc",
+})
+
+
+def _load() -> dict[str, Any]:
+    with DATA_FILE.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+_RAW = _load()
+VERSION: str = _RAW["version"]
+
+#: canonical ingredient code -> Drug (immutable after import)
+INGREDIENTS: Mapping[str, Drug] = MappingProxyType({
+    code: Drug(rxnorm=code, name=entry["name"], classes=frozenset(entry["classes"]),
+               unconjugated_trastuzumab=bool(entry.get("unconjugated_trastuzumab", code == RX_TRASTUZUMAB)))
+    for code, entry in _RAW["ingredients"].items()
+})
+
+
+def _drugs(codes: Iterable[str]) -> tuple[Drug, ...]:
+    return tuple(sorted((INGREDIENTS[c] for c in dict.fromkeys(codes)), key=lambda d: d.rxnorm))
+
+
+#: any known RxNorm CUI (ingredient or product) -> canonical ingredient Drugs
+_BY_RXNORM: Mapping[str, tuple[Drug, ...]] = MappingProxyType(
+    {**{code: (drug,) for code, drug in INGREDIENTS.items()},
+     **{code: _drugs(entry["ingredients"]) for code, entry in _RAW["products"].items()}})
+
+_BY_ATC: Mapping[str, tuple[Drug, ...]] = MappingProxyType(
+    {code.upper(): _drugs(ins) for code, ins in _RAW["atc"].items()})
+
+
+@dataclass(frozen=True)
+class _SynonymGroup:
+    name: str
+    phrases: tuple[tuple[tuple[str, ...], tuple[Drug, ...]], ...]   # longest first
+
+
+_WORD_SPLIT = re.compile(r"[^a-z0-9\-/]+")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    # "/" is kept inside words ("pertuzumab/trastuzumab/hyaluronidase") but a spaced " / " is a word too
+    return tuple(w for w in _WORD_SPLIT.split(text.lower()) if w)
+
+
+_SYNONYMS: tuple[_SynonymGroup, ...] = tuple(
+    _SynonymGroup(g["group"], tuple(sorted(((_words(p), _drugs(ins)) for p, ins in g["phrases"].items()),
+                                           key=lambda item: -len(item[0]))))
+    for g in _RAW["synonyms"])
+
+
+def drugs_by_rxnorm(code: str | None) -> tuple[Drug, ...]:
+    """Canonical ingredients of any known RxNorm CUI (IN, BN, SCD, SBD, SCDG, SBDG, biosimilar IN...).
+
+    Combination products (Phesgo) give several Drugs; an unknown code gives ().
+    """
+    if not isinstance(code, str):
+        return ()
+    return _BY_RXNORM.get(code.strip(), ())
+
+
+def drug_by_rxnorm(code: str | None) -> Drug | None:
+    """The one canonical ingredient for a code (e.g. "224905" -> trastuzumab), for building suggestions.
+
+    None for unknown codes and for combination products (use `drugs_by_rxnorm` for those).
+    """
+    drugs = drugs_by_rxnorm(code)
+    return drugs[0] if len(drugs) == 1 else None
+
+
+def drugs_by_atc(code: str | None) -> tuple[Drug, ...]:
+    if not isinstance(code, str):
+        return ()
+    return _BY_ATC.get(code.strip().upper(), ())
+
+
+def drugs_by_name(text: str | None) -> tuple[Drug, ...]:
+    """Drugs named in free text via the explicit synonym list (whole words; ADCs before trastuzumab)."""
+    if not isinstance(text, str) or not text:
+        return ()
+    words = list(_words(text))
+    found: dict[str, Drug] = {}
+    adc_found = False
+    for group in _SYNONYMS:
+        if group.name == "plain" and adc_found:
+            # "Trastuzumab Injection [KADCYLA]": the ADC is the drug, the word trastuzumab is not a second one
+            phrases = tuple(p for p in group.phrases if all(d.rxnorm != RX_TRASTUZUMAB for d in p[1]))
+        else:
+            phrases = group.phrases
+        for phrase, drugs in phrases:
+            n = len(phrase)
+            i = 0
+            while i + n <= len(words):
+                if tuple(words[i:i + n]) == phrase:
+                    for d in drugs:
+                        found[d.rxnorm] = d
+                    if group.name == "adc":
+                        adc_found = True
+                    words[i:i + n] = ["\x00"] * n          # consumed
+                    i += n
+                else:
+                    i += 1
+    return tuple(sorted(found.values(), key=lambda d: d.rxnorm))
+
+
+def is_rxnorm(system: Any) -> bool:
+    return isinstance(system, str) and "rxnorm" in system.lower()
+
+
+def is_atc(system: Any) -> bool:
+    return isinstance(system, str) and (system.rstrip("/") in {s.rstrip("/") for s in ATC_SYSTEMS}
+                                        or system.lower().rstrip("/").endswith("/atc"))
+
+
+@dataclass(frozen=True)
+class MedicationMapping:
+    """Result of mapping one medication concept: drugs, how they were found, and anything to report."""
+
+    drugs: tuple[Drug, ...]
+    via: str                          # "rxnorm" | "atc" | "name" | "none"
+    display: str
+    unknown_codes: tuple[str, ...] = ()
+    display_conflict: str = ""        # display names another drug than the code (the code was trusted)
+
+
+def map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMapping:
+    """Map a medication CodeableConcept (dict) leniently; never raises."""
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+    text = concept.get("text") if isinstance(concept, dict) and isinstance(concept.get("text"), str) else ""
+    displays = [c["display"] for c in codings if isinstance(c.get("display"), str)]
+    display = text or (displays[0] if displays else "") or extra_text
+
+    rx: dict[str, Drug] = {}
+    atc: dict[str, Drug] = {}
+    unknown: list[str] = []
+    for c in codings:
+        code = c.get("code")
+        if not isinstance(code, str) or not code.strip():
+            continue
+        system = c.get("system")
+        if is_rxnorm(system):
+            drugs = drugs_by_rxnorm(code)
+            if drugs:
+                rx.update((d.rxnorm, d) for d in drugs)
+            else:
+                unknown.append(f"RxNorm {code.strip()}")
+        elif is_atc(system):
+            drugs = drugs_by_atc(code)
+            if drugs:
+                atc.update((d.rxnorm, d) for d in drugs)
+            else:
+                unknown.append(f"ATC {code.strip()}")
+        else:
+            unknown.append(f"{system if isinstance(system, str) else '?'}|{code.strip()}")
+
+    names = " ; ".join([text, *displays, extra_text])
+    by_name = drugs_by_name(names)
+    if rx or atc:
+        chosen = rx or atc
+        conflict = ""
+        if by_name and not (set(d.rxnorm for d in by_name) & set(chosen)):
+            conflict = (f"display {display!r} names {', '.join(d.name for d in by_name)} but the code maps to "
+                        f"{', '.join(d.name for d in chosen.values())}; the code was used")
+        return MedicationMapping(tuple(sorted(chosen.values(), key=lambda d: d.rxnorm)),
+                                 "rxnorm" if rx else "atc", display, tuple(unknown), conflict)
+    if by_name:
+        return MedicationMapping(by_name, "name", display, tuple(unknown))
+    return MedicationMapping((), "none", display, tuple(unknown))
