@@ -1,0 +1,196 @@
+"""Who may call the service: verification of the CDS client's bearer JWT (CDS Hooks 2.0 "Trusting CDS Clients").
+
+Every check of the spec's verification checklist, plus what real clients need (extra claims such
+as Epic's `sub`, `nbf`, clock skew):
+  header: `alg` one of ES384/RS384/ES256/RS256 (never `none`, never HMAC), `typ` JWT, `kid`
+          present and in the issuer's pinned JWKS, `jku` (if sent) in the issuer's allowlist —
+          never fetched, no `crit` extensions;
+  claims: `iss` trusted, `aud` = the exact URL invoked, `exp`/`iat` required, `nbf` honoured
+          (leeway for all three), `jti` required and never seen before within the token lifetime.
+The replay store is a table in the service database, shared by all workers and instances.
+
+Any failure is a bare 401 (`errors.Unauthorized`): the reason is logged here, never sent to the caller,
+and the token itself is never logged.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+import flask
+import jwt
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError
+
+from .config import Settings
+from .errors import Unauthorized
+from .jwks import ALLOWED_ALGORITHMS, TrustedIssuer, load_trusted_issuers
+from .storage import Database, used_jwt_ids_table
+
+log = logging.getLogger(__name__)
+
+MAX_TOKEN_CHARS = 16 * 1024
+MAX_ISS_CHARS = 512
+MAX_JTI_CHARS = 256
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
+
+
+class ReplayStore:
+    """JWT ids already used, in the shared database: the first use of (iss, jti) wins, any later one is a replay.
+
+    Rows are kept until the token could no longer be accepted (`exp` + leeway) and purged
+    opportunistically, at most once per `purge_interval_seconds` per process.
+    """
+
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time,
+                 purge_interval_seconds: float = 60.0) -> None:
+        self.db = db
+        self._clock = clock
+        self._purge_interval = purge_interval_seconds
+        self._last_purge = float("-inf")
+        self._lock = threading.Lock()
+
+    def first_use(self, iss: str, jti: str, expires_at: int) -> bool:
+        """Record (iss, jti); False when it was already recorded and has not expired (a replay)."""
+        now = int(self._clock())
+        self._maybe_purge(now)
+        row = {"iss": iss, "jti": jti, "expires_at": int(expires_at)}
+        try:
+            with self.db.begin() as conn:
+                conn.execute(insert(used_jwt_ids_table), [row])
+            return True
+        except IntegrityError:
+            pass
+        # The id is known. Only a row whose token can no longer be accepted may be reused.
+        with self.db.begin() as conn:
+            gone = conn.execute(delete(used_jwt_ids_table).where(
+                used_jwt_ids_table.c.iss == iss, used_jwt_ids_table.c.jti == jti,
+                used_jwt_ids_table.c.expires_at < now)).rowcount
+        if not gone:
+            return False
+        try:
+            with self.db.begin() as conn:
+                conn.execute(insert(used_jwt_ids_table), [row])
+            return True
+        except IntegrityError:
+            return False
+
+    def _maybe_purge(self, now: int) -> None:
+        with self._lock:
+            if now - self._last_purge < self._purge_interval:
+                return
+            self._last_purge = now
+        with self.db.begin() as conn:
+            purged = conn.execute(delete(used_jwt_ids_table).where(used_jwt_ids_table.c.expires_at < now)).rowcount
+        if purged:
+            log.debug("purged %d expired JWT id(s)", purged)
+
+
+class Authenticator:
+    """Checks the `Authorization: Bearer <JWT>` of a request according to `settings.auth_mode`.
+
+    `required`: a valid token is mandatory; `optional`: a token, if present, must be valid;
+    `off`: everything is accepted (demo only; the app factory says so loudly at startup).
+    """
+
+    def __init__(self, settings: Settings, db: Database, *,
+                 issuers: Mapping[str, TrustedIssuer] | None = None,
+                 replay_store: ReplayStore | None = None) -> None:
+        self.mode = settings.auth_mode
+        self.leeway = int(settings.jwt_leeway_seconds)
+        self.public_base_url = settings.public_base_url.rstrip("/") if settings.public_base_url else None
+        if issuers is None:
+            issuers = (load_trusted_issuers(settings.trusted_issuers_file, cache_seconds=settings.jwks_cache_seconds)
+                       if settings.trusted_issuers_file and self.mode != "off" else {})
+        self.issuers: Mapping[str, TrustedIssuer] = dict(issuers)
+        self.replay_store = replay_store or ReplayStore(db)
+        if self.mode != "off" and not self.issuers:
+            log.error("HER2CDS_AUTH_MODE=%s but no trusted issuer is configured (HER2CDS_TRUSTED_ISSUERS_FILE): "
+                      "every token will be refused", self.mode)
+        elif self.mode != "off":
+            log.info("JWT verification %s; trusted issuers: %s", self.mode, ", ".join(sorted(self.issuers)))
+
+    def audience_for(self, request: flask.Request) -> str:
+        """The exact URL the client invoked, as it must appear in `aud` (public base URL behind a proxy)."""
+        if self.public_base_url:
+            return self.public_base_url + request.path
+        return request.base_url
+
+    def authenticate(self, request: flask.Request) -> None:
+        """Return if the request may proceed; raise `Unauthorized` (bare 401) otherwise."""
+        if self.mode == "off":
+            return
+        header = request.headers.get("Authorization")
+        if header is None:
+            if self.mode == "optional":
+                return
+            self._reject("no Authorization header", request)
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            self._reject("Authorization is not 'Bearer <token>'", request)
+        self.verify(token, audience=self.audience_for(request), request=request)
+
+    def verify(self, token: str, *, audience: str, request: flask.Request | None = None) -> dict[str, Any]:
+        """The verified claims of `token` for `audience`; raises `Unauthorized` on any failure."""
+        iss = kid = None
+        try:
+            if len(token) > MAX_TOKEN_CHARS:
+                raise _Refused(f"token longer than {MAX_TOKEN_CHARS} characters")
+            header = jwt.get_unverified_header(token)
+            alg, kid = header.get("alg"), header.get("kid")
+            if alg not in ALLOWED_ALGORITHMS:
+                raise _Refused(f"alg {alg!r} not allowed")
+            if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
+                raise _Refused(f"typ {header.get('typ')!r} is not JWT")
+            if "crit" in header:
+                raise _Refused("crit header extensions are not supported")
+            if not isinstance(kid, str) or not kid:
+                raise _Refused("no kid in the header")
+            unverified = jwt.decode(token, options={"verify_signature": False})
+            iss = unverified.get("iss")
+            issuer = self.issuers.get(iss) if isinstance(iss, str) else None
+            if issuer is None:
+                raise _Refused("issuer not trusted")
+            if not issuer.jku_allowed(header.get("jku")):
+                raise _Refused(f"jku {header.get('jku')!r} not in the issuer's allowlist")
+            key = issuer.keys.key_for(kid)
+            if key is None:
+                raise _Refused("kid not in the issuer's JWKS")
+            if not key.allows(alg):
+                raise _Refused(f"key {kid} may not verify {alg}")
+            claims = jwt.decode(token, key.key, algorithms=[alg], audience=audience, issuer=iss,
+                                leeway=self.leeway, options={"require": list(REQUIRED_CLAIMS)})
+            jti = claims.get("jti")
+            if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS or len(iss) > MAX_ISS_CHARS:
+                raise _Refused("jti missing, empty or too long")
+        except _Refused as refused:
+            self._reject(refused.reason, request, iss=iss, kid=kid)
+        except jwt.PyJWTError as exc:
+            self._reject(f"{type(exc).__name__}: {exc}", request, iss=iss, kid=kid)
+        except Exception as exc:  # noqa: BLE001 - a token must never turn into a 500
+            log.exception("unexpected error while verifying a JWT")
+            self._reject(f"unexpected {type(exc).__name__}", request, iss=iss, kid=kid)
+        if not self.replay_store.first_use(iss, jti, int(claims["exp"]) + self.leeway):
+            self._reject("jti replayed", request, iss=iss, kid=kid)
+        log.debug("JWT accepted: iss=%s kid=%s sub=%s", iss, kid, claims.get("sub"))
+        return claims
+
+    def _reject(self, reason: str, request: flask.Request | None, *, iss: Any = None, kid: Any = None) -> NoReturn:
+        where = f"{request.method} {request.path}" if request is not None else "-"
+        log.warning("401 for %s: JWT rejected: %s (iss=%s kid=%s)", where, reason, _short(iss), _short(kid))
+        raise Unauthorized(reason)
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit] + "..."
