@@ -1,0 +1,52 @@
+"""Run the service under gunicorn from Python (`her2-cds serve`), no separate config file.
+
+Why embedded: one console script works the same in the demo, CI and production, and the app is
+built by `cds_service.create_app()` inside each worker (no app object at import time).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from gunicorn.app.base import BaseApplication
+
+
+class EmbeddedGunicorn(BaseApplication):
+    """A gunicorn application whose WSGI app comes from a factory, with options from a dict."""
+
+    def __init__(self, app_factory: Callable[[], Any], options: dict[str, Any]) -> None:
+        self._factory = app_factory
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key.lower(), value)
+
+    def load(self) -> Any:
+        return self._factory()
+
+
+def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info",
+                     timeout: int = 30) -> dict[str, Any]:
+    """The gunicorn settings we use; bind is always explicit (127.0.0.1 unless told otherwise)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": max(1, int(workers)),
+        "worker_class": "sync",
+        "timeout": timeout,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": log_level.lower(),
+        "proc_name": "her2-cds",
+    }
+
+
+def run(host: str, port: int, workers: int, log_level: str = "info") -> None:
+    """Block serving `cds_service.create_app()` until SIGTERM/SIGINT."""
+    def factory() -> Any:
+        from cds_service import create_app
+        return create_app()
+
+    EmbeddedGunicorn(factory, gunicorn_options(host, port, workers, log_level)).run()
