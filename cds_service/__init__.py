@@ -1,0 +1,110 @@
+"""her2-cds: a CDS Hooks 2.0 service for the next treatment in HER2-positive metastatic breast cancer.
+
+`create_app(config)` is the only way to get the Flask app (`cds_service.wsgi:app` calls it for gunicorn).
+All state lives on the app (`app.extensions["her2cds"]`, a `state.ServiceState`).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask, request
+from flask_cors import CORS
+
+from cds_service.config import Settings, load_settings
+from cds_service.fhir_client import SessionPool
+from cds_service.gather import Gatherer
+from cds_service.http_errors import refuse_oversized_body, register_error_handlers
+from cds_service.logging_setup import configure_logging, get_logger
+from cds_service.services import ServiceRegistry
+from cds_service.state import ServiceState
+
+CORS_ALLOW_HEADERS = ["Authorization", "Content-Type"]   # explicit: a "*" does not cover Authorization
+CORS_METHODS = ["GET", "POST", "OPTIONS"]
+API_PREFIX = "/cds-services"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The Flask app. `config` overrides Settings fields (by field name) on top of HER2CDS_* variables."""
+    settings = load_settings(config)
+    log = configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False          # keep FHIR/CDS field order as built
+    app.json.compact = True
+
+    services = ServiceRegistry()
+    sessions = SessionPool(pool_size=max(4, settings.fhir_max_workers * 2))
+    state = ServiceState(settings=settings, services=services, sessions=sessions,
+                         gatherer=Gatherer(settings, sessions))
+    app.extensions["her2cds"] = state
+
+    state.database = _open_database(settings)
+    state.authenticator = _authenticator(settings, state.database)
+    if settings.auth_mode == "off":
+        log.warning("auth.disabled: HER2CDS_AUTH_MODE=off accepts every caller; for demos only",
+                    extra={"auth_mode": "off"})
+
+    register_error_handlers(app)
+    app.before_request(refuse_oversized_body)
+    app.before_request(_authenticate)
+
+    from cds_service.hooks import blueprint as hooks_blueprint
+    app.register_blueprint(hooks_blueprint)
+    feedback_blueprint = _feedback_blueprint(state)
+    if feedback_blueprint is not None:
+        app.register_blueprint(feedback_blueprint)
+
+    CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
+         methods=CORS_METHODS, max_age=600, supports_credentials=False)
+    log.info("app.ready", extra={"services": list(services.ids), "auth_mode": settings.auth_mode,
+                                 "feedback": feedback_blueprint is not None})
+    return app
+
+
+def _authenticate() -> None:
+    """`before_request`: JWT check on every API call except CORS preflights (browsers send no token)."""
+    state: ServiceState = request_state()
+    if request.method == "OPTIONS" or state.authenticator is None:
+        return
+    if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
+        state.authenticator.authenticate(request)
+
+
+def request_state() -> ServiceState:
+    from flask import current_app
+    return current_app.extensions["her2cds"]
+
+
+def _open_database(settings: Settings) -> Any:
+    try:
+        from cds_service.storage import Database
+    except ImportError:
+        get_logger().warning("storage.unavailable: cds_service.storage not importable; feedback disabled")
+        return None
+    database = Database(settings.feedback_db_url)
+    database.create_all()
+    return database
+
+
+def _authenticator(settings: Settings, database: Any) -> Any:
+    if settings.auth_mode == "off":
+        return None
+    try:
+        from cds_service.auth import Authenticator
+    except ImportError as exc:
+        raise RuntimeError(f"HER2CDS_AUTH_MODE={settings.auth_mode} needs cds_service.auth, which could not be "
+                           f"imported ({exc}); refusing to start without authentication") from exc
+    if database is None:
+        raise RuntimeError("JWT authentication needs the database (replay store); cds_service.storage is missing")
+    return Authenticator(settings, database)
+
+
+def _feedback_blueprint(state: ServiceState) -> Any:
+    if state.database is None:
+        return None
+    try:
+        from cds_service.feedback import create_blueprint
+    except ImportError:
+        get_logger().warning("feedback.unavailable: cds_service.feedback not importable")
+        return None
+    return create_blueprint(state.database, state.services.ids)

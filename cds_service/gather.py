@@ -1,0 +1,292 @@
+"""Gather: prefetch first, the client's FHIR server for the rest (CDS Hooks 2.0 §prefetch decision table).
+
+Per prefetch key (see `services.FhirQuery`):
+
+| what arrived                              | action                                                      |
+|-------------------------------------------|-------------------------------------------------------------|
+| the expected resource / a Bundle          | use it; a Bundle with `link[next]` is followed on fhirServer |
+| `null`                                    | no data; never refetched                                    |
+| missing, or an OperationOutcome           | fetched from fhirServer                                     |
+| a resource of another type                | ignored (logged), then treated as missing                  |
+
+All fetches run concurrently on a bounded thread pool sharing one pooled session, each HTTP request
+with its own timeout and all of them inside one overall deadline. A *required* query that cannot be
+answered (no fhirServer, unreachable, 401/403/5xx, deadline) is a 412; an *optional* one becomes a
+`RecordIssue` in `GatheredRecord.gaps`, which the cards name. No clinical logic lives here.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from cds_service.config import Settings
+from cds_service.errors import PreconditionFailed
+from cds_service.fhir_client import (FhirClient, FhirError, InvalidResponse, NotFound404, SessionPool, Timeout,
+                                     next_link)
+from cds_service.pipeline import GatheredRecord
+from cds_service.services import FhirQuery, ServiceDefinition, fill_template
+from fhir_mappings.model import RecordIssue
+
+
+@dataclass
+class KeyResult:
+    """What one prefetch key ended up as. `source` is a log-safe label."""
+
+    query: FhirQuery
+    source: str = "missing"                  # prefetch | prefetch-null | fetched | failed
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    pages: int = 0
+    ignored: str | None = None               # why the prefetched value was not used
+    error: str | None = None                 # FhirError.kind (or "no-fhir-server")
+    issues: list[RecordIssue] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GatherReport:
+    """Log-safe account of a gather: which keys came from where, and what failed (no ids, no URLs)."""
+
+    hits: tuple[str, ...]
+    nulls: tuple[str, ...]
+    fetched: tuple[str, ...]
+    ignored: dict[str, str]
+    failures: dict[str, str]
+    pages_fetched: int
+    elapsed_ms: float
+
+    def as_log(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hits": list(self.hits), "nulls": list(self.nulls), "misses": list(self.fetched),
+                               "pages_fetched": self.pages_fetched}
+        if self.ignored:
+            out["ignored"] = self.ignored
+        if self.failures:
+            out["failures"] = self.failures
+        return out
+
+
+def _bundle_resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Entries' resources, minus search-outcome OperationOutcomes (sekmet/HAPI add those for warnings)."""
+    out = []
+    for entry in bundle.get("entry") or ():
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) \
+                and resource["resourceType"] != "OperationOutcome":
+            out.append(resource)
+    return out
+
+
+def classify_prefetch(query: FhirQuery, prefetch: Mapping[str, Any]) -> KeyResult:
+    """Apply the decision table to one key, without any I/O."""
+    result = KeyResult(query)
+    if query.key not in prefetch:
+        return result
+    value = prefetch[query.key]
+    if value is None:
+        result.source = "prefetch-null"
+        return result
+    rtype = value.get("resourceType") if isinstance(value, dict) else None
+    if rtype == "OperationOutcome":
+        result.ignored = "OperationOutcome"
+        return result
+    if query.is_read and rtype == query.resource_type:
+        result.source, result.resources = "prefetch", [value]
+        return result
+    if not query.is_read and rtype == "Bundle":
+        result.source, result.resources, result.pages = "prefetch", _bundle_resources(value), 1
+        return result
+    result.ignored = f"wrong-type:{rtype if isinstance(rtype, str) else type(value).__name__}"[:80]
+    return result
+
+
+class RequiredDataUnavailable(PreconditionFailed):
+    """412 that also carries the gather report, so the failed call is still logged with hits/misses."""
+
+    def __init__(self, message: str, report: GatherReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def _copy_into(target: KeyResult, source: KeyResult) -> None:
+    for f in dataclasses.fields(KeyResult):
+        setattr(target, f.name, getattr(source, f.name))
+
+
+class Gatherer:
+    """Runs the decision table for one hook call. Stateless between calls; holds the shared session pool."""
+
+    def __init__(self, settings: Settings, sessions: SessionPool) -> None:
+        self.settings = settings
+        self.sessions = sessions
+
+    def gather(self, service: ServiceDefinition, body: Mapping[str, Any]) -> tuple[GatheredRecord, GatherReport]:
+        started = time.monotonic()
+        deadline = started + self.settings.fhir_deadline_seconds
+        context: Mapping[str, Any] = body["context"]
+        prefetch: Mapping[str, Any] = body.get("prefetch") or {}
+        results = [classify_prefetch(q, prefetch) for q in service.queries]
+
+        client = self._client(body, deadline)
+        pending: list[tuple[KeyResult, str | None]] = []      # (key, continuation URL or None = full fetch)
+        for result in results:
+            if result.source == "missing":
+                pending.append((result, None))
+            elif result.source == "prefetch" and not result.query.is_read:
+                url = next_link(prefetch[result.query.key])
+                if url:
+                    pending.append((result, url))
+
+        if pending and client is None:
+            for result, continuation in pending:
+                if continuation is None:
+                    result.source, result.error = "failed", "no-fhir-server"
+                else:
+                    result.error = "paged-no-fhir-server"
+        elif pending:
+            self._run(client, pending, context, deadline)
+
+        report = GatherReport(
+            hits=tuple(r.query.key for r in results if r.source == "prefetch"),
+            nulls=tuple(r.query.key for r in results if r.source == "prefetch-null"),
+            fetched=tuple(r.query.key for r in results if r.source == "fetched"
+                          or (r.source == "failed" and r.error != "no-fhir-server")),
+            ignored={r.query.key: r.ignored for r in results if r.ignored},
+            failures={r.query.key: r.error for r in results if r.error},
+            pages_fetched=sum(r.pages for r in results if r.source == "fetched"),
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        missing_required = [r for r in results if r.error and r.query.required]
+        if missing_required:
+            detail = "; ".join(f"{r.query.key} ({r.query.resource_type}): {_describe(r.error)}"
+                               for r in missing_required)
+            raise RequiredDataUnavailable(
+                f"Required FHIR data could not be obtained from prefetch or fhirServer: {detail}", report)
+        return self._record(context, results), report
+
+    # ---- helpers
+
+    def _client(self, body: Mapping[str, Any], deadline: float) -> FhirClient | None:
+        server = body.get("fhirServer")
+        if not isinstance(server, str) or not server:
+            return None
+        auth = body.get("fhirAuthorization")
+        token = auth.get("access_token") if isinstance(auth, dict) else None
+        return FhirClient(self.sessions.session(), server, access_token=token if isinstance(token, str) else None,
+                          timeout=self.settings.fhir_timeout_seconds, deadline=deadline)
+
+    def _run(self, client: FhirClient, pending: list[tuple[KeyResult, str | None]],
+             context: Mapping[str, Any], deadline: float) -> None:
+        """Fetch concurrently; results are applied only from finished workers (late ones are discarded)."""
+        workers = max(1, min(self.settings.fhir_max_workers, len(pending)))
+        pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir")
+        try:
+            futures = {pool.submit(self._fetch, client, result, context, continuation): result
+                       for result, continuation in pending}
+            done, not_done = cf.wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            for future in done:
+                _copy_into(futures[future], future.result())
+            for future in not_done:
+                future.cancel()
+                result = futures[future]
+                result.error = Timeout.kind
+                if result.source != "prefetch":
+                    result.source, result.resources = "failed", []
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch(self, client: FhirClient, start: KeyResult, context: Mapping[str, Any],
+               continuation: str | None) -> KeyResult:
+        """A filled copy of `start`; never raises (a failure is recorded on the copy)."""
+        query = start.query
+        result = KeyResult(query, source=start.source, resources=list(start.resources), pages=start.pages,
+                           ignored=start.ignored, issues=list(start.issues))
+        try:
+            if continuation is not None:
+                self._follow(client, result, continuation)
+                return result
+            url = fill_template(query.template, context)
+            if url is None:
+                raise FhirError("a prefetch token could not be resolved from the context")
+            if query.is_read:
+                try:
+                    resource = client.get(url, what=query.key)
+                except NotFound404:
+                    result.source, result.pages = "fetched", 1     # no such patient: no data, not a failure
+                    return result
+                if resource.get("resourceType") != query.resource_type:
+                    raise InvalidResponse(f"{query.key}: read answered with another resource type")
+                result.resources, result.pages, result.source = [resource], 1, "fetched"
+                return result
+            page = client.search_page(url, what=query.key)
+            result.resources, result.pages = _bundle_resources(page.bundle), 1
+            if page.next_url:
+                self._follow(client, result, page.next_url)
+            result.source = "fetched"
+        except FhirError as exc:
+            result.error = exc.kind
+        except Exception:   # a bug here must not become a 500 for the whole call: this key fails instead
+            result.error = "internal-error"
+        if result.error and result.source != "prefetch":
+            result.source, result.resources = "failed", []
+        return result
+
+    def _follow(self, client: FhirClient, result: KeyResult, url: str | None) -> None:
+        """Follow `link[next]` up to the page cap; past the cap, what was read is kept and the gap noted."""
+        pages_seen = max(result.pages, 1)
+        collected: list[dict[str, Any]] = []
+        while url:
+            if pages_seen >= self.settings.fhir_max_pages:
+                result.issues.append(RecordIssue(
+                    result.query.key,
+                    f"more than {self.settings.fhir_max_pages} pages of {result.query.resource_type}; "
+                    "later pages were not read"))
+                break
+            page = client.search_page(url, what=result.query.key)
+            collected.extend(_bundle_resources(page.bundle))
+            pages_seen += 1
+            url = page.next_url
+        result.resources = result.resources + collected
+        result.pages = pages_seen
+
+    @staticmethod
+    def _record(context: Mapping[str, Any], results: list[KeyResult]) -> GatheredRecord:
+        """Resources deduped by type/id, in query order; every failed (optional) key becomes a named gap."""
+        resources: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        gaps: list[RecordIssue] = []
+        for r in results:
+            gaps.extend(r.issues)
+            if r.error:
+                gaps.append(RecordIssue(r.query.key, f"{r.query.resource_type} records could not be read "
+                                                     f"({_describe(r.error)}); they are not considered here"))
+            for resource in r.resources:
+                rid = resource.get("id")
+                if isinstance(rid, str) and rid:
+                    ident = (resource["resourceType"], rid)
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                resources.append(resource)
+        return GatheredRecord(patient_id=str(context["patientId"]), resources=tuple(resources), gaps=tuple(gaps))
+
+
+_DESCRIPTIONS = {
+    "no-fhir-server": "not in prefetch and no fhirServer given",
+    "paged-no-fhir-server": "the prefetched Bundle has more pages and no fhirServer was given to read them",
+    "timeout": "the FHIR server did not answer in time",
+    "unreachable": "the FHIR server could not be reached",
+    "unauthorized-401": "the FHIR server refused the access token (401)",
+    "forbidden-403": "the FHIR server denied access (403)",
+    "server-error-5xx": "the FHIR server failed (5xx)",
+    "client-error-4xx": "the FHIR server rejected the query (4xx)",
+    "not-found-404": "the FHIR server does not support the query (404)",
+    "gone-410": "the FHIR server does not support the query (410)",
+    "invalid-response": "the FHIR server's answer was not a FHIR Bundle/resource",
+    "internal-error": "an internal error while reading",
+    "error": "the query could not be issued",
+}
+
+
+def _describe(kind: str | None) -> str:
+    return _DESCRIPTIONS.get(kind or "error", kind or "error")

@@ -1,0 +1,78 @@
+"""The CDS Hooks endpoints: discovery and the hook call. HTTP only: the decisions live in `pipeline`.
+
+`POST /cds-services/{id}`: 404 unknown service -> 415 not JSON -> 400 bad JSON / schema / wrong hook
+-> gather (prefetch, else fhirServer; 412 when required data cannot be had) -> evaluate -> 200 cards.
+Every step is timed and logged as one JSON line per call (no PHI, no tokens).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from cds_service import pipeline
+from cds_service.errors import ApiError, NotFound
+from cds_service.gather import RequiredDataUnavailable
+from cds_service.logging_setup import get_logger
+from cds_service.request_validation import check_content_type, parse_json, validate_hook_request
+from cds_service.state import ServiceState
+
+blueprint = Blueprint("cds_hooks", __name__)
+log = get_logger("hooks")
+
+
+def _state() -> ServiceState:
+    return current_app.extensions["her2cds"]
+
+
+@blueprint.get("/cds-services")
+def discovery() -> Response:
+    """2.0 #discovery: one service per hook, with the prefetch templates the gather step also uses."""
+    return jsonify(_state().services.discovery())
+
+
+@blueprint.post("/cds-services/<service_id>")
+def call_service(service_id: str) -> Response:
+    state = _state()
+    service = state.services.get(service_id)
+    if service is None:
+        raise NotFound(f"No CDS service with id {service_id[:64]!r}; see GET /cds-services")
+    started = time.monotonic()
+    check_content_type(request.content_type)
+    body = validate_hook_request(parse_json(request.get_data(cache=False)), service)
+    entry: dict[str, Any] = {"hookInstance": body["hookInstance"], "service": service.id, "hook": service.hook,
+                             "fhirServer": "fhirServer" in body,
+                             "fhirAuthorization": "fhirAuthorization" in body}
+    timings: dict[str, float] = {}
+    try:
+        t0 = time.monotonic()
+        try:
+            record, report = state.gatherer.gather(service, body)
+        except RequiredDataUnavailable as exc:
+            timings["gather"] = _ms(t0)
+            entry.update(status=412, prefetch=exc.report.as_log())
+            raise
+        timings["gather"] = _ms(t0)
+        entry["prefetch"] = report.as_log()
+        t1 = time.monotonic()
+        cards = pipeline.evaluate(service.hook, body["context"], record,
+                                  today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings)
+        timings["evaluate"] = _ms(t1)     # map + decide + render: one pure call
+        entry.update(status=200, cards=len(cards), gaps=len(record.gaps), resources=len(record.resources))
+        return jsonify({"cards": cards})
+    except ApiError as exc:
+        entry.setdefault("status", exc.status)
+        raise
+    except Exception:
+        entry["status"] = 500
+        raise
+    finally:
+        timings["total"] = _ms(started)
+        entry["timing_ms"] = timings
+        log.info("hook.call", extra=entry)
+
+
+def _ms(since: float) -> float:
+    return round((time.monotonic() - since) * 1000, 2)

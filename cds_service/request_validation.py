@@ -1,0 +1,105 @@
+"""Hook request validation: JSON body -> a checked dict, or a 400/415 naming what is wrong.
+
+The schema (`schemas/request.schema.json`, see its README for provenance and leniencies) catches
+structure; this module adds what a schema cannot say well: the body must be JSON, the `hook` must be
+the one the addressed service is registered for. FHIR content inside the request (draft orders,
+prefetch) is *not* validated with fhir.resources here: the mapping step reads it leniently, field by
+field, so one odd element skips a resource instead of rejecting the call (and big prefetch stays fast).
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from cds_service.errors import ApiError, BadRequest
+from cds_service.services import ServiceDefinition
+
+JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
+
+
+class UnsupportedMediaType(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=415, code="not-supported")
+
+
+@lru_cache(maxsize=1)
+def request_validator() -> Draft202012Validator:
+    """The compiled request schema (read once per process; immutable)."""
+    text = resources.files("cds_service").joinpath("schemas/request.schema.json").read_text(encoding="utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def check_content_type(content_type: str | None) -> None:
+    """415 unless the body is declared JSON (`application/json` or `application/fhir+json`, any parameters)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in JSON_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json (got {media or 'none'!r})")
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        position = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise BadRequest(f"Request body is not valid JSON{position}") from None
+    except RecursionError:
+        raise BadRequest("Request body is nested too deeply") from None
+
+
+def _expression(error: ValidationError) -> str:
+    """FHIRPath-like location of the offending field, e.g. `context.patientId` or `context.draftOrders`."""
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    missing = None
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = next((name for name in error.validator_value if name not in error.instance), None)
+    elif error.validator == "dependentRequired" and isinstance(error.instance, dict):
+        for name, needs in error.validator_value.items():
+            if name in error.instance:
+                missing = next((n for n in needs if n not in error.instance), None)
+                if missing:
+                    break
+    if missing:
+        path = f"{path}.{missing}" if path else missing
+    return path or "$"
+
+
+def _message(error: ValidationError, expression: str) -> str:
+    if error.validator == "required":
+        return f"{expression} is required"
+    if error.validator == "dependentRequired":
+        return f"{expression} is required when fhirAuthorization is present (cds-r-1)"
+    if error.validator == "maxLength":
+        return f"{expression} is too long (at most {error.validator_value} characters)"
+    if error.validator == "type":
+        return f"{expression} must be of JSON type {error.validator_value}"
+    if error.validator == "const":
+        return f"{expression} must be {error.validator_value!r}"
+    if error.validator == "pattern":
+        return f"{expression} has an invalid format"
+    # keep the library's text short: it can quote the (possibly large) offending value
+    return f"{expression} is invalid ({error.validator})"
+
+
+def validate_hook_request(body: Any, service: ServiceDefinition) -> dict[str, Any]:
+    """The body if it is a valid call of `service`; else BadRequest naming the field (`expression`)."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"Request body must be a JSON object, not a JSON {type(body).__name__}", expression="$")
+    hook = body.get("hook")
+    if isinstance(hook, str) and hook and hook != service.hook:
+        raise BadRequest(f"Service {service.id} is registered for hook {service.hook!r}, not {hook[:64]!r}",
+                         expression="hook")
+    error = best_match(request_validator().iter_errors(body))
+    if error is not None:
+        expression = _expression(error)
+        raise BadRequest(_message(error, expression), expression=expression)
+    return body

@@ -1,0 +1,179 @@
+"""The three CDS services, declared as data (HAPI-style "services as data"): routing is by service id.
+
+Each service lists the FHIR queries it needs. A query is both a discovery prefetch template and the
+request the gather step issues when the client did not prefetch it, so the two can never drift apart.
+Every query also carries its failure policy (`required`): a required query that cannot be answered
+makes the hook call a 412; an optional one becomes a data gap named on the cards.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote
+
+CDS_HOOKS_VERSION = "2.0.1"
+HOOK_VERSION = "1.0"          # hook library STU1 (patient-view, order-select, order-sign)
+SEARCH_PAGE_SIZE = 200        # `_count` on every search: one page covers nearly every real record
+
+# LOINC codes whose Observations the decision needs: ER, PR, combined HR, HER2 (tissue only; the
+# serum HER2 codes 42914-2, 32996-1, 51981-9 are deliberately absent) and LVEF. Source: clinical.md
+# §4.3. 417181009 is a SNOMED code that Synthea files under the LOINC system ("Hormone Receptor
+# Negative"); asking for it costs nothing and lets the mapping see such records.
+RECEPTOR_LOINC_CODES: tuple[str, ...] = (
+    # estrogen receptor
+    "85337-4", "40556-3", "16112-5", "85329-1", "14228-1", "85310-1", "14130-9",
+    # progesterone receptor
+    "85339-0", "40557-1", "16113-3", "85325-9", "14230-7", "85331-7", "10861-3", "31207-4",
+    # estrogen + progesterone receptor
+    "10480-2",
+    # HER2 (IHC, ISH, overall interpretation)
+    "48676-1", "85319-2", "72383-3", "72382-5", "18474-7", "85318-4", "31150-6", "96893-3",
+    "49683-6", "74860-8", "74885-5",
+    # Synthea's mis-filed hormone-receptor code (see above)
+    "417181009",
+)
+LVEF_LOINC_CODES: tuple[str, ...] = (
+    "10230-1", "18043-0", "8806-2", "77891-0", "77889-4", "8808-8", "8809-6", "18045-5", "8811-2", "79991-6",
+)
+LOINC = "http://loinc.org"
+
+
+@dataclass(frozen=True)
+class FhirQuery:
+    """One prefetch key: its template, what resource type answers it, and what happens if it cannot."""
+
+    key: str
+    template: str                 # relative FHIR URL with CDS Hooks 2.0 tokens only
+    resource_type: str            # the type a read returns / the type a search is over
+    required: bool                # failure policy: True -> 412, False -> answer with a data gap
+    why: str                      # the reason for the policy, shown nowhere but kept next to it
+
+    @property
+    def is_read(self) -> bool:
+        """A read (`Type/id`) answers with one resource; everything else is a search (a Bundle)."""
+        return "?" not in self.template and self.template.count("/") == 1
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    id: str
+    hook: str
+    title: str
+    description: str
+    queries: tuple[FhirQuery, ...]
+
+    def discovery(self) -> dict[str, Any]:
+        """This service's entry in `GET /cds-services` (2.0 fields + the harmless 3.0 extras)."""
+        return {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+            "prefetch": {q.key: q.template for q in self.queries},
+            "version": CDS_HOOKS_VERSION,
+            "hookVersion": HOOK_VERSION,
+        }
+
+
+def _search(resource_type: str, extra: str = "") -> str:
+    return f"{resource_type}?patient={{{{context.patientId}}}}{extra}&_count={SEARCH_PAGE_SIZE}"
+
+
+def _observation_codes() -> str:
+    return ",".join(f"{LOINC}|{code}" for code in RECEPTOR_LOINC_CODES + LVEF_LOINC_CODES)
+
+
+# The record every service reads. Failure policy, query by query:
+PATIENT_RECORD: tuple[FhirQuery, ...] = (
+    FhirQuery("patient", "Patient/{{context.patientId}}", "Patient", True,
+              "age and sex feed dosing and eligibility; a 404 is 'no such patient' (no data), not a failure"),
+    FhirQuery("conditions", _search("Condition"), "Condition", True,
+              "breast cancer, metastatic sites, ILD and heart failure history: without them no safe decision"),
+    FhirQuery("observations", _search("Observation", f"&code={_observation_codes()}"), "Observation", True,
+              "HER2/ER/PR status and LVEF: the regimen choice and the cardiac checks depend on them"),
+    FhirQuery("medicationRequests", _search("MedicationRequest"), "MedicationRequest", True,
+              "prior lines of therapy and anthracycline exposure: missing them could recommend a repeat "
+              "or miss a cardiotoxic combination"),
+    FhirQuery("medicationStatements", _search("MedicationStatement"), "MedicationStatement", True,
+              "therapy given elsewhere is often only a MedicationStatement; same safety reason as requests"),
+    FhirQuery("medicationAdministrations", _search("MedicationAdministration"), "MedicationAdministration", False,
+              "administrations refine dates of therapy already known from requests/statements; without them "
+              "the answer is still safe, so the cards say what could not be read"),
+)
+
+SERVICES: tuple[ServiceDefinition, ...] = (
+    ServiceDefinition(
+        id="her2-next-regimen-patient-view",
+        hook="patient-view",
+        title="HER2+ metastatic breast cancer: next treatment",
+        description=("Suggests the next line of systemic therapy for HER2-positive metastatic breast cancer "
+                     "from the patient's prior treatment, and flags cardiac (LVEF) and ILD safety issues."),
+        queries=PATIENT_RECORD,
+    ),
+    ServiceDefinition(
+        id="her2-order-select",
+        hook="order-select",
+        title="HER2+ metastatic breast cancer: order check (select)",
+        description=("Checks drafted oncology orders for a HER2-positive metastatic breast cancer patient "
+                     "against the next-line guidance and safety rules (anthracycline + HER2 therapy, ILD, LVEF)."),
+        queries=PATIENT_RECORD,
+    ),
+    ServiceDefinition(
+        id="her2-order-sign",
+        hook="order-sign",
+        title="HER2+ metastatic breast cancer: order check (sign)",
+        description=("Before signing, checks oncology orders for a HER2-positive metastatic breast cancer "
+                     "patient against the next-line guidance and safety rules (anthracycline + HER2 therapy, "
+                     "ILD, LVEF)."),
+        queries=PATIENT_RECORD,
+    ),
+)
+
+
+class ServiceRegistry:
+    """Services by id, in discovery order."""
+
+    def __init__(self, services: Iterable[ServiceDefinition] = SERVICES) -> None:
+        self._by_id: dict[str, ServiceDefinition] = {}
+        for service in services:
+            if service.id in self._by_id:
+                raise ValueError(f"duplicate service id {service.id!r}")
+            self._by_id[service.id] = service
+
+    def get(self, service_id: str) -> ServiceDefinition | None:
+        return self._by_id.get(service_id)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self._by_id)
+
+    def discovery(self) -> dict[str, Any]:
+        return {"services": [s.discovery() for s in self._by_id.values()]}
+
+
+_TOKEN = re.compile(r"\{\{(.*?)\}\}")
+_USER_TOKENS = {"userPractitionerId": "Practitioner", "userPractitionerRoleId": "PractitionerRole",
+                "userPatientId": "Patient", "userRelatedPersonId": "RelatedPerson"}
+
+
+def fill_template(template: str, context: Mapping[str, Any]) -> str | None:
+    """The query with its `{{context.X}}` / user tokens replaced, or None when one cannot be resolved."""
+    unresolved = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal unresolved
+        token = match.group(1).strip()
+        value: Any = None
+        if token.startswith("context."):
+            value = context.get(token[len("context."):])
+        elif token in _USER_TOKENS:
+            rtype, _, rid = str(context.get("userId", "")).partition("/")
+            value = rid if rtype == _USER_TOKENS[token] else None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
+            unresolved = True
+            return ""
+        return quote(str(value), safe="-._~")
+
+    filled = _TOKEN.sub(replace, template)
+    return None if unresolved else filled
