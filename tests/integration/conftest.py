@@ -1,0 +1,77 @@
+"""Session fixtures: a real sekmet-fhir server with the demo patients (and the shared scenarios when
+present) and the live service (`her2-cds serve`, auth off, temp feedback DB), both on free loopback
+ports and stopped by PID at the end."""
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from cds_service.demo import loader
+from cds_service.demo.relative_dates import load_json
+from cds_service.demo.sekmet import SekmetServer, ensure_sekmet, free_port, stop_process, wait_for_http
+from support import TODAY, scenario_dirs
+
+
+@dataclass(frozen=True)
+class LiveService:
+    base: str
+    services: dict[str, dict[str, Any]]     # hook -> discovery entry
+
+    def service(self, hook: str) -> dict[str, Any]:
+        return self.services[hook]
+
+
+@pytest.fixture(scope="session")
+def fhir_server() -> Iterator[str]:
+    """Base URL of a fresh sekmet-fhir holding the demo patients and (if present) the scenarios."""
+    server = SekmetServer(venv=ensure_sekmet())
+    server.start()
+    try:
+        loader.load_directory(server.base_url, today=TODAY)
+        for directory in scenario_dirs():
+            loader.load_bundle(server.base_url, load_json(directory / "bundle.json", TODAY), name=directory.name)
+        yield server.base_url
+    finally:
+        server.stop()
+
+
+def _app_factory_available() -> bool:
+    try:
+        return callable(getattr(importlib.import_module("cds_service"), "create_app", None))
+    except Exception:   # a half-landed package must not break collection of the other tests
+        return False
+
+
+@pytest.fixture(scope="session")
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """`her2-cds serve` (real gunicorn, real HTTP) on a free port; skipped until create_app exists."""
+    if not _app_factory_available():
+        pytest.skip("cds_service.create_app is not available yet")
+    work = tmp_path_factory.mktemp("service")
+    port = free_port()
+    env = {**os.environ, "HER2CDS_AUTH_MODE": "off", "HER2CDS_CORS_ORIGINS": "*",
+           "HER2CDS_FEEDBACK_DB_URL": f"sqlite:///{work / 'feedback.sqlite3'}",
+           "HER2CDS_FHIR_TIMEOUT_SECONDS": "5", "HER2CDS_FHIR_DEADLINE_SECONDS": "10"}
+    log_path = work / "service.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
+                                    "--port", str(port), "--workers", "2"],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_for_http(f"{base}/cds-services", 60, process):
+            pytest.fail(f"service did not start; log:\n{log_path.read_text(errors='replace')[-3000:]}")
+        discovery = requests.get(f"{base}/cds-services", timeout=10).json()
+        yield LiveService(base, {s["hook"]: s for s in discovery.get("services", [])})
+    finally:
+        stop_process(process, grace=10)
