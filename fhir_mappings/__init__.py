@@ -1,6 +1,12 @@
 """FHIR R4 resources -> typed clinical facts (`fhir_mappings.model`). Pure functions: no HTTP here.
 
-Public API (implemented in the submodules):
+Public API:
 - `summarize(resources, patient_id, as_of) -> PatientSummary`
 - `map_draft_orders(draft_orders, selections) -> tuple[list[DraftOrder], list[RecordIssue]]`
+- `terminology.drug_by_rxnorm(code) -> Drug | None` (and `drugs_by_rxnorm` for combination products)
+- `synthetic.large_record(n_obs, n_meds, patient_id)` for the benchmark
 """
+from .drafts import map_draft_orders
+from .summary import summarize
+
+__all__ = ["summarize", "map_draft_orders"]

@@ -1,0 +1,283 @@
+"""Cancer, metastasis, ILD and heart-failure facts from Conditions (and staging / mCODE Observations).
+
+Conventions (clinical.md §4.4, §4.5):
+- A Condition whose verificationStatus is refuted or entered-in-error does not exist for any rule.
+  A resolved/inactive one still counts as *history* (ILD, heart failure); its clinical status is kept.
+- Breast cancer: ICD-10-CM C50.*, SNOMED breast-cancer concepts, or a generic malignancy code with a
+  breast bodySite.
+- Distant metastasis: secondary-cancer codes (ICD-10-CM C77-C79, C7B; SNOMED secondary concepts),
+  stage IV / M1, or an mCODE history-of-metastatic-cancer Observation. Regional breast nodes
+  (C77.3 axillary, SNOMED 94181007; C77.9 unspecified nodes) are N category, not M: not metastatic.
+  A secondary Condition linked (condition-related) to a non-breast primary is not breast metastasis.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, codings, extensions, is_icd10, is_loinc,
+                       is_snomed, parse_date, ref_id, status_code)
+from .model import ConditionFact, MetastaticSite
+
+IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+
+# --- breast cancer -------------------------------------------------------------------------------
+BREAST_SNOMED = frozenset({
+    "254837009", "353431000119107", "353441000119101", "408643008", "372064008", "372137005", "278054005",
+    "427685000", "431396003", "417181009", "413448000", "444604002", "1228829006", "93796005", "373080008",
+    "373081007", "373082000", "403458008", "403946000", "286892007", "286893002", "286894008", "286895009",
+    "286896005", "286897001", "372092003", "372093008", "372094002", "373083005", "373088001", "373089009",
+    "373090000", "373091001", "93680004", "93745008", "93776002", "93874009", "93876006", "93924008", "94115006",
+})
+GENERIC_MALIGNANCY_SNOMED = frozenset({"363346000", "372087000", "86049000", "1240414004", "363358000"})
+BREAST_BODY_SITE_SNOMED = frozenset({"76752008", "80248007", "73056007", "63762007", "72410000", "76365002",
+                                     "77831004", "12396004", "33564002", "53840002", "19100000"})
+_BREAST_WORD = re.compile(r"\bbreast|\bmamma", re.I)
+_MALIGNANT_WORD = re.compile(r"malignan|carcinoma|cancer|neoplasm", re.I)
+_SECONDARY_WORD = re.compile(r"secondary|metasta", re.I)
+
+# --- secondary sites -------------------------------------------------------------------------------
+#: ICD-10-CM prefix -> (site, cns, distant)
+ICD_SECONDARY: tuple[tuple[str, str, bool, bool], ...] = (
+    ("C79.31", "brain", True, True), ("C79.32", "cerebral meninges", True, True), ("C79.4", "nervous system", True, True),
+    ("C79.3", "brain", True, True),
+    ("C77.3", "axillary lymph node", False, False), ("C77.9", "lymph node, unspecified", False, False),
+    ("C77", "distant lymph node", False, True),
+    ("C78.0", "lung", False, True), ("C78.1", "mediastinum", False, True), ("C78.2", "pleura", False, True),
+    ("C78.3", "respiratory organ", False, True), ("C78.4", "small intestine", False, True), ("C78.5", "large intestine", False, True),
+    ("C78.6", "peritoneum", False, True), ("C78.7", "liver", False, True), ("C78", "digestive organ", False, True),
+    ("C79.5", "bone", False, True), ("C79.0", "kidney", False, True), ("C79.1", "bladder", False, True),
+    ("C79.2", "skin", False, True), ("C79.6", "ovary", False, True), ("C79.7", "adrenal gland", False, True),
+    ("C79.8", "other", False, True), ("C79.9", "other", False, True), ("C79", "other", False, True), ("C7B", "other", False, True),
+)
+SNOMED_SECONDARY: dict[str, tuple[str, bool, bool]] = {
+    "94225005": ("brain", True, True), "94222008": ("bone", False, True), "94381002": ("liver", False, True),
+    "94391008": ("lung", False, True), "94181007": ("axillary lymph node", False, False),
+    "128462008": ("other", False, True), "94409002": ("brain", True, True), "94493005": ("pleura", False, True),
+    "94297009": ("peritoneum", False, True), "94260004": ("other", False, True), "94503003": ("skin", False, True),
+    "369486003": ("brain", True, True), "94602001": ("other", False, True), "1144702001": ("other", False, True),
+    "94455000": ("distant lymph node", False, True), "94169000": ("meninges", True, True),
+}
+_SITE_WORDS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
+    (re.compile(r"axilla", re.I), "axillary lymph node", False, False),
+    (re.compile(r"brain|cerebr|intracranial|mening|leptomening|central nervous|\bcns\b", re.I), "brain", True, True),
+    (re.compile(r"liver|hepat", re.I), "liver", False, True),
+    (re.compile(r"bone|osseous|skelet|spine|vertebr", re.I), "bone", False, True),
+    (re.compile(r"lung|pulmon", re.I), "lung", False, True),
+    (re.compile(r"pleura", re.I), "pleura", False, True),
+    (re.compile(r"lymph", re.I), "distant lymph node", False, True),
+)
+MCODE_SECONDARY = "mcode-secondary-cancer-condition"
+MCODE_PRIMARY = "mcode-primary-cancer-condition"
+MCODE_HISTORY_METASTATIC = "mcode-history-of-metastatic-cancer"
+
+# --- staging ----------------------------------------------------------------------------------------
+STAGE_GROUP_LOINC = frozenset({"21908-9", "21902-2", "21914-7", "75620-5", "21909-7"})
+M_CATEGORY_LOINC = frozenset({"21907-1", "21901-4"})
+STAGE_IV_CODES = frozenset({"1222806003", "258228008", "1222807007", "1222808002", "1222809005",
+                            "4", "IV", "4A", "4B", "4C", "IVA", "IVB", "IVC"})
+_STAGE_IV_TEXT = re.compile(r"\bstage\s*(iv|4)[abc]?\b", re.I)
+_M1_TEXT = re.compile(r"^\s*[cpy]*M1[a-d]?\b|\b[cp]M1[a-d]?\b|\bM1\b", re.I)
+M1_SNOMED = frozenset({"1229903004", "1229904005", "1229905006", "1229906007", "1229907003", "1229908008", "1229909000"})
+
+# --- ILD, heart failure -------------------------------------------------------------------------------
+ILD_ICD_PREFIXES = ("J84", "J70.2", "J70.3", "J70.4")
+ILD_SNOMED = frozenset({"233703007", "427046006", "205237003", "51615001", "700250006", "28168000", "196125002",
+                        "233713004", "233723008", "64667001"})
+_ILD_TEXT = re.compile(r"interstitial lung|interstitial pneumon|pneumonitis|pulmonary fibrosis", re.I)
+HF_ICD_PREFIXES = ("I50", "I11.0", "I13.0", "I13.2", "I09.81")
+CARDIOMYOPATHY_ICD_PREFIXES = ("I42", "I43")
+HF_SNOMED = frozenset({"84114007", "42343007", "88805009", "703272007", "85232009", "441481004", "441530006",
+                       "10335000", "417996009", "446221000"})
+CARDIOMYOPATHY_SNOMED = frozenset({"85898001", "399020009", "195021004", "53043001"})
+
+# --- breast surgery (to tell neoadjuvant from adjuvant) ----------------------------------------------
+BREAST_SURGERY_SNOMED = frozenset({"69031006", "172043006", "22964006", "392021009", "64368001", "237372004",
+                                   "428564008", "429400009", "395702000", "384723003", "447135002", "14693006",
+                                   "27865001", "70536003"})
+_SURGERY_TEXT = re.compile(r"mastectomy|lumpectomy|quadrantectomy|breast[- ]conserving|partial mastectomy|"
+                           r"excision of (the )?breast|wide local excision", re.I)
+
+
+def verification_ignored(cond: dict[str, Any]) -> bool:
+    return status_code(cond.get("verificationStatus")) in IGNORED_VERIFICATION
+
+
+def onset(cond: dict[str, Any]) -> dt.date | None:
+    start, _ = choice_dates(cond, "onset")
+    return start or parse_date(cond.get("recordedDate")) or parse_date(cond.get("assertedDate"))
+
+
+def _profiles(resource: dict[str, Any]) -> str:
+    return " ".join(p for p in as_list(as_dict(resource.get("meta")).get("profile")) if isinstance(p, str))
+
+
+def _icd_norm(code: str) -> str:
+    c = code.upper().strip()
+    if len(c) > 3 and "." not in c:
+        c = c[:3] + "." + c[3:]
+    return c
+
+
+@dataclass(frozen=True)
+class CancerKind:
+    breast: bool = False
+    other_primary: bool = False
+    secondary: MetastaticSite | None = None   # site template (onset/source filled by caller)
+    regional_only: bool = False
+
+
+def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
+    """Is this Condition breast cancer, another primary, or a secondary (metastatic) cancer?"""
+    code_cc = cond.get("code")
+    profiles = _profiles(cond)
+    text = all_text(code_cc)
+    when = onset(cond)
+    for system, code, display in codings(code_cc):
+        if is_icd10(system):
+            c = _icd_norm(code)
+            for prefix, site, cns, distant in ICD_SECONDARY:
+                if c.startswith(prefix):
+                    s = MetastaticSite(site, cns, c, system, display or text, when, source)
+                    return CancerKind(secondary=s, regional_only=not distant)
+    for system, code, display in codings(code_cc):
+        if is_snomed(system) and code in SNOMED_SECONDARY:
+            site, cns, distant = SNOMED_SECONDARY[code]
+            return CancerKind(secondary=MetastaticSite(site, cns, code, system, display or text, when, source),
+                              regional_only=not distant)
+    if MCODE_SECONDARY in profiles or (_SECONDARY_WORD.search(text) and _MALIGNANT_WORD.search(text)):
+        for pattern, site, cns, distant in _SITE_WORDS:
+            if pattern.search(text):
+                break
+        else:
+            site, cns, distant = "other", False, True
+        system, code, _ = next(codings(code_cc), ("", "", ""))
+        return CancerKind(secondary=MetastaticSite(site, cns, code, system, text, when, source), regional_only=not distant)
+    for system, code, _ in codings(code_cc):
+        if is_icd10(system):
+            c = _icd_norm(code)
+            if c.startswith("C50"):
+                return CancerKind(breast=True)
+            if c.startswith("C") and c[1:3].isdigit() and (int(c[1:3]) <= 76 or 80 <= int(c[1:3]) <= 97):
+                if c.startswith(("C80", "C76")) and _breast_site(cond):
+                    return CancerKind(breast=True)
+                return CancerKind(other_primary=True)
+        elif is_snomed(system):
+            if code in BREAST_SNOMED:
+                return CancerKind(breast=True)
+            if code in GENERIC_MALIGNANCY_SNOMED:
+                return CancerKind(breast=True) if _breast_site(cond) else CancerKind(other_primary=True)
+    if _MALIGNANT_WORD.search(text) and not re.search(r"benign|in situ|history of|screening|family", text, re.I):
+        if _BREAST_WORD.search(text) or _breast_site(cond):
+            return CancerKind(breast=True)
+        if MCODE_PRIMARY in profiles or re.search(r"malignan|carcinoma|cancer", text, re.I):
+            return CancerKind(other_primary=True)
+    elif MCODE_PRIMARY in profiles:
+        return CancerKind(breast=True) if _breast_site(cond) else CancerKind(other_primary=True)
+    return CancerKind()
+
+
+def _breast_site(cond: dict[str, Any]) -> bool:
+    for site in as_list(cond.get("bodySite")):
+        for system, code, _ in codings(site):
+            if is_snomed(system) and code in BREAST_BODY_SITE_SNOMED:
+                return True
+        if _BREAST_WORD.search(all_text(site)):
+            return True
+    return False
+
+
+def related_condition_ids(cond: dict[str, Any]) -> list[str]:
+    ids = []
+    for ext in extensions(cond, "condition-related"):
+        rid = ref_id(ext.get("valueReference"), "Condition")
+        if rid:
+            ids.append(rid)
+    return ids
+
+
+def stage_iv(cond_or_obs: dict[str, Any]) -> bool:
+    """Stage IV / M1 in a Condition.stage or a staging Observation value."""
+    concepts: list[Any] = []
+    for st in as_list(cond_or_obs.get("stage")):
+        concepts.append(as_dict(st).get("summary"))
+    concepts.append(cond_or_obs.get("valueCodeableConcept"))
+    for cc in concepts:
+        for _, code, display in codings(cc):
+            if code.upper() in STAGE_IV_CODES or code in M1_SNOMED or _STAGE_IV_TEXT.search(display) \
+                    or _M1_TEXT.search(code):
+                return True
+        if _STAGE_IV_TEXT.search(all_text(cc)):
+            return True
+    return False
+
+
+def observation_metastatic(obs: dict[str, Any]) -> str:
+    """'' or the kind of metastatic evidence an Observation carries (stage IV, M1, mCODE history)."""
+    code_cc = obs.get("code")
+    loincs = {code for system, code, _ in codings(code_cc) if is_loinc(system) or not system}
+    if MCODE_HISTORY_METASTATIC in _profiles(obs) or re.search(r"history of metastatic", all_text(code_cc), re.I):
+        value = obs.get("valueCodeableConcept")
+        neg = any(code in ("LA32-8", "373067005", "260385009", "N") for _, code, _ in codings(value)) \
+            or obs.get("valueBoolean") is False
+        return "" if neg else "mCODE history of metastatic cancer"
+    if loincs & STAGE_GROUP_LOINC and stage_iv(obs):
+        return "stage IV"
+    if loincs & M_CATEGORY_LOINC:
+        for _, code, display in codings(obs.get("valueCodeableConcept")):
+            if code in M1_SNOMED or _M1_TEXT.search(code) or _M1_TEXT.search(display):
+                return "M1"
+    return ""
+
+
+def condition_fact(cond: dict[str, Any], source: str) -> ConditionFact | None:
+    """ILD / heart failure / cardiomyopathy fact of a Condition, or None."""
+    code_cc = cond.get("code")
+    kind = ""
+    chosen: tuple[str, str, str] | None = None
+    for system, code, display in codings(code_cc):
+        if is_icd10(system):
+            c = _icd_norm(code)
+            if c.startswith(ILD_ICD_PREFIXES):
+                kind = "ild"
+            elif c.startswith(HF_ICD_PREFIXES):
+                kind = "heart-failure"
+            elif c.startswith(CARDIOMYOPATHY_ICD_PREFIXES):
+                kind = "cardiomyopathy"
+            code = c
+        elif is_snomed(system):
+            if code in ILD_SNOMED:
+                kind = "ild"
+            elif code in HF_SNOMED:
+                kind = "heart-failure"
+            elif code in CARDIOMYOPATHY_SNOMED:
+                kind = "cardiomyopathy"
+        if kind:
+            chosen = (system, code, display)
+            break
+    if not kind:
+        text = all_text(code_cc)
+        if _ILD_TEXT.search(text) and not re.search(r"\bno\b|rule out|family history", text, re.I):
+            kind = "ild"
+            system, code, display = next(codings(code_cc), ("", "", text))
+            chosen = (system, code, display or text)
+    if not kind or chosen is None:
+        return None
+    system, code, display = chosen
+    return ConditionFact(kind, code, system, display or all_text(code_cc), onset(cond),
+                         status_code(cond.get("clinicalStatus")), source)
+
+
+def breast_surgery_date(proc: dict[str, Any]) -> dt.date | None:
+    status = as_str(proc.get("status")).lower()
+    if status in ("entered-in-error", "not-done", "preparation"):
+        return None
+    code_cc = proc.get("code")
+    is_surgery = any(is_snomed(s) and c in BREAST_SURGERY_SNOMED for s, c, _ in codings(code_cc)) \
+        or bool(_SURGERY_TEXT.search(all_text(code_cc)))
+    if not is_surgery:
+        return None
+    start, _ = choice_dates(proc, "performed")
+    return start

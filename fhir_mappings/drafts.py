@@ -1,0 +1,83 @@
+"""`map_draft_orders`: the hook context's `draftOrders` -> `DraftOrder`s, leniently.
+
+The CDS Hooks sandbox and real EHRs send Bundles without `type`, MedicationRequests without `intent`
+and `category` as an object; a single resource or a bare list is accepted too. DSTU2 `MedicationOrder`
+is reported as an issue (the service speaks R4), never a crash. `selections` None means every draft is
+selected; otherwise a draft is selected when its "MedicationRequest/<id>" is listed (absolute URLs and
+`_history` suffixes are tolerated).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .fhirpath import as_dict, as_list, as_str, ref_type_id
+from .medications import resolve_medication
+from .model import DraftOrder, RecordIssue
+
+
+def _resources(draft_orders: Any) -> list[Any]:
+    if draft_orders is None:
+        return []
+    if isinstance(draft_orders, dict):
+        if draft_orders.get("resourceType") == "Bundle" or "entry" in draft_orders:
+            return [as_dict(e).get("resource") if isinstance(e, dict) and "resource" in e else e
+                    for e in as_list(draft_orders.get("entry"))]
+        return [draft_orders]
+    if isinstance(draft_orders, list):
+        return draft_orders
+    return [draft_orders]
+
+
+def _selection_keys(selections: Any) -> set[str] | None:
+    if selections is None:
+        return None
+    keys: set[str] = set()
+    for s in as_list(selections) if not isinstance(selections, str) else [selections]:
+        tid = ref_type_id(s) if isinstance(s, str) else None
+        if tid:
+            keys.add(f"{tid[0]}/{tid[1]}")
+    return keys
+
+
+def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None) -> tuple[list[DraftOrder], list[RecordIssue]]:
+    """Drafted medication orders with their canonical drugs; never raises."""
+    drafts: list[DraftOrder] = []
+    issues: list[RecordIssue] = []
+    try:
+        keys = _selection_keys(selections)
+        for i, r in enumerate(_resources(draft_orders)):
+            where = f"draftOrders[{i}]"
+            try:
+                if not isinstance(r, dict):
+                    issues.append(RecordIssue(where, f"not a FHIR resource ({type(r).__name__})"))
+                    continue
+                rtype = as_str(r.get("resourceType"))
+                rid = as_str(r.get("id")) or f"draft-{i}"
+                if rtype == "MedicationOrder":
+                    issues.append(RecordIssue(f"MedicationOrder/{rid}", "DSTU2 MedicationOrder is not supported "
+                                                                         "(FHIR R4 MedicationRequest expected): not checked"))
+                    continue
+                if rtype != "MedicationRequest":
+                    if not rtype:
+                        issues.append(RecordIssue(where, "draft order without resourceType: not checked"))
+                    continue
+                if as_str(r.get("status")).lower() == "entered-in-error":
+                    continue
+                resource_id = f"MedicationRequest/{rid}"
+                mapped = resolve_medication(r, {})
+                m = mapped.mapping
+                if not m.drugs:
+                    issues.append(RecordIssue(resource_id, (mapped.reference_problem or "drafted medication not in the "
+                                                            "RxNorm/ATC roll-up table") + f": {m.display or ', '.join(m.unknown_codes) or 'no code'}"))
+                elif m.via == "name":
+                    issues.append(RecordIssue(resource_id, f"drafted medication code {', '.join(m.unknown_codes) or '(none)'} "
+                                                           f"unknown; mapped by name {m.display!r}"))
+                if m.display_conflict:
+                    issues.append(RecordIssue(resource_id, "code/display conflict: " + m.display_conflict))
+                drafts.append(DraftOrder(resource_id=resource_id, drugs=m.drugs, display=m.display or resource_id,
+                                         selected=keys is None or resource_id in keys, unmapped=not m.drugs))
+            except Exception as exc:   # noqa: BLE001 - one odd draft must not hide the others
+                issues.append(RecordIssue(where, f"draft order could not be read ({type(exc).__name__})"))
+    except Exception as exc:   # noqa: BLE001
+        issues.append(RecordIssue("draftOrders", f"could not be read ({type(exc).__name__})"))
+    return drafts, issues

@@ -1,0 +1,176 @@
+"""Small defensive accessors for raw FHIR R4 JSON dicts.
+
+Why not `fhir.resources` models: parsing thousands of resources with pydantic costs far more than the
+mapping budget (< 100 ms for 5,000 Observations), and real feeds are not always valid. Every helper
+here accepts any value and returns a safe default instead of raising.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from typing import Any, Iterator
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+_DATE = re.compile(r"^\s*(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    return [value]            # lenient: a single object where an array belongs (CDS sandbox `category`)
+
+
+def as_str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def codings(concept: Any) -> Iterator[tuple[str, str, str]]:
+    """(system, code, display) of every usable coding of a CodeableConcept (or list of them)."""
+    for cc in as_list(concept):
+        for c in as_list(as_dict(cc).get("coding")):
+            if isinstance(c, dict):
+                code = c.get("code")
+                if isinstance(code, (str, int)) and not isinstance(code, bool):
+                    code = str(code).strip()
+                    if code:
+                        yield as_str(c.get("system")).strip(), code, as_str(c.get("display"))
+
+
+def concept_text(concept: Any) -> str:
+    """Text of a CodeableConcept (or list): `text`, else the first coding display."""
+    for cc in as_list(concept):
+        cc = as_dict(cc)
+        if as_str(cc.get("text")):
+            return cc["text"]
+        for _, _, display in codings(cc):
+            if display:
+                return display
+    return ""
+
+
+def all_text(concept: Any) -> str:
+    """`text` and every display, joined: what a clinician would read."""
+    parts: list[str] = []
+    for cc in as_list(concept):
+        cc = as_dict(cc)
+        if as_str(cc.get("text")):
+            parts.append(cc["text"])
+        parts.extend(d for _, _, d in codings(cc) if d)
+    return " ; ".join(parts)
+
+
+def is_system(system: str, *needles: str) -> bool:
+    s = system.lower()
+    return any(n in s for n in needles)
+
+
+def is_snomed(system: str) -> bool:
+    return is_system(system, "snomed")
+
+
+def is_loinc(system: str) -> bool:
+    return is_system(system, "loinc")
+
+
+def is_icd10(system: str) -> bool:
+    return is_system(system, "icd-10", "icd10", "2.16.840.1.113883.6.90")
+
+
+def parse_date(value: Any, *, end: bool = False) -> dt.date | None:
+    """The calendar date of a FHIR date/dateTime/instant as written (no time-zone shift).
+
+    Partial dates: "2024-05" is the 1st of the month (the last day when `end`), "2024" likewise.
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str):
+        return None
+    m = _DATE.match(value)
+    if not m:
+        return None
+    try:
+        year = int(m.group(1))
+        if m.group(3):
+            return dt.date(year, int(m.group(2)), int(m.group(3)))
+        if m.group(2):
+            month = int(m.group(2))
+            return dt.date(year, month, calendar.monthrange(year, month)[1] if end else 1)
+        return dt.date(year, 12, 31) if end else dt.date(year, 1, 1)
+    except ValueError:
+        return None
+
+
+def period(value: Any) -> tuple[dt.date | None, dt.date | None]:
+    p = as_dict(value)
+    return parse_date(p.get("start")), parse_date(p.get("end"), end=True)
+
+
+def choice_dates(resource: dict[str, Any], prefix: str) -> tuple[dt.date | None, dt.date | None]:
+    """(start, end) of a `<prefix>[x]` choice element: DateTime, Period, Instant, Date, Age ignored."""
+    for suffix in ("DateTime", "Instant", "Date"):
+        d = parse_date(resource.get(prefix + suffix))
+        if d:
+            return d, d
+    if prefix + "Period" in resource:
+        return period(resource.get(prefix + "Period"))
+    if prefix + "String" in resource:           # onsetString "2019-05" is seen in the wild
+        d = parse_date(resource.get(prefix + "String"))
+        return d, d
+    return None, None
+
+
+def ref_id(reference: Any, resource_type: str | None = None) -> str | None:
+    """The id in a Reference (`Type/id`, absolute URL, `_history`), optionally only of a given type."""
+    ref = as_str(as_dict(reference).get("reference")) if not isinstance(reference, str) else reference
+    if not ref:
+        return None
+    parts = ref.strip().split("/")
+    if "_history" in parts:
+        parts = parts[:parts.index("_history")]
+    if len(parts) < 2:
+        return None
+    rtype, rid = parts[-2], parts[-1]
+    if resource_type and rtype != resource_type:
+        return None
+    return rid or None
+
+
+def ref_type_id(reference: Any) -> tuple[str, str] | None:
+    ref = as_str(as_dict(reference).get("reference")) if not isinstance(reference, str) else reference
+    parts = ref.strip().split("/") if ref else []
+    if "_history" in parts:
+        parts = parts[:parts.index("_history")]
+    if len(parts) < 2 or not parts[-1] or not parts[-2]:
+        return None
+    return parts[-2], parts[-1]
+
+
+def extensions(resource: Any, url_suffix: str) -> Iterator[dict[str, Any]]:
+    for ext in as_list(as_dict(resource).get("extension")):
+        if isinstance(ext, dict) and as_str(ext.get("url")).endswith(url_suffix):
+            yield ext
+
+
+def status_code(concept: Any) -> str:
+    """The code of a status CodeableConcept (clinicalStatus / verificationStatus), lower-case."""
+    if isinstance(concept, str):
+        return concept.lower()
+    for _, code, _ in codings(concept):
+        return code.lower()
+    return as_str(as_dict(concept).get("text")).lower()
+
+
+def source_of(resource: dict[str, Any]) -> str:
+    return f"{as_str(resource.get('resourceType')) or '?'}/{as_str(resource.get('id')) or '?'}"

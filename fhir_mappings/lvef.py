@@ -1,0 +1,74 @@
+"""Left-ventricular ejection fraction measurements (percent) from Observations and their components.
+
+Any LVEF LOINC code is accepted (clinical.md §4.3; several meanings are U, so the method is not
+interpreted). Values: Quantity in % (a fraction <= 1 without a % unit is scaled), a Range (midpoint),
+or a string such as "55%" / "55-60%" (midpoint).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .fhirpath import as_dict, as_list, as_str, choice_dates, codings, is_loinc, parse_date
+from .model import LvefMeasurement, RecordIssue
+
+LVEF_LOINC = frozenset({"10230-1", "18043-0", "8806-2", "77891-0", "77889-4", "8808-8", "8809-6", "18045-5",
+                        "8811-2", "79991-6"})
+_NUM = re.compile(r"(\d+(?:\.\d+)?)")
+
+
+def _lvef_code(concept: Any) -> str:
+    for system, code, _ in codings(concept):
+        if (is_loinc(system) or not system) and code in LVEF_LOINC:
+            return code
+    return ""
+
+
+def _value(part: dict[str, Any]) -> float | None:
+    q = part.get("valueQuantity")
+    if isinstance(q, dict):
+        v = q.get("value")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        unit = (as_str(q.get("unit")) + as_str(q.get("code"))).strip()
+        if 0 < v <= 1 and "%" not in unit:
+            return float(v) * 100
+        return float(v)
+    r = part.get("valueRange")
+    if isinstance(r, dict):
+        lo, hi = as_dict(r.get("low")).get("value"), as_dict(r.get("high")).get("value")
+        nums = [float(x) for x in (lo, hi) if isinstance(x, (int, float)) and not isinstance(x, bool)]
+        return sum(nums) / len(nums) if nums else None
+    s = part.get("valueString")
+    if isinstance(s, str):
+        nums = [float(x) for x in _NUM.findall(s)[:2]]
+        return sum(nums) / len(nums) if nums else None
+    v = part.get("valueInteger")
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return None
+
+
+def lvef_of(obs: dict[str, Any], source: str) -> tuple[list[LvefMeasurement], list[RecordIssue]]:
+    parts = [obs] + [c for c in as_list(obs.get("component")) if isinstance(c, dict)]
+    found: list[LvefMeasurement] = []
+    issues: list[RecordIssue] = []
+    start, _ = choice_dates(obs, "effective")
+    date = start or parse_date(obs.get("issued"))
+    for part in parts:
+        code = _lvef_code(part.get("code"))
+        if not code:
+            continue
+        value = _value(part)
+        if value is None:
+            if part.get("dataAbsentReason") is None:
+                issues.append(RecordIssue(source, f"LVEF ({code}) without a readable value"))
+            continue
+        if not 5 <= value <= 95:
+            issues.append(RecordIssue(source, f"LVEF ({code}) value {value:g} outside 5-95%: not used"))
+            continue
+        if date is None:
+            issues.append(RecordIssue(source, f"LVEF ({code}) without a date: not used"))
+            continue
+        found.append(LvefMeasurement(round(value, 1), date, code, source))
+    return found, issues

@@ -1,0 +1,196 @@
+"""Medication resources -> `Exposure`s (one per mapped ingredient per resource).
+
+What counts as history (issue 5): MedicationStatement, MedicationRequest and MedicationAdministration,
+except entered-in-error / not-taken / not-done / cancelled / draft records and requests whose intent is
+proposal or plan (those are suggestions, not treatment). Dates come from effective[x]; for requests
+from dosageInstruction timing bounds (boundsPeriod, boundsDuration, count x period), then
+dispenseRequest.validityPeriod, then authoredOn.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, codings, extensions, parse_date, period,
+                       ref_type_id, source_of)
+from .model import Drug, Exposure, RecordIssue
+from .terminology import MedicationMapping, map_codeable_concept
+
+MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+NOT_HISTORY_STATUS = frozenset({"entered-in-error", "not-taken", "not-done", "cancelled", "draft", "unknown-never"})
+NOT_HISTORY_INTENT = frozenset({"proposal", "plan"})
+ONGOING_STATUS = {
+    "MedicationStatement": frozenset({"active"}),
+    "MedicationRequest": frozenset({"active"}),
+    "MedicationAdministration": frozenset({"in-progress"}),
+}
+CURATIVE, PALLIATIVE = "373808002", "363676003"
+PROGRESSION_CODES = frozenset({"266721009", "271299001", "444391001", "385633008"})
+_PROGRESSION_TEXT = re.compile(r"progress|absent response|no response|not respond|refractory|treatment failure", re.I)
+_UNITS_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30.4375, "a": 365.25}
+
+
+@dataclass(frozen=True)
+class MappedMedication:
+    mapping: MedicationMapping
+    reference_problem: str = ""
+
+
+def resolve_medication(resource: dict[str, Any], medications: Mapping[str, dict[str, Any]]) -> MappedMedication:
+    """Map `medicationCodeableConcept`, or `medicationReference` to a contained / bundled Medication."""
+    cc = resource.get("medicationCodeableConcept")
+    if isinstance(cc, dict):
+        return MappedMedication(map_codeable_concept(cc))
+    ref = as_dict(resource.get("medicationReference"))
+    ref_display = as_str(ref.get("display"))
+    reference = as_str(ref.get("reference")).strip()
+    med: dict[str, Any] | None = None
+    if reference.startswith("#"):
+        for c in as_list(resource.get("contained")):
+            if isinstance(c, dict) and c.get("resourceType") == "Medication" and c.get("id") == reference[1:]:
+                med = c
+                break
+    elif reference:
+        tid = ref_type_id(reference)
+        if tid and tid[0] == "Medication":
+            med = medications.get(tid[1])
+    if med is None:
+        problem = f"medication reference {reference!r} not found" if reference else "no medication given"
+        return MappedMedication(map_codeable_concept({}, ref_display), problem)
+    mapping = map_codeable_concept(med.get("code") if isinstance(med.get("code"), dict) else {}, ref_display)
+    if not mapping.drugs:                     # a Medication with only ingredients (combination / compounded)
+        drugs: dict[str, Drug] = {}
+        names = []
+        for ing in as_list(med.get("ingredient")):
+            item = as_dict(ing).get("itemCodeableConcept")
+            if isinstance(item, dict):
+                m = map_codeable_concept(item)
+                drugs.update((d.rxnorm, d) for d in m.drugs)
+                names.append(m.display)
+        if drugs:
+            mapping = MedicationMapping(tuple(sorted(drugs.values(), key=lambda d: d.rxnorm)), "rxnorm",
+                                        mapping.display or " / ".join(n for n in names if n))
+    return MappedMedication(mapping)
+
+
+def procedure_intent(resource: dict[str, Any]) -> str | None:
+    for ext in extensions(resource, "mcode-procedure-intent"):
+        for _, code, _ in codings(ext.get("valueCodeableConcept")):
+            if code == CURATIVE:
+                return "curative"
+            if code == PALLIATIVE:
+                return "palliative"
+    return None
+
+
+def _status_reason(resource: dict[str, Any]) -> tuple[str, bool]:
+    concepts = list(as_list(resource.get("statusReason")))
+    concepts += [as_dict(e).get("valueCodeableConcept") for e in extensions(resource, "treatment-termination-reason")]
+    concepts += list(as_list(resource.get("reasonNotTaken")))
+    text = " ; ".join(t for t in (all_text(c) for c in concepts if isinstance(c, dict)) if t)
+    progressed = any(code in PROGRESSION_CODES for c in concepts for _, code, _ in codings(c)) \
+        or bool(_PROGRESSION_TEXT.search(text))
+    return text, progressed
+
+
+def _duration_days(value: Any) -> float | None:
+    d = as_dict(value)
+    v = d.get("value")
+    unit = as_str(d.get("code")) or as_str(d.get("unit"))
+    unit = {"day": "d", "days": "d", "week": "wk", "weeks": "wk", "month": "mo", "months": "mo", "year": "a",
+            "years": "a", "hour": "h", "hours": "h"}.get(unit.lower(), unit)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or unit not in _UNITS_DAYS:
+        return None
+    return float(v) * _UNITS_DAYS[unit]
+
+
+def _request_dates(mr: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
+    starts: list[dt.date] = []
+    ends: list[dt.date] = []
+    for di in as_list(mr.get("dosageInstruction")):
+        repeat = as_dict(as_dict(as_dict(di).get("timing")).get("repeat"))
+        s, e = period(repeat.get("boundsPeriod"))
+        if s:
+            starts.append(s)
+            if not e:
+                days = _duration_days(repeat.get("boundsDuration"))
+                count, per = repeat.get("count"), repeat.get("period")
+                if days is None and isinstance(count, int) and not isinstance(count, bool) and count > 0 \
+                        and isinstance(per, (int, float)) and not isinstance(per, bool):
+                    unit = as_str(repeat.get("periodUnit"))
+                    if unit in _UNITS_DAYS:
+                        freq = repeat.get("frequency") if isinstance(repeat.get("frequency"), int) else 1
+                        days = (count / max(freq, 1) - 1) * per * _UNITS_DAYS[unit]
+                if days is not None and 0 <= days < 36500:
+                    e = s + dt.timedelta(days=round(days))
+        if e:
+            ends.append(e)
+        for t in as_list(as_dict(as_dict(di).get("timing")).get("event")):
+            d = parse_date(t)
+            if d:
+                starts.append(d)
+                ends.append(d)
+    if not starts:
+        s, e = period(as_dict(as_dict(mr.get("dispenseRequest")).get("validityPeriod")))
+        if s:
+            starts.append(s)
+        if e:
+            ends.append(e)
+    if not starts:
+        a = parse_date(mr.get("authoredOn"))
+        if a:
+            starts.append(a)
+    return (min(starts) if starts else None), (max(ends) if ends else None)
+
+
+def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, Any]], as_of: dt.date
+                 ) -> tuple[list[Exposure], list[RecordIssue], list[RecordIssue]]:
+    """(exposures, unmapped issues, skipped issues) for one medication resource. Never raises on shape."""
+    rtype = resource.get("resourceType")
+    source = source_of(resource)
+    status = as_str(resource.get("status")).lower()
+    if status in NOT_HISTORY_STATUS:
+        return [], [], []
+    if rtype == "MedicationRequest":
+        intent = as_str(resource.get("intent")).lower()
+        if intent in NOT_HISTORY_INTENT:
+            return [], [], []
+        if as_dict(resource.get("doNotPerform")) or resource.get("doNotPerform") is True:
+            return [], [], []
+        start, end = _request_dates(resource)
+    elif rtype == "MedicationStatement":
+        if status == "intended":
+            return [], [], []
+        start, end = choice_dates(resource, "effective")
+    else:
+        start, end = choice_dates(resource, "effective")
+    mapped = resolve_medication(resource, medications)
+    mapping = mapped.mapping
+    unmapped: list[RecordIssue] = []
+    if not mapping.drugs:
+        what = mapping.display or ", ".join(mapping.unknown_codes) or "no code or name"
+        problem = mapped.reference_problem or "medication not in the RxNorm/ATC roll-up table"
+        unmapped.append(RecordIssue(source, f"{problem}: {what}" + (f" ({', '.join(mapping.unknown_codes)})"
+                                                                       if mapping.unknown_codes and mapping.display else "")))
+        return [], unmapped, []
+    if mapping.via == "name":
+        unmapped.append(RecordIssue(source, f"code {', '.join(mapping.unknown_codes) or '(none)'} not in the roll-up "
+                                            f"table; mapped by name {mapping.display!r} to "
+                                            f"{', '.join(d.name for d in mapping.drugs)}"))
+    if mapping.display_conflict:
+        unmapped.append(RecordIssue(source, "code/display conflict: " + mapping.display_conflict))
+    if start and end and end < start:
+        start, end = end, start
+    if start and start > as_of:
+        return [], unmapped, [RecordIssue(source, f"{rtype} starts after {as_of.isoformat()} "
+                                                  f"({start.isoformat()}): planned, not history")]
+    ongoing = status in ONGOING_STATUS.get(str(rtype), frozenset()) and (end is None or end >= as_of)
+    reason, progressed = _status_reason(resource)
+    intent = procedure_intent(resource)
+    exposures = [Exposure(drug=d, start=start, end=None if ongoing else (min(end, as_of) if end else None),
+                          ongoing=ongoing, status=status, resource_type=str(rtype), source=source,
+                          intent=intent, status_reason=reason, progressed=progressed)
+                 for d in mapping.drugs]
+    return exposures, unmapped, []

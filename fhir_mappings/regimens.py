@@ -1,0 +1,210 @@
+"""Exposures -> regimens, settings, metastatic lines and the derived therapy facts the rules use.
+
+Semantics (documented here because the cards rely on them):
+- Grouping, in order of start date: an exposure joins the regimen that already holds the same
+  ingredient when it starts within CONTINUATION_DAYS of that ingredient's last known date (cycles of
+  MedicationAdministration, renewed orders); else the latest regimen when it starts within
+  REGIMEN_WINDOW_DAYS of that regimen's start; else, for endocrine / CDK4/6 agents only, the latest
+  regimen while that regimen is still running (endocrine therapy added to HP maintenance is not a new
+  line); else it opens a new regimen.
+- Setting: palliative procedure-intent -> metastatic; curative intent and a start before the
+  metastatic date -> early; otherwise dates: start on/after (metastatic first-known - 14 days) ->
+  metastatic, before -> early. Early is refined by a breast-surgery Procedure: ended by the surgery ->
+  neoadjuvant, started after it -> adjuvant, else "early".
+- Lines: metastatic regimens numbered 1..n by start date (every anticancer regimen counts, endocrine
+  too). A regimen `progressed` when an exposure's statusReason says no response / progression, or a
+  later metastatic line started. `ongoing`: an exposure is ongoing (active order/statement, period
+  without end) or, for administrations only, the last dose was within ONGOING_DOSE_DAYS and nothing
+  says it stopped.
+- last dose of a drug: an ongoing order counts as given up to `as_of` unless administrations of that
+  drug are recorded, in which case the latest administration date is used; otherwise end, else start.
+- tfi_months = (metastatic first-known - end of early HER2 therapy) in days / 30.4375, rounded to
+  0.1, never below 0 (relapse during (neo)adjuvant therapy gives 0.0).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .model import (CDK46, ENDOCRINE, HER2_CLASSES, RX_PERTUZUMAB, Exposure, Regimen, Setting, TherapyHistory)
+
+REGIMEN_WINDOW_DAYS = 21
+CONTINUATION_DAYS = 45
+ONGOING_DOSE_DAYS = 42          # "a dose in the last 6 weeks" (contract)
+METASTATIC_TOLERANCE_DAYS = 14
+SURGERY_TOLERANCE_DAYS = 14
+DAYS_PER_MONTH = 30.4375
+ADD_ON_CLASSES = frozenset({ENDOCRINE, CDK46})
+EARLY_SETTINGS = frozenset({Setting.NEOADJUVANT, Setting.ADJUVANT, Setting.EARLY})
+
+
+def anchor(e: Exposure) -> dt.date | None:
+    return e.start or e.end
+
+
+def last_known(e: Exposure, as_of: dt.date) -> dt.date | None:
+    if e.ongoing:
+        return as_of
+    return e.end or e.start
+
+
+@dataclass
+class _Builder:
+    exposures: list[Exposure] = field(default_factory=list)
+    start: dt.date | None = None
+
+    def last_of(self, rxnorm: str, as_of: dt.date) -> dt.date | None:
+        dates = [last_known(e, as_of) for e in self.exposures if e.drug.rxnorm == rxnorm]
+        dates = [d for d in dates if d]
+        return max(dates) if dates else None
+
+    def last(self, as_of: dt.date) -> dt.date | None:
+        dates = [d for d in (last_known(e, as_of) for e in self.exposures) if d]
+        return max(dates) if dates else None
+
+
+def group(exposures: Iterable[Exposure], as_of: dt.date) -> list[list[Exposure]]:
+    dated = sorted((e for e in exposures if anchor(e)), key=lambda e: (anchor(e), e.source, e.drug.rxnorm))
+    undated = [e for e in exposures if not anchor(e)]
+    builders: list[_Builder] = []
+    for e in dated:
+        d = anchor(e)
+        target = None
+        for b in reversed(builders):
+            last = b.last_of(e.drug.rxnorm, as_of)
+            if last is not None:
+                if (d - last).days <= CONTINUATION_DAYS:
+                    target = b
+                break
+        if target is None and builders:
+            latest = builders[-1]
+            if latest.start and (d - latest.start).days <= REGIMEN_WINDOW_DAYS:
+                target = latest
+            elif e.drug.classes <= ADD_ON_CLASSES and e.drug.classes:
+                running_until = latest.last(as_of)
+                others = [x for x in latest.exposures if not x.drug.classes <= ADD_ON_CLASSES]
+                if others and running_until and running_until >= d:
+                    target = latest
+        if target is None:
+            target = _Builder(start=d)
+            builders.append(target)
+        target.exposures.append(e)
+    groups = [b.exposures for b in builders]
+    if undated:
+        groups.append(undated)
+    return groups
+
+
+def _setting(exps: Sequence[Exposure], start: dt.date | None, last: dt.date | None, met_date: dt.date | None,
+             metastatic: bool, surgeries: Sequence[dt.date]) -> Setting:
+    intents = {e.intent for e in exps if e.intent}
+    if "palliative" in intents:
+        return Setting.METASTATIC
+    if start is None:
+        return Setting.EARLY if "curative" in intents else Setting.UNKNOWN
+    if met_date is not None:
+        if "curative" in intents and start < met_date:
+            early = True
+        else:
+            early = start < met_date - dt.timedelta(days=METASTATIC_TOLERANCE_DAYS)
+    elif metastatic and "curative" not in intents:
+        return Setting.UNKNOWN              # metastatic, date unknown: cannot place the regimen
+    else:
+        early = True
+    if not early:
+        return Setting.METASTATIC
+    tol = dt.timedelta(days=SURGERY_TOLERANCE_DAYS)
+    after = [s for s in surgeries if s >= start]
+    if after and last is not None and last <= min(after) + tol:
+        return Setting.NEOADJUVANT
+    if any(s <= start + dt.timedelta(days=7) for s in surgeries):
+        return Setting.ADJUVANT
+    return Setting.EARLY
+
+
+def _last_dose(exposures: Sequence[Exposure], as_of: dt.date) -> tuple[dt.date | None, str | None]:
+    """Latest date a drug set was known to be given; see module docstring."""
+    administered: dict[str, list[tuple[dt.date, str]]] = {}
+    for e in exposures:
+        if e.resource_type == "MedicationAdministration" and anchor(e):
+            administered.setdefault(e.drug.rxnorm, []).append((e.end or e.start, e.source))  # type: ignore[arg-type]
+    best: tuple[dt.date, str] | None = None
+    for e in exposures:
+        if e.ongoing:
+            mas = [m for m in administered.get(e.drug.rxnorm, []) if e.start is None or m[0] >= e.start]
+            cand = max(mas) if mas else (as_of, e.source)
+        else:
+            d = e.end or e.start
+            if d is None:
+                continue
+            cand = (d, e.source)
+        if best is None or cand > best:
+            best = cand
+    return (best[0], best[1]) if best else (None, None)
+
+
+def build_history(exposures: Sequence[Exposure], as_of: dt.date, met_date: dt.date | None, metastatic: bool,
+                  surgeries: Sequence[dt.date] = ()) -> TherapyHistory:
+    groups = group(exposures, as_of)
+    drafts: list[dict] = []
+    for exps in groups:
+        starts = [d for d in (anchor(e) for e in exps) if d]
+        start = min(starts) if starts else None
+        lasts = [d for d in (last_known(e, as_of) for e in exps) if d]
+        last = max(lasts) if lasts else None
+        setting = _setting(exps, start, last, met_date, metastatic, surgeries)
+        reason_progressed = any(e.progressed for e in exps)
+        ongoing = any(e.ongoing for e in exps)
+        if not ongoing and not reason_progressed:
+            mas = [e for e in exps if e.resource_type == "MedicationAdministration" and anchor(e)]
+            stopped = any(e.status in ("stopped", "completed") and e.resource_type != "MedicationAdministration"
+                          and (e.end or e.start) and mas and (e.end or e.start) >= max(anchor(m) for m in mas)  # type: ignore[type-var]
+                          for e in exps)
+            if mas and not stopped and (as_of - max(anchor(m) for m in mas)).days <= ONGOING_DOSE_DAYS:  # type: ignore[type-var]
+                ongoing = True
+        drafts.append(dict(exposures=tuple(sorted(exps, key=lambda e: (anchor(e) or dt.date.max, e.source, e.drug.rxnorm))),
+                           setting=setting, start=start, end=None if ongoing else last, ongoing=ongoing,
+                           progressed=reason_progressed))
+    drafts.sort(key=lambda r: (r["start"] or dt.date.max))
+    metastatic_idx = [i for i, r in enumerate(drafts) if r["setting"] == Setting.METASTATIC]
+    for n, i in enumerate(metastatic_idx, start=1):
+        drafts[i]["line"] = n
+        if n < len(metastatic_idx):
+            drafts[i]["progressed"] = True        # a later line started
+    regimens = tuple(Regimen(line=r.pop("line", None), **r) for r in drafts)
+    met_regs = [r for r in regimens if r.setting == Setting.METASTATIC]
+    early_regs = [r for r in regimens if r.setting in EARLY_SETTINGS]
+
+    her2_exps = [e for e in exposures if e.drug.classes & HER2_CLASSES]
+    tras_exps = [e for e in exposures if e.drug.unconjugated_trastuzumab]
+    last_tras, last_tras_src = _last_dose(tras_exps, as_of)
+    last_her2, _ = _last_dose(her2_exps, as_of)
+    recent = as_of - dt.timedelta(days=ONGOING_DOSE_DAYS)
+    trastuzumab_ongoing = any(e.ongoing for e in tras_exps) or bool(last_tras and last_tras >= recent)
+    her2_ongoing = any(e.ongoing for e in her2_exps) or bool(last_her2 and last_her2 >= recent)
+
+    early_her2 = [e for r in early_regs for e in r.exposures if e.drug.classes & HER2_CLASSES]
+    early_end, _ = _last_dose(early_her2, as_of)
+    tfi = None
+    if early_end and met_date and metastatic:
+        tfi = round(max(0, (met_date - early_end).days) / DAYS_PER_MONTH, 1)
+    last_line = met_regs[-1] if met_regs else None
+    return TherapyHistory(
+        exposures=tuple(sorted(exposures, key=lambda e: (anchor(e) or dt.date.max, e.source, e.drug.rxnorm))),
+        regimens=regimens,
+        metastatic_lines=len(met_regs),
+        current_line_ongoing=bool(last_line and last_line.ongoing and not last_line.progressed),
+        her2_agents_metastatic=frozenset(e.drug.rxnorm for r in met_regs for e in r.exposures
+                                         if e.drug.classes & HER2_CLASSES),
+        ever_given=frozenset(e.drug.rxnorm for e in exposures),
+        last_trastuzumab_dose=last_tras,
+        last_trastuzumab_source=last_tras_src,
+        trastuzumab_ongoing=trastuzumab_ongoing,
+        her2_therapy_ongoing=her2_ongoing,
+        last_her2_dose=last_her2,
+        early_her2_end=early_end,
+        early_her2_with_pertuzumab=any(e.drug.rxnorm == RX_PERTUZUMAB for e in early_her2),
+        early_her2_sources=tuple(dict.fromkeys(e.source for e in early_her2)),
+        tfi_months=tfi,
+    )

@@ -1,0 +1,237 @@
+"""`summarize`: raw FHIR R4 dicts of one patient -> `PatientSummary`.
+
+Never raises: a resource that cannot be read becomes a `RecordIssue` in `skipped`, a medication that
+cannot be mapped one in `unmapped`. Resources of another patient are ignored; duplicates (same
+resourceType and id, e.g. from prefetch and a search) are used once; Bundles are unwrapped.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Iterable, Mapping
+
+from . import conditions as cond_mod
+from .fhirpath import as_dict, as_list, as_str, ref_type_id, source_of, status_code
+from .lvef import lvef_of
+from .medications import MEDICATION_TYPES, exposures_of
+from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
+                    MetastaticSite, PatientSummary, ReceptorResult, ReceptorStatus, RecordIssue, TherapyHistory)
+from .receptors import ER, HER2, PR, Evidence, condition_evidence, observation_evidence, settle
+from .regimens import build_history
+
+log = logging.getLogger(__name__)
+
+IGNORED_OBSERVATION_STATUS = frozenset({"entered-in-error", "cancelled"})
+_MAX_DEPTH = 3
+
+
+def _flatten(resources: Any, skipped: list[RecordIssue]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def walk(items: Any, depth: int, where: str) -> None:
+        if isinstance(items, dict):
+            items = [items]
+        try:
+            iterator = iter(items)
+        except TypeError:
+            skipped.append(RecordIssue(where, f"not a list of resources ({type(items).__name__})"))
+            return
+        for i, r in enumerate(iterator):
+            if not isinstance(r, dict):
+                skipped.append(RecordIssue(f"{where}[{i}]", f"not a FHIR resource ({type(r).__name__})"))
+                continue
+            rtype = r.get("resourceType")
+            if not isinstance(rtype, str) or not rtype:
+                skipped.append(RecordIssue(f"{where}[{i}]", "no resourceType"))
+                continue
+            if rtype == "Bundle":
+                if depth >= _MAX_DEPTH:
+                    skipped.append(RecordIssue(source_of(r), "Bundle nested too deeply"))
+                    continue
+                walk([as_dict(e).get("resource") for e in as_list(r.get("entry")) if as_dict(e).get("resource") is not None],
+                     depth + 1, source_of(r))
+                continue
+            out.append(r)
+
+    if isinstance(resources, (str, bytes)):
+        skipped.append(RecordIssue("input", "resources must be FHIR resource dicts, not text"))
+        return out
+    walk(resources if resources is not None else [], 0, "input")
+    return out
+
+
+def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in resources:
+        rid = r.get("id")
+        if isinstance(rid, str) and rid:
+            key = (r["resourceType"], rid)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(r)
+    return out
+
+
+def _patient_ids(resource: dict[str, Any]) -> list[str]:
+    ids = []
+    for key in ("subject", "patient"):
+        ref = resource.get(key)
+        tid = ref_type_id(ref) if isinstance(ref, (dict, str)) else None
+        if tid and tid[0] == "Patient":
+            ids.append(tid[1])
+    return ids
+
+
+def _belongs(resource: dict[str, Any], patient_id: str) -> bool:
+    ids = _patient_ids(resource)
+    return not ids or patient_id in ids
+
+
+def _empty(patient_id: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
+    unknown = ReceptorResult(ReceptorStatus.UNKNOWN, reason="record could not be read")
+    return PatientSummary(patient_id, as_of, BreastCancer(False), MetastaticDisease(False), unknown, unknown, unknown,
+                          TherapyHistory(), skipped=tuple(skipped))
+
+
+def summarize(resources: Iterable[Mapping[str, Any]], patient_id: str, as_of: dt.date) -> PatientSummary:
+    """The typed summary of one patient's record as of a date. Never raises."""
+    skipped: list[RecordIssue] = []
+    pid = as_str(patient_id).strip()
+    pid = pid.split("/")[-1] if "/" in pid else pid
+    if not isinstance(as_of, dt.date):
+        as_of = dt.datetime.now(dt.timezone.utc).date()
+        skipped.append(RecordIssue("as_of", "no valid as-of date given: today (UTC) used"))
+    elif isinstance(as_of, dt.datetime):
+        as_of = as_of.date()
+    try:
+        return _summarize(resources, pid, as_of, skipped)
+    except Exception as exc:   # noqa: BLE001 - the contract is "never raise"; say what happened instead
+        log.exception("summarize failed")
+        skipped.append(RecordIssue("record", f"mapping failed ({type(exc).__name__}); facts unavailable"))
+        return _empty(pid, as_of, skipped)
+
+
+def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
+    items = _dedupe(_flatten(resources, skipped))
+    items = [r for r in items if _belongs(r, pid)]
+    medications = {r["id"]: r for r in items if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)}
+    conditions = {r["id"]: r for r in items if r["resourceType"] == "Condition" and isinstance(r.get("id"), str)
+                  and not cond_mod.verification_ignored(r)}
+
+    unmapped: list[RecordIssue] = []
+    breast: list[tuple[dt.date | None, str, str]] = []
+    other_primaries: list[str] = []
+    kinds: dict[str, cond_mod.CancerKind] = {}
+    for cid, c in conditions.items():
+        try:
+            kinds[cid] = cond_mod.classify_cancer(c, source_of(c))
+        except Exception:   # noqa: BLE001 - reported when the Condition itself is processed below
+            pass
+    secondaries: list[tuple[dict[str, Any], MetastaticSite]] = []
+    stage_evidence: list[tuple[dt.date | None, str, str]] = []
+    facts: list[ConditionFact] = []
+    tissue: list[Evidence] = []
+    status_conditions: list[Evidence] = []
+    serum: list[str] = []
+    lvefs: list[LvefMeasurement] = []
+    exposures: list[Exposure] = []
+    surgeries: list[dt.date] = []
+
+    for r in items:
+        rtype = r["resourceType"]
+        source = source_of(r)
+        try:
+            if rtype == "Condition":
+                if cond_mod.verification_ignored(r):
+                    continue
+                kind = kinds.get(as_str(r.get("id"))) or cond_mod.classify_cancer(r, source)
+                if kind.breast:
+                    breast.append((cond_mod.onset(r), source, cond_mod.all_text(r.get("code"))))
+                    if cond_mod.stage_iv(r):
+                        stage_evidence.append((cond_mod.onset(r), "stage IV", source))
+                elif kind.other_primary:
+                    other_primaries.append(cond_mod.all_text(r.get("code")).split(" ; ")[0] or source)
+                elif kind.secondary and not kind.regional_only:
+                    secondaries.append((r, kind.secondary))
+                fact = cond_mod.condition_fact(r, source)
+                if fact:
+                    facts.append(fact)
+                status_conditions.extend(condition_evidence(r, source))
+            elif rtype == "Observation":
+                if as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
+                    continue
+                ev, was_serum, issues = observation_evidence(r, source)
+                tissue.extend(ev)
+                if was_serum:
+                    serum.append(source)
+                skipped.extend(issues)
+                found, issues = lvef_of(r, source)
+                lvefs.extend(found)
+                skipped.extend(issues)
+                kind_text = cond_mod.observation_metastatic(r)
+                if kind_text:
+                    focus = [ref_type_id(f) for f in as_list(r.get("focus"))]
+                    focus_ids = [f[1] for f in focus if f and f[0] == "Condition"]
+                    if not focus_ids or not all(_other_primary(conditions, kinds, fid) for fid in focus_ids):
+                        start, _ = cond_mod.choice_dates(r, "effective")
+                        stage_evidence.append((start or cond_mod.parse_date(r.get("issued")), kind_text, source))
+            elif rtype in MEDICATION_TYPES:
+                exps, un, sk = exposures_of(r, medications, as_of)
+                exposures.extend(exps)
+                unmapped.extend(un)
+                skipped.extend(sk)
+            elif rtype == "Procedure":
+                d = cond_mod.breast_surgery_date(r)
+                if d:
+                    surgeries.append(d)
+        except Exception as exc:   # noqa: BLE001 - one broken resource must not hide the rest
+            log.debug("resource %s skipped", source, exc_info=True)
+            skipped.append(RecordIssue(source, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"))
+
+    breast.sort(key=lambda b: (b[0] or dt.date.max, b[1]))
+    bc = BreastCancer(present=bool(breast), onset=min((b[0] for b in breast if b[0]), default=None),
+                      display=breast[0][2].split(" ; ")[0] if breast else "",
+                      sources=tuple(dict.fromkeys(b[1] for b in breast)),
+                      other_primaries=tuple(dict.fromkeys(other_primaries)))
+
+    sites: list[MetastaticSite] = []
+    for r, site in secondaries:
+        related = cond_mod.related_condition_ids(r)
+        if related and all(_other_primary(conditions, kinds, rid) for rid in related):
+            continue          # metastasis of another primary (e.g. NSCLC brain metastasis)
+        sites.append(site)
+    sites.sort(key=lambda s: (s.onset or dt.date.max, s.source))
+    evidence_dates = [s.onset for s in sites if s.onset] + [d for d, _, _ in stage_evidence if d]
+    evidence_kinds = (["secondary cancer Condition"] if sites else []) + [k for _, k, _ in stage_evidence]
+    met = MetastaticDisease(
+        metastatic=bool(sites or stage_evidence),
+        first_known=min(evidence_dates) if evidence_dates else None,
+        sites=tuple(sites),
+        evidence=", ".join(dict.fromkeys(evidence_kinds)),
+        sources=tuple(dict.fromkeys([s.source for s in sites] + [src for _, _, src in stage_evidence])),
+    )
+
+    her2 = settle(HER2, tissue, status_conditions, serum)
+    er = settle(ER, tissue, status_conditions, ())
+    pr = settle(PR, tissue, status_conditions, ())
+    therapy = build_history(exposures, as_of, met.first_known, met.metastatic, sorted(set(surgeries)))
+
+    facts.sort(key=lambda f: (f.onset or dt.date.min, f.source))
+    lvefs.sort(key=lambda m: (m.date, m.source))
+    lvef_unique = tuple({(m.date, m.source, m.value): m for m in lvefs}.values())
+    return PatientSummary(
+        patient_id=pid, as_of=as_of, breast_cancer=bc, metastatic=met, her2=her2, er=er, pr=pr, therapy=therapy,
+        ild=tuple(f for f in facts if f.kind == "ild"),
+        heart_failure=tuple(f for f in facts if f.kind in ("heart-failure", "cardiomyopathy")),
+        lvef=LvefSeries(lvef_unique),
+        unmapped=tuple(unmapped), skipped=tuple(skipped))
+
+
+def _other_primary(conditions: Mapping[str, dict[str, Any]], kinds: Mapping[str, cond_mod.CancerKind], cid: str) -> bool:
+    """True when a referenced Condition is a known non-breast primary cancer."""
+    if cid not in conditions:
+        return False
+    kind = kinds.get(cid)
+    return bool(kind and kind.other_primary and not kind.breast)
