@@ -84,6 +84,13 @@ def discover(base: str, timeout: float = 5.0) -> dict[str, str]:
     return {s["hook"]: f"{base}/cds-services/{s['id']}" for s in services if "hook" in s and "id" in s}
 
 
+def _shown(path: Path) -> str:
+    """Relative to the working directory when inside it (what a user in the checkout types), else absolute."""
+    import os
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 @dataclass
 class DemoInstructions:
     service_base: str
@@ -120,7 +127,7 @@ class DemoInstructions:
                       "  " + curl_command(self.services[hook], body_file=path)]
         lines += ["",
                   "Offline, no servers needed:",
-                  "  her2-cds evaluate --bundle sandbox/patients/demo-4-brain-metastases.json --format markdown",
+                  f"  her2-cds evaluate --bundle {_shown(loader.PATIENTS_DIR / 'demo-4-brain-metastases.json')} --format markdown",
                   "",
                   "CDS Hooks sandbox (browser on this machine; see sandbox/README.md for mixed content / CORS):",
                   "  " + sandbox_url(self.fhir_base, PATIENT_VIEW_PATIENT, f"{self.service_base}/cds-services"),
@@ -140,7 +147,7 @@ def start_service(port: int, work: Path, fhir_timeout: str = "5") -> subprocess.
            "HER2CDS_PORT": str(port)}
     env.setdefault("HER2CDS_FEEDBACK_DB_URL", f"sqlite:///{work / 'feedback.sqlite3'}")
     env.setdefault("HER2CDS_FHIR_TIMEOUT_SECONDS", fhir_timeout)
-    return subprocess.Popen([sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
+    return subprocess.Popen([sys.executable, "-P", "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
                              "--port", str(port), "--workers", "2"],
                             env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 

@@ -63,7 +63,7 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServi
            "HER2CDS_FHIR_TIMEOUT_SECONDS": "5", "HER2CDS_FHIR_DEADLINE_SECONDS": "10"}
     log_path = work / "service.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
+        process = subprocess.Popen([sys.executable, "-P", "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
                                     "--port", str(port), "--workers", "2"],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
