@@ -1,0 +1,513 @@
+#!/usr/bin/env python3
+"""Benchmark her2-cds as an EHR loads it, next to the FHIR server's own cost (issue 7).
+
+    python bench/run.py [--quick] [--json out.json] [--load-tool auto|hey|python]
+
+Everything runs on 127.0.0.1 and is bounded (call counts, durations, per-request timeouts, an overall
+deadline); every process the bench starts (sekmet-fhir, `her2-cds serve` and its gunicorn workers) is
+stopped by PID at the end, also on Ctrl-C or SIGTERM. Prints detail tables, then ONE verdict table
+(target, measured, PASS/FAIL). Exit status: 0 all targets met, 1 a target failed, 2 setup error.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+# `python bench/run.py` puts bench/ first on sys.path; drop it so no bench module shadows a library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import requests  # noqa: E402
+
+from bench import fhir_side as fhir, loadgen, records  # noqa: E402
+from bench.report import Verdict, fmt_ms, table, verdict_table, write_json  # noqa: E402
+from bench.servers import ServiceProcess  # noqa: E402
+from bench.stats import Summary, summarize  # noqa: E402
+
+HOOKS = ("patient-view", "order-select", "order-sign")
+USER_ID = "Practitioner/bench-user"
+
+# Targets of issue 7 (this 2-core machine).
+TARGET_PREFETCH_P95_MS = 25.0
+TARGET_RPS = 300.0
+TARGET_FETCH_FACTOR, TARGET_FETCH_SLACK_MS = 1.5, 15.0
+TARGET_5000_P95_MS = 250.0
+TARGET_MAPPING_MS = 100.0
+TARGET_RSS_MB = 150.0
+MAPPING_SHARE_MAX = 0.5          # "mapping must not dominate": under half of the service latency
+LINEARITY_MAX = 2.0              # "roughly linear": per-resource cost 1k->5k at most 2x that of 100->1k
+
+
+@dataclass(frozen=True)
+class Plan:
+    calls: int                   # measured calls per (hook, mode, concurrency)
+    warmup: int
+    concurrencies: tuple[int, ...]
+    throughput_s: float
+    floor_repeats: int
+    sizes: tuple[int, ...]
+    scaling_calls: int
+    mapping_repeats: int
+    deadline_s: float            # the whole bench stops measuring after this
+
+
+DEFAULT = Plan(calls=500, warmup=50, concurrencies=(1, 16), throughput_s=10.0, floor_repeats=100,
+               sizes=(10, 100, 1000, 5000), scaling_calls=100, mapping_repeats=20, deadline_s=540.0)
+QUICK = Plan(calls=50, warmup=10, concurrencies=(1, 16), throughput_s=2.0, floor_repeats=15,
+             sizes=(10, 100, 1000, 5000), scaling_calls=12, mapping_repeats=5, deadline_s=50.0)
+
+
+@dataclass
+class Bench:
+    plan: Plan
+    tool: loadgen.LoadTool
+    started: float = field(default_factory=time.monotonic)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def log(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def time_left(self) -> bool:
+        return time.monotonic() - self.started < self.plan.deadline_s
+
+    def measure(self, name: str, url: str, body: bytes, *, concurrency: int, n: int | None = None,
+                duration_s: float | None = None, warmup: int = 0, **labels: Any) -> Summary | None:
+        """Warm up, then one bounded run; recorded under `name` (skipped past the deadline)."""
+        if not self.time_left():
+            self.skipped.append(name)
+            self.log(f"skip {name}: overall deadline {self.plan.deadline_s:g} s reached")
+            return None
+        warm_failures = 0
+        if warmup:
+            warm = self.tool.run(url, body, concurrency=concurrency, n=max(warmup, concurrency))
+            warm_failures = warm.failures
+        summary = self.tool.run(url, body, concurrency=concurrency, n=n, duration_s=duration_s)
+        self.runs.append({"name": name, "concurrency": concurrency, "warmup_failures": warm_failures,
+                          "summary": summary, **labels})
+        self.log(f"{name}: n={summary.n} p50={summary.p50:.1f} p95={summary.p95:.1f} p99={summary.p99:.1f} "
+                 f"max={summary.max:.1f} ms, {summary.rps:.0f} req/s, non-2xx={summary.non_2xx} "
+                 f"errors={summary.errors}")
+        return summary
+
+
+# ----------------------------------------------------------------------------- environment
+def machine_info(tool: loadgen.LoadTool, tool_note: str) -> dict[str, Any]:
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        nproc = ""
+    versions = {}
+    for dist in ("her2-cds", "flask", "gunicorn", "werkzeug", "requests", "fhir.resources", "flask-cors"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    try:
+        from cds_service.demo.sekmet import SEKMET_VERSION
+        versions["sekmet-fhir"] = SEKMET_VERSION
+    except ImportError:
+        versions["sekmet-fhir"] = None
+    if isinstance(tool, loadgen.HeyClient):
+        try:
+            versions["hey (dpkg)"] = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "hey"], capture_output=True,
+                                                    text=True, timeout=5).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            versions["hey (dpkg)"] = None
+    return {"cpu_model": cpu_model, "os_cpu_count": os.cpu_count(), "nproc": nproc,
+            "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+            "load_tool": tool.describe(), "load_tool_note": tool_note,
+            "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def sekmet_venv() -> Path | None:
+    """The sekmet venv: $HER2CDS_SEKMET_VENV / the project default if present, else ~/.cache/sekmet-venv."""
+    from cds_service.demo.sekmet import default_venv_dir, sekmet_executable
+    preferred = default_venv_dir()
+    if sekmet_executable(preferred).exists():
+        return preferred
+    legacy = Path.home() / ".cache" / "sekmet-venv"
+    return legacy if sekmet_executable(legacy).exists() else None   # None: SekmetServer installs it
+
+
+def free_port() -> int:
+    from cds_service.demo.sekmet import free_port as pick
+    return pick()
+
+
+# ----------------------------------------------------------------------------- requests
+def hook_context(hook: str, patient: records.BenchPatient) -> dict[str, Any]:
+    context: dict[str, Any] = {"userId": USER_ID, "patientId": patient.patient_id}
+    if hook in ("order-select", "order-sign"):
+        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection",
+                                  "entry": [{"resource": d} for d in patient.drafts]}
+        if hook == "order-select":
+            context["selections"] = [f"MedicationRequest/{d['id']}" for d in patient.drafts]
+    return context
+
+
+def hook_body(hook: str, context: dict[str, Any], fhir_server: str | None, prefetch: dict[str, Any] | None) -> bytes:
+    body: dict[str, Any] = {"hook": hook, "hookInstance": loadgen.HOOK_INSTANCE_MARK, "context": context}
+    if fhir_server:
+        body["fhirServer"] = fhir_server
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def probe_call(url: str, body: bytes) -> dict[str, Any]:
+    """One call outside the timed runs: status and what the cards say (topics, indicators)."""
+    started = time.perf_counter()
+    response = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+    elapsed = (time.perf_counter() - started) * 1000.0
+    out: dict[str, Any] = {"status": response.status_code, "ms": round(elapsed, 1)}
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if response.status_code == 200 and isinstance(payload, dict):
+        cards = payload.get("cards") or []
+        out["cards"] = [f"{(c.get('source') or {}).get('topic', {}).get('code', '?')}:{c.get('indicator')}"
+                        for c in cards]
+    else:
+        out["body"] = response.text[:300]
+    return out
+
+
+def prefetch_resource_count(prefetch: dict[str, Any]) -> int:
+    count = 0
+    for value in prefetch.values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            count += len(value.get("entry", []))
+        elif isinstance(value, dict):
+            count += 1
+    return count
+
+
+# ----------------------------------------------------------------------------- in-process mapping
+def time_mapping(resources: list[dict[str, Any]], patient_id: str, today: dt.date, repeats: int) -> Summary | None:
+    """`fhir_mappings.summarize` in this process on the same resources (None until it exists)."""
+    try:
+        from fhir_mappings import summarize as summarize_record
+    except ImportError:
+        return None
+    summarize_record(resources, patient_id, today)          # warm-up (imports, terminology tables)
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        summarize_record(resources, patient_id, today)
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return summarize(samples)
+
+
+# ----------------------------------------------------------------------------- the bench
+def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, patient_source: str) -> tuple[dict[str, Any], list[Verdict]]:
+    from cds_service.demo.sekmet import SekmetServer
+
+    bench = Bench(plan, tool)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    doc: dict[str, Any] = {"plan": plan.__dict__, "machine": machine_info(tool, tool_note)}
+    bench.log(f"load tool: {doc['machine']['load_tool']} -- {tool_note}")
+    patient = records.realistic_patient(today, patient_source)
+    doc["patient"] = {"id": patient.patient_id, "source": patient.source, "resources": patient.counts,
+                      "drafts": [d["id"] for d in patient.drafts]}
+
+    with SekmetServer(venv=sekmet_venv()) as sekmet:
+        base = sekmet.base_url
+        bench.log(f"sekmet-fhir at {base} (pid {sekmet.pid})")
+        if patient.transaction is not None:
+            fhir.load_transaction(base, patient.transaction)
+        else:
+            fhir.load_resources(base, patient.resources)
+        bench.log(f"loaded {patient.source}: {patient.counts}")
+
+        scaling_records: dict[int, tuple[str, list[dict[str, Any]], str]] = {}
+        for size in plan.sizes:
+            pid = f"bench-n{size}"
+            resources, generator = records.large_record(size, pid, today)
+            started = time.perf_counter()
+            fhir.load_resources(base, resources)
+            scaling_records[size] = (pid, resources, generator)
+            bench.log(f"loaded {pid}: {len(resources)} resources in {time.perf_counter() - started:.1f} s ({generator})")
+
+        with ServiceProcess(free_port(), workers=workers) as service:
+            bench.log(f"her2-cds serve at {service.base_url} (pid {service.process.pid}, workers {service.worker_pids()})")
+            discovery = requests.get(service.discovery_url, timeout=10).json()
+            by_hook = {}
+            for svc in discovery.get("services", []):
+                by_hook.setdefault(svc.get("hook"), svc)
+            doc["services"] = {h: by_hook[h]["id"] for h in HOOKS if h in by_hook}
+            missing = [h for h in HOOKS if h not in by_hook]
+            if missing:
+                raise RuntimeError(f"discovery lists no service for {missing}")
+
+            floors: dict[tuple[str, ...], dict[int, dict[str, Summary]]] = {}
+            per_hook: dict[str, dict[str, Any]] = {}
+            for hook in HOOKS:
+                svc = by_hook[hook]
+                templates = {k: v for k, v in (svc.get("prefetch") or {}).items() if isinstance(v, str)}
+                context = hook_context(hook, patient)
+                prefetch = fhir.resolve_prefetch(base, templates, context)
+                queries = fhir.resolved_queries(templates, context)
+                key = tuple(queries)
+                if key not in floors:
+                    floors[key] = {}
+                    for c in plan.concurrencies:
+                        floors[key][c] = fhir.measure_floor(base, queries, repeats=plan.floor_repeats, warmup=5,
+                                                            concurrency=c)
+                        bench.log(f"FHIR floor ({len(queries)} queries, {c} client(s)): sequential p95 "
+                                  f"{floors[key][c]['sequential'].p95:.1f} ms, parallel p95 "
+                                  f"{floors[key][c]['parallel'].p95:.1f} ms")
+                url = f"{service.discovery_url}/{svc['id']}"
+                bodies = {"prefetch": hook_body(hook, context, base, prefetch),
+                          "fetch": hook_body(hook, context, base, None)}
+                checks = {mode: probe_call(url, body) for mode, body in bodies.items()}
+                checks["prefetch-without-fhirServer"] = probe_call(url, hook_body(hook, context, None, prefetch))
+                per_hook[hook] = {"service": svc["id"], "url": url, "queries": queries, "floor": floors[key],
+                                  "prefetch_keys": sorted(prefetch), "prefetch_resources": prefetch_resource_count(prefetch),
+                                  "checks": checks, "bodies": bodies}
+                bench.log(f"{hook}: checks {json.dumps(checks)}")
+
+            # latency: hook x mode x concurrency
+            for hook in HOOKS:
+                info = per_hook[hook]
+                for mode in ("prefetch", "fetch"):
+                    for c in plan.concurrencies:
+                        bench.measure(f"{hook}/{mode}/c{c}", info["url"], info["bodies"][mode], concurrency=c,
+                                      n=plan.calls, warmup=plan.warmup, hook=hook, mode=mode, kind="latency")
+                        service.sample_memory()
+
+            # throughput: full prefetch, concurrency 16, fixed duration
+            for hook in HOOKS:
+                info = per_hook[hook]
+                bench.measure(f"{hook}/prefetch/throughput", info["url"], info["bodies"]["prefetch"], concurrency=16,
+                              duration_s=plan.throughput_s, warmup=16, hook=hook, mode="prefetch", kind="throughput")
+                service.sample_memory()
+
+            # scaling: patient-view with full prefetch for growing histories; mapping in-process alongside
+            svc = by_hook["patient-view"]
+            templates = {k: v for k, v in (svc.get("prefetch") or {}).items() if isinstance(v, str)}
+            scaling: list[dict[str, Any]] = []
+            for size in plan.sizes:
+                pid, resources, generator = scaling_records[size]
+                context = {"userId": USER_ID, "patientId": pid}
+                prefetch = fhir.resolve_prefetch(base, templates, context)
+                body = hook_body("patient-view", context, base, prefetch)
+                url = f"{service.discovery_url}/{svc['id']}"
+                check = probe_call(url, body)
+                summary = bench.measure(f"patient-view/prefetch/history-{size}", url, body, concurrency=1,
+                                        n=plan.scaling_calls, warmup=min(5, plan.scaling_calls), hook="patient-view",
+                                        mode="prefetch", kind="scaling", size=size)
+                service.sample_memory()
+                mapping = time_mapping(resources, pid, today, plan.mapping_repeats)
+                scaling.append({"size": size, "resources": len(resources), "generator": generator,
+                                "prefetch_resources": prefetch_resource_count(prefetch), "body_bytes": len(body),
+                                "check": check, "service": summary, "mapping": mapping})
+            doc["scaling"] = scaling
+
+            map_pid = "bench-map"
+            big, generator = records.large_record(0, map_pid, today, n_obs=5000, n_meds=1000)
+            mapping_big = time_mapping(big, map_pid, today, plan.mapping_repeats)
+            doc["mapping_5000_obs_1000_meds"] = {"resources": len(big), "generator": generator, "summary": mapping_big}
+
+            service.sample_memory()
+            doc["memory"] = service.memory_report()
+            doc["service_log_tail"] = service.log_tail(15)
+            bench.log(f"memory: {doc['memory']}")
+
+    for info in per_hook.values():
+        info.pop("bodies", None)
+    doc["hooks"] = per_hook
+    doc["runs"] = bench.runs
+    doc["skipped"] = bench.skipped
+    doc["elapsed_s"] = round(time.monotonic() - bench.started, 1)
+    return doc, verdicts(doc, plan)
+
+
+def _run(doc: dict[str, Any], name: str) -> Summary | None:
+    return next((r["summary"] for r in doc["runs"] if r["name"] == name), None)
+
+
+def verdicts(doc: dict[str, Any], plan: Plan) -> list[Verdict]:
+    out: list[Verdict] = []
+    nan = float("nan")
+    for hook in HOOKS:
+        s = _run(doc, f"{hook}/prefetch/c1")
+        out.append(Verdict(f"{hook}: full prefetch p95 <= {TARGET_PREFETCH_P95_MS:g} ms at c=1",
+                           f"{fmt_ms(s.p95)} ms" if s else "not run", bool(s and s.p95 <= TARGET_PREFETCH_P95_MS)))
+    for hook in HOOKS:
+        s = _run(doc, f"{hook}/prefetch/throughput")
+        out.append(Verdict(f"{hook}: full prefetch >= {TARGET_RPS:g} req/s at c=16 for {plan.throughput_s:g} s, 0 errors",
+                           f"{s.rps:.0f} req/s, {s.failures} non-2xx/errors" if s else "not run",
+                           bool(s and s.rps >= TARGET_RPS and s.failures == 0)))
+    for hook in HOOKS:
+        s = _run(doc, f"{hook}/fetch/c1")
+        floor = doc["hooks"][hook]["floor"][1]["parallel"].p95
+        limit = TARGET_FETCH_FACTOR * floor + TARGET_FETCH_SLACK_MS
+        out.append(Verdict(f"{hook}: no prefetch p95 <= {TARGET_FETCH_FACTOR:g} x parallel FHIR floor p95 + "
+                           f"{TARGET_FETCH_SLACK_MS:g} ms at c=1",
+                           f"{fmt_ms(s.p95)} ms vs limit {limit:.1f} ms (floor {floor:.1f} ms)" if s else "not run",
+                           bool(s and s.p95 <= limit)))
+    big = next((x for x in doc.get("scaling", []) if x["size"] == 5000), None)
+    s5 = big["service"] if big else None
+    out.append(Verdict(f"5,000-resource history: patient-view p95 <= {TARGET_5000_P95_MS:g} ms with prefetch",
+                       f"{fmt_ms(s5.p95)} ms ({big['prefetch_resources']} resources in prefetch, "
+                       f"{big['body_bytes'] / 1e6:.1f} MB body)" if s5 else "not run",
+                       bool(s5 and s5.p95 <= TARGET_5000_P95_MS)))
+    m = doc.get("mapping_5000_obs_1000_meds", {}).get("summary")
+    out.append(Verdict(f"mapping 5,000 Observations + 1,000 medication resources p95 <= {TARGET_MAPPING_MS:g} ms "
+                       "(in-process summarize)",
+                       f"{fmt_ms(m.p95)} ms (p50 {fmt_ms(m.p50)})" if m else "summarize not available",
+                       bool(m and m.p95 <= TARGET_MAPPING_MS)))
+    if big and s5 and big.get("mapping"):
+        share = big["mapping"].p50 / s5.p50 if s5.p50 else nan
+        out.append(Verdict(f"mapping does not dominate: summarize p50 < {MAPPING_SHARE_MAX:.0%} of service p50 at 5,000",
+                           f"{share:.0%} ({fmt_ms(big['mapping'].p50)} of {fmt_ms(s5.p50)} ms)", share < MAPPING_SHARE_MAX))
+    by_size = {x["size"]: x["service"] for x in doc.get("scaling", []) if x["service"]}
+    if all(k in by_size for k in (100, 1000, 5000)):
+        low = (by_size[1000].p50 - by_size[100].p50) / 0.9
+        high = (by_size[5000].p50 - by_size[1000].p50) / 4.0
+        ratio = high / low if low > 0 else nan
+        out.append(Verdict(f"roughly linear: ms per 1,000 resources (1k->5k) <= {LINEARITY_MAX:g} x (100->1k)",
+                           f"{high:.1f} vs {low:.1f} ms/1k (x{ratio:.2f})", bool(low > 0 and ratio <= LINEARITY_MAX)))
+    failures = [(r["name"], r["summary"].failures + r["warmup_failures"]) for r in doc["runs"]]
+    bad = [f"{n}={k}" for n, k in failures if k]
+    out.append(Verdict("zero non-2xx / failed calls in every run (warm-ups included)",
+                       f"{sum(k for _, k in failures)} in {len(failures)} runs"
+                       + (f"; in {len(bad)} runs, e.g. {', '.join(bad[:3])}" if bad else ""),
+                       not bad and bool(failures)))
+    rss = doc.get("memory", {}).get("max_worker_peak_rss_mb")
+    out.append(Verdict(f"gunicorn worker peak RSS (VmHWM) <= {TARGET_RSS_MB:g} MB",
+                       f"{rss} MB (per worker {doc.get('memory', {}).get('worker_peak_rss_mb')})" if rss else "not read",
+                       bool(rss and rss <= TARGET_RSS_MB)))
+    if doc.get("skipped"):
+        out.append(Verdict("all planned runs done before the deadline", f"skipped: {', '.join(doc['skipped'])}", False))
+    return out
+
+
+def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
+    m = doc["machine"]
+    print(f"her2-cds bench  {m['date_utc']}  elapsed {doc['elapsed_s']} s")
+    print(f"machine: {m['cpu_model']}; os.cpu_count {m['os_cpu_count']}; nproc {m['nproc']}; Python {m['python']}; "
+          f"{m['platform']}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    print(f"load tool: {m['load_tool']} ({m['load_tool_note']})")
+    print(f"patient: {doc['patient']['id']} from {doc['patient']['source']} {doc['patient']['resources']}; "
+          f"drafts {doc['patient']['drafts']}")
+    print()
+    rows = []
+    for r in doc["runs"]:
+        if r["kind"] != "latency":
+            continue
+        s: Summary = r["summary"]
+        floor = doc["hooks"][r["hook"]]["floor"][r["concurrency"]]
+        ratio = (f"{s.p50 / floor['parallel'].p50:.2f} / {s.p50 / floor['sequential'].p50:.2f}"
+                 if r["mode"] == "fetch" else "-")
+        rows.append([r["name"], str(s.n), fmt_ms(s.p50), fmt_ms(s.p95), fmt_ms(s.p99), fmt_ms(s.max),
+                     f"{s.rps:.0f}", ratio, str(s.failures + r["warmup_failures"])])
+    print("latency per hook, mode, concurrency (ms; ratio = service p50 / FHIR floor p50 at the same concurrency, "
+          "parallel / sequential)")
+    print(table(["run", "n", "p50", "p95", "p99", "max", "req/s", "p50/floor par/seq", "fail"], rows))
+    print()
+    rows = []
+    for hook, info in doc["hooks"].items():
+        for c, f in info["floor"].items():
+            pre = _run(doc, f"{hook}/prefetch/c{c}")
+            rows.append([hook, str(c), str(len(info["queries"])), fmt_ms(f["sequential"].p50),
+                         fmt_ms(f["sequential"].p95), fmt_ms(f["parallel"].p50), fmt_ms(f["parallel"].p95),
+                         fmt_ms(pre.p50) if pre else "n/a", str(info["prefetch_resources"]),
+                         " ".join(f"{k}={v['status']}" for k, v in info["checks"].items())])
+    print("FHIR floor (the hook's queries straight to sekmet by c clients) and service overhead with full prefetch "
+          "(p50, no FHIR)")
+    print(table(["hook", "c", "queries", "seq p50", "seq p95", "par p50", "par p95", "overhead p50", "prefetched",
+                 "check calls (status)"], rows))
+    print()
+    for hook, info in doc["hooks"].items():
+        print(f"{hook} cards: " + "; ".join(f"{k}: {v.get('cards', v.get('body', ''))}" for k, v in info["checks"].items()))
+    print()
+    rows = []
+    for r in doc["runs"]:
+        if r["kind"] == "throughput":
+            s = r["summary"]
+            rows.append([r["name"], f"{s.rps:.0f}", str(s.n), fmt_ms(s.p50), fmt_ms(s.p95), fmt_ms(s.p99),
+                         fmt_ms(s.max), str(s.failures + r["warmup_failures"])])
+    print(f"throughput (c=16, {doc['plan']['throughput_s']:g} s)")
+    print(table(["run", "req/s", "answers", "p50", "p95", "p99", "max", "fail"], rows))
+    print()
+    rows = []
+    for x in doc.get("scaling", []):
+        s, mp = x["service"], x["mapping"]
+        rows.append([str(x["size"]), str(x["prefetch_resources"]), f"{x['body_bytes'] / 1e6:.2f}",
+                     fmt_ms(s.p50) if s else "n/a", fmt_ms(s.p95) if s else "n/a", fmt_ms(s.max) if s else "n/a",
+                     f"{s.p50 / x['resources'] * 1000:.1f}" if s else "n/a",
+                     fmt_ms(mp.p50) if mp else "n/a", fmt_ms(mp.p95) if mp else "n/a",
+                     f"{mp.p50 / s.p50:.0%}" if (mp and s and s.p50) else "n/a", str(x["check"].get("status"))])
+    print("scaling: patient-view with full prefetch, c=1 (ms; mapping = fhir_mappings.summarize in-process)")
+    print(table(["history", "prefetched", "body MB", "p50", "p95", "max", "us/resource", "map p50", "map p95",
+                 "map share", "status"], rows))
+    big = doc.get("mapping_5000_obs_1000_meds", {})
+    if big:
+        s = big.get("summary")
+        print(f"mapping of 5,000 Observations + 1,000 medication resources ({big['resources']} resources, "
+              f"{big['generator']}): " + (f"p50 {fmt_ms(s.p50)} ms, p95 {fmt_ms(s.p95)} ms, max {fmt_ms(s.max)} ms"
+                                         if s else "fhir_mappings.summarize not available"))
+    print(f"memory: {doc.get('memory')}")
+    print()
+    print("TARGETS (issue 7)")
+    print(verdict_table(verdict_list))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run (< 1 minute); figures are rough")
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--load-tool", choices=("auto", "hey", "python"), default="auto",
+                        help="auto: hey when installed (apt-get install -y hey), else the Python client")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--patient", choices=("auto", "shared", "sandbox", "builtin"), default="auto",
+                        help="where the realistic record comes from (auto: ../shared S02, else sandbox demo-2, "
+                             "else built in)")
+    parser.add_argument("--calls", type=int, default=None, help="override measured calls per latency run")
+    args = parser.parse_args(argv)
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # unwind: the context managers stop our PIDs
+    plan = QUICK if args.quick else DEFAULT
+    if args.calls:
+        plan = Plan(**{**plan.__dict__, "calls": args.calls})
+    tool, note = loadgen.choose_tool(args.load_tool)
+    try:
+        doc, verdict_list = run_bench(plan, tool, note, args.workers, args.patient)
+    except (RuntimeError, requests.RequestException, OSError) as exc:
+        print(f"bench setup failed: {exc}", file=sys.stderr)
+        return 2
+    print_report(doc, verdict_list)
+    doc["verdicts"] = verdict_list
+    if args.json:
+        write_json(args.json, doc)
+        print(f"\nJSON written to {args.json}")
+    return 0 if all(v.passed is not False for v in verdict_list) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
