@@ -1,0 +1,37 @@
+"""build_cards: summary + drafts -> decisions -> ordered card dicts (the pipeline's one entry point)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from cards.decide_regimen import decide_regimen
+from cards.decide_safety import safety_decisions
+from cards.decision import Decision
+from cards.knowledge_base import Knowledge
+from cards.picture import picture
+from cards.policy import Policy
+from cards.render import render_card
+from cards.topics import INDICATOR_RANK, TOPIC_ORDER
+from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
+
+REGIMEN_HOOKS = ("patient-view",)   # the next-regimen card is a chart-opening card; order hooks get checks only
+
+
+def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, knowledge: Knowledge,
+           policy: Policy) -> list[Decision]:
+    """All decisions for one hook call, in stable card order (most severe first, then topic order)."""
+    p = picture(summary, knowledge, policy)
+    regimen = decide_regimen(p, knowledge, policy)
+    recommended = next((pr.regimen for pr in regimen.proposals if pr.recommended), None) if regimen else None
+    show_regimen = regimen is not None and hook in REGIMEN_HOOKS
+    order_drafts = tuple(drafts) if hook != "patient-view" else ()
+    decisions = safety_decisions(p, order_drafts, knowledge, recommended, show_regimen)
+    if show_regimen:
+        decisions.append(regimen)
+    return sorted(decisions, key=lambda d: (-INDICATOR_RANK[d.indicator], TOPIC_ORDER[d.topic]))
+
+
+def build_cards(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, knowledge: Knowledge,
+                policy: Policy, data_gaps: Sequence[RecordIssue] = ()) -> list[dict[str, Any]]:
+    """The `cards` array for one hook call: pure and deterministic apart from the uuids."""
+    return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts)
+            for d in decide(summary, drafts, hook, knowledge=knowledge, policy=policy)]

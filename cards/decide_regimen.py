@@ -1,0 +1,146 @@
+"""Next-regimen decision for HER2-positive metastatic breast cancer (rules S1-S13, line plans in knowledge).
+
+The line plan lists regimens in order of preference; this module only filters them by the record
+(already received, contraindicated, not listed by policy) and picks the first eligible seed regimen.
+"""
+from __future__ import annotations
+
+from cards.decision import Decision, Excluded, Fact, Proposal
+from cards.facts import (contraindication_facts, disease_facts, line_fact, lvef_facts, ordinal, receptor_facts,
+                         therapy_facts)
+from cards.knowledge_base import Knowledge, LinePlan, RegimenEntry
+from cards.picture import ClinicalPicture
+from cards.policy import Policy
+from fhir_mappings.model import ReceptorStatus
+
+
+def plan_for(p: ClinicalPicture, knowledge: Knowledge) -> LinePlan:
+    if p.next_line <= 1:
+        return knowledge.line_plans["first-line"]
+    if p.next_line == 2:
+        return knowledge.line_plans["second-line-brain" if p.brain else "second-line"]
+    return knowledge.line_plans["later-line"]
+
+
+def exclusion_reason(regimen: RegimenEntry, p: ClinicalPicture, policy: Policy) -> str | None:
+    if "ild" in regimen.contraindicated_by and p.ild:
+        refs = ", ".join(c.source for c in p.summary.ild)
+        return f"not offered: interstitial lung disease / pneumonitis history ({refs}); seed W4"
+    for drug in regimen.exclude_if_received:
+        if p.received(drug.rxnorm):
+            exp = p.exposures_of(drug.rxnorm)
+            where = ", ".join(f"{e.source} from {e.start.isoformat() if e.start else '?'}" for e in exp)
+            return f"not offered again: {drug.label} already received" + (f" ({where})" if where else "")
+    if regimen.status == "later-evidence" and not policy.list_post_seed_regimens:
+        return "later evidence; not listed by configuration (HER2CDS_LIST_POST_SEED_REGIMENS=false)"
+    return None
+
+
+def choose(plan: LinePlan, p: ClinicalPicture, policy: Policy) -> tuple[list[RegimenEntry], list[Excluded],
+                                                                         list[RegimenEntry]]:
+    eligible, excluded, named = [], [], []
+    for regimen in plan.candidates:
+        if not regimen.orderable:
+            named.append(regimen)
+            continue
+        reason = exclusion_reason(regimen, p, policy)
+        if reason:
+            excluded.append(Excluded(regimen, reason))
+        else:
+            eligible.append(regimen)
+    return eligible, excluded, named
+
+
+def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> Decision | None:
+    """The her2-next-regimen decision, or None when the algorithm does not apply (stay quiet)."""
+    if not p.her2_positive_mbc:
+        return None
+    plan = plan_for(p, knowledge)
+    eligible, excluded, named = choose(plan, p, policy)
+    seed = [r for r in eligible if r.status == "seed"]
+    if not seed and plan.id != "later-line":
+        # everything in this line was used up or is contraindicated: fall through to the later-line plan
+        plan = knowledge.line_plans["later-line"]
+        eligible, more_excluded, named = choose(plan, p, policy)
+        excluded += [e for e in more_excluded if e not in excluded]
+        seed = [r for r in eligible if r.status == "seed"]
+    if not seed:
+        return None
+    preferred = seed[0]
+    ordered = [preferred] + [r for r in eligible if r is not preferred]
+    proposals = tuple(Proposal(label=_label(r, r is preferred), regimen=r, recommended=r is preferred) for r in ordered)
+
+    line = ordinal(p.next_line)
+    alternatives = [r for r in ordered[1:]]
+    if p.current_line_ongoing:
+        summary = f"Plan at progression ({line} line, HER2+ MBC): {preferred.name}"
+    else:
+        summary = f"{line.capitalize()}-line HER2+ MBC: {preferred.name} recommended"
+    summary = fit_summary(summary, [_short(r) for r in alternatives])
+    findings = [_framing(p, plan.title)]
+    rules = list(plan.rules)
+    if p.early_relapse:
+        rules.insert(0, knowledge.rules["S5"])
+    notes = [_hr_note(p, knowledge), _rule_note(knowledge, "S11")]
+    if p.current_line_ongoing:
+        notes.insert(0, "The current metastatic line is ongoing with no documented progression: this is the plan "
+                        "at progression, not a reason to stop the current regimen (S11: continue until progression "
+                        "or unacceptable toxicity).")
+    if p.tfi_months is None and p.summary.therapy.early_her2_end is not None:
+        notes.append("The treatment-free interval could not be computed (no metastatic diagnosis date): check rule "
+                     "S5 by hand before following this line.")
+    if p.summary.her2.conflict:
+        notes.append(f"HER2 results conflict; the record was read as positive: {p.summary.her2.reason or 'see sources'}.")
+    inv = ", ".join(r.name for r in knowledge.investigational)
+    notes.append(f"Not recommended outside clinical trials (S13): {inv}.")
+    facts: list[Fact] = [*receptor_facts(p), *disease_facts(p), *therapy_facts(p), line_fact(p),
+                         *contraindication_facts(p), *lvef_facts(p)]
+    return Decision(
+        topic="her2-next-regimen", indicator="info", summary=summary, rules=tuple(dict.fromkeys(rules)),
+        findings=tuple(findings), facts=tuple(facts), notes=tuple(n for n in notes if n), proposals=proposals,
+        excluded=tuple(excluded), named_only=tuple(named))
+
+
+def fit_summary(base: str, alternatives: list[str], limit: int = 139) -> str:
+    """Add as many alternatives as fit under the CDS Hooks summary limit ("+N more" for the rest)."""
+    for n in range(len(alternatives), 0, -1):
+        rest = len(alternatives) - n
+        text = f"{base}; alternatives: {', '.join(alternatives[:n])}" + (f" +{rest} more" if rest else "")
+        if len(text) <= limit:
+            return text
+    return base if len(base) <= limit else base[: limit - 1] + "…"
+
+
+def _short(r: RegimenEntry) -> str:
+    return " + ".join(c.drug.short or c.drug.name for c in r.components)
+
+
+def _label(r: RegimenEntry, preferred: bool) -> str:
+    tag = "recommended" if preferred else ("alternative, later evidence" if r.status == "later-evidence" else "alternative")
+    return f"Order {r.name} ({tag})"
+
+
+def _framing(p: ClinicalPicture, plan_title: str) -> str:
+    if p.next_line == 1:
+        if p.summary.therapy.early_her2_end is not None and p.tfi_months is not None:
+            return (f"{plan_title}: recurrence {p.tfi_months:.1f} months after (neo)adjuvant HER2 therapy, beyond the "
+                    f"{p.tfi_threshold:g}-month threshold ({p.tfi_policy.id}), so first-line therapy is restarted (S6).")
+        return f"{plan_title}: no metastatic-line therapy recorded (de novo or late recurrence)."
+    if p.early_relapse and p.lines_given == 0:
+        return (f"{plan_title}: recurrence {p.tfi_months:.1f} months after (neo)adjuvant HER2 therapy, within the "
+                f"{p.tfi_threshold:g}-month threshold ({p.tfi_policy.id}): treated as second line (S5).")
+    state = "ongoing" if p.current_line_ongoing else "ended or progressed"
+    return f"{plan_title}: {p.lines_given} metastatic line(s) recorded, the latest {state}."
+
+
+def _hr_note(p: ClinicalPicture, knowledge: Knowledge) -> str:
+    hr = p.summary.hr_status
+    if hr == ReceptorStatus.POSITIVE:
+        return f"HR-positive (S7): {knowledge.rules['S7'].statement} The proposed regimen does not change."
+    if hr == ReceptorStatus.NEGATIVE:
+        return f"HR-negative (S8): {knowledge.rules['S8'].statement}"
+    return "HR status unknown in the record: the endocrine-therapy note (S7/S8) cannot be applied."
+
+
+def _rule_note(knowledge: Knowledge, rule_id: str) -> str:
+    return f"{knowledge.rules[rule_id].title} ({rule_id}): {knowledge.rules[rule_id].statement}"

@@ -1,0 +1,50 @@
+"""What the decide step concludes, before any card JSON exists (pure values, easy to test)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from cards.knowledge_base import RegimenEntry, Rule
+from fhir_mappings.model import DraftOrder
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One row of the card's basis table: what was read, when, and from which resources."""
+
+    label: str
+    value: str
+    date: dt.date | None = None
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Excluded:
+    regimen: RegimenEntry
+    reason: str
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A suggestion: optionally remove drafts, optionally order a regimen (one draft MR per drug)."""
+
+    label: str
+    regimen: RegimenEntry | None = None
+    remove: tuple[DraftOrder, ...] = ()
+    recommended: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    topic: str
+    indicator: str
+    summary: str
+    rules: tuple[Rule, ...]
+    findings: tuple[str, ...] = ()               # why the card fires, one sentence each
+    facts: tuple[Fact, ...] = ()
+    notes: tuple[str, ...] = ()                  # guideline notes (HR status, HER2 blockade, framing)
+    proposals: tuple[Proposal, ...] = ()
+    excluded: tuple[Excluded, ...] = ()
+    named_only: tuple[RegimenEntry, ...] = ()    # listed in the text, no order proposed
+    about_drafts: bool = False                   # warns about a drafted order -> overrideReasons
+    check_ids: tuple[str, ...] = field(default=())

@@ -1,0 +1,101 @@
+"""The record facts a card shows as its basis (dated, with resource references)."""
+from __future__ import annotations
+
+from cards.decision import Fact
+from cards.picture import ClinicalPicture, is_her2_agent
+from fhir_mappings.model import ReceptorResult, ReceptorStatus
+
+
+def _receptor(label: str, r: ReceptorResult) -> Fact:
+    value = r.status.value
+    if r.detail:
+        value += f" ({r.detail})"
+    if r.method and r.method != "none":
+        value += f", by {r.method}"
+    if r.conflict:
+        value += f"; conflicting results: {r.reason}" if r.reason else "; conflicting results"
+    elif r.status == ReceptorStatus.UNKNOWN and r.reason:
+        value += f": {r.reason}"
+    return Fact(label, value, r.date, r.sources)
+
+
+def receptor_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
+    s = p.summary
+    facts = [_receptor("HER2", s.her2), _receptor("ER", s.er), _receptor("PR", s.pr),
+             Fact("HR status (ER or PR positive)", s.hr_status.value)]
+    return tuple(facts)
+
+
+def disease_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
+    s = p.summary
+    out = []
+    if s.breast_cancer.present:
+        out.append(Fact("Breast cancer", s.breast_cancer.display or "present", s.breast_cancer.onset,
+                        s.breast_cancer.sources))
+    for other in s.breast_cancer.other_primaries:
+        out.append(Fact("Other primary cancer", other))
+    m = s.metastatic
+    out.append(Fact("Metastatic disease", ("yes" + (f" ({m.evidence})" if m.evidence else "")) if m.metastatic else "no",
+                    m.first_known, m.sources))
+    for site in m.sites:
+        out.append(Fact("Metastatic site", f"{site.site}: {site.display or site.code}" + (" (CNS)" if site.cns else ""),
+                        site.onset, (site.source,)))
+    return tuple(out)
+
+
+def therapy_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
+    t = p.summary.therapy
+    out = []
+    for e in t.exposures:
+        if not is_her2_agent(e.drug):
+            continue
+        span = f"{e.start.isoformat() if e.start else '?'} to {'ongoing' if e.ongoing else (e.end.isoformat() if e.end else '?')}"
+        extra = f"; {e.status_reason}" if e.status_reason else ""
+        out.append(Fact("Prior HER2-directed agent", f"{e.drug.name} ({e.status}, {span}{extra})", e.start, (e.source,)))
+    for i, r in enumerate(p.lines, start=1):
+        names = " + ".join(sorted(d.name for d in r.drugs))
+        state = "ongoing" if r.ongoing else ("progressed" if r.progressed else "ended")
+        out.append(Fact(f"Metastatic line {i}", f"{names} ({state})", r.start, r.sources))
+    if t.early_her2_end is not None:
+        out.append(Fact("(Neo)adjuvant HER2 therapy ended",
+                        "with pertuzumab" if t.early_her2_with_pertuzumab else "without pertuzumab",
+                        t.early_her2_end, t.early_her2_sources))
+    if p.tfi_months is not None:
+        out.append(Fact("Months from end of (neo)adjuvant HER2 therapy to metastatic diagnosis",
+                        f"{p.tfi_months:.1f} (threshold {p.tfi_threshold:g} months, policy {p.tfi_policy.id})"))
+    if t.last_trastuzumab_dose is not None:
+        out.append(Fact("Last trastuzumab-based dose", f"{p.days_since(t.last_trastuzumab_dose)} days ago",
+                        t.last_trastuzumab_dose, (t.last_trastuzumab_source,) if t.last_trastuzumab_source else ()))
+    return tuple(out)
+
+
+def line_fact(p: ClinicalPicture) -> Fact:
+    base = f"{p.lines_given} metastatic line(s) recorded"
+    if p.early_relapse:
+        base += "; early relapse within the treatment-free interval counts as one line"
+    return Fact("Next line of therapy", f"{ordinal(p.next_line)} ({base})")
+
+
+def contraindication_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
+    s = p.summary
+    out = [Fact("ILD / pneumonitis history", f"{c.display or c.code} ({c.clinical_status or 'status not recorded'})",
+                c.onset, (c.source,)) for c in s.ild]
+    out += [Fact("Heart failure / cardiomyopathy", f"{c.display or c.code} ({c.clinical_status or 'status not recorded'})",
+                 c.onset, (c.source,)) for c in s.heart_failure]
+    return tuple(out)
+
+
+def lvef_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
+    ms = p.summary.lvef.measurements
+    if not ms:
+        return (Fact("LVEF", "no measurement in the record"),)
+    rows = [Fact("LVEF (latest)", f"{ms[-1].value:g}% ({p.days_since(ms[-1].date)} days ago)", ms[-1].date,
+                 (ms[-1].source,))]
+    if len(ms) > 1:
+        rows.append(Fact("LVEF (baseline, first recorded)", f"{ms[0].value:g}%", ms[0].date, (ms[0].source,)))
+    return tuple(rows)
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -1,0 +1,81 @@
+"""Decision -> CDS Hooks 2.0 card dict (contract/cards.md), built as data, never by text templating.
+
+Draft MedicationRequests of `create` actions are validated with `fhir.resources.R4B` before they are
+sent, so a client never receives a resource it cannot post. No empty value is ever emitted.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Sequence
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+
+from cards.decision import Decision, Proposal
+from cards.detail import build_detail
+from cards.knowledge_base import Component, Knowledge
+from cards.topics import RXNORM_SYSTEM, TOPIC_SYSTEM, TOPICS
+from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
+
+
+def medication_request(component: Component, patient_id: str) -> dict[str, Any]:
+    """One draft MedicationRequest (status draft, intent proposal) for one ingredient, validated."""
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM_SYSTEM, "code": component.drug.rxnorm, "display": component.drug.name}],
+            "text": component.drug.label,
+        },
+        "dosageInstruction": [{"text": component.dose}],
+    }
+    MedicationRequest.model_validate(resource)
+    return resource
+
+
+def _actions(p: Proposal, patient_id: str) -> list[dict[str, Any]]:
+    actions: list[dict[str, Any]] = [
+        {"type": "delete", "description": f"Remove the draft order {d.display or d.resource_id}".strip(),
+         "resourceId": d.resource_id}
+        for d in p.remove if d.resource_id]
+    if p.regimen is not None:
+        actions += [{"type": "create", "description": f"Draft {c.drug.label}: {c.dose}",
+                     "resource": medication_request(c, patient_id)} for c in p.regimen.components]
+    return actions
+
+
+def _suggestion(p: Proposal, patient_id: str, recommended_allowed: bool) -> dict[str, Any] | None:
+    actions = _actions(p, patient_id)
+    if not actions:
+        return None
+    s: dict[str, Any] = {"label": p.label[:200], "uuid": str(uuid.uuid4()), "actions": actions}
+    if recommended_allowed:
+        s["isRecommended"] = p.recommended
+    return s
+
+
+def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, gaps: Sequence[RecordIssue] = (),
+                drafts: Sequence[DraftOrder] = ()) -> dict[str, Any]:
+    display, _lowest = TOPICS[d.topic]
+    citation = d.rules[0].primary_citation
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": d.summary if len(d.summary) <= 139 else d.summary[:138] + "…",
+        "indicator": d.indicator,
+        "detail": build_detail(d, knowledge, summary, gaps, drafts),
+        "source": {
+            "label": f"her2-cds {knowledge.version}, rule {d.rules[0].id}: {citation.short_label}",
+            "url": citation.url,
+            "topic": {"system": TOPIC_SYSTEM, "code": d.topic, "display": display},
+        },
+    }
+    is_regimen = d.topic == "her2-next-regimen"
+    suggestions = [s for s in (_suggestion(p, summary.patient_id, is_regimen) for p in d.proposals) if s]
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "at-most-one"
+    if d.about_drafts and d.indicator in ("warning", "critical"):
+        card["overrideReasons"] = [{"system": knowledge.override_reason_system, "code": r.code, "display": r.display}
+                                   for r in knowledge.override_reasons]
+    return card

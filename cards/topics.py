@@ -1,0 +1,24 @@
+"""The contract's card topics (contract/cards.md): code, display, lowest indicator, and card order."""
+from __future__ import annotations
+
+TOPIC_SYSTEM = "https://her2-cds.org/CodeSystem/card-topic"
+RXNORM_SYSTEM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+# code -> (display, lowest indicator). Order = the stable order of cards of equal indicator.
+TOPICS: dict[str, tuple[str, str]] = {
+    "anthracycline-her2-cardiotoxicity": ("Anthracycline with or soon after trastuzumab", "warning"),
+    "ild-pneumonitis": ("Interstitial lung disease / pneumonitis", "warning"),
+    "first-line-restart": ("First-line restart within the treatment-free interval", "warning"),
+    "tdxd-not-offered": ("T-DXd not yet offered", "warning"),
+    "her2-blockade-gap": ("Regimen without HER2 blockade", "warning"),
+    "lvef-monitoring": ("LVEF monitoring", "info"),
+    "her2-status-unknown": ("HER2 status unknown", "info"),
+    "her2-next-regimen": ("Next regimen for HER2-positive metastatic breast cancer", "info"),
+}
+TOPIC_ORDER = {code: i for i, code in enumerate(TOPICS)}
+
+
+def max_indicator(*indicators: str) -> str:
+    return max(indicators, key=INDICATOR_RANK.__getitem__)
