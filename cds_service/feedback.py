@@ -203,7 +203,8 @@ def validate_feedback_body(validator: Draft202012Validator, body: Any) -> None:
     error = best_match(validator.iter_errors(body))
     if error is not None:
         field = _field_path(error)
-        raise BadRequest(f"invalid feedback: {field}: {_describe(error)}", expression=field)
+        raise BadRequest(f"invalid feedback: {field}: {_describe(error)}",
+                         expression=None if field == "(body)" else field)
 
 
 def create_blueprint(db: Database, service_ids: Collection[str]) -> flask.Blueprint:

@@ -1,0 +1,61 @@
+"""Helpers for the feedback tests: a minimal Flask app with the feedback blueprint, and feedback items."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import flask
+from sqlalchemy import select
+
+from cds_service.errors import ApiError
+from cds_service.feedback import create_blueprint
+from cds_service.storage import Database, feedback_table
+
+SERVICES = ("her2-patient-view", "her2-order-select", "her2-order-sign")
+PV = SERVICES[0]
+TOPIC_SYSTEM = "https://her2-cds.example/card-topic"
+
+
+def feedback_app(db: Database) -> flask.Flask:
+    app = flask.Flask("feedback-test")
+    app.register_blueprint(create_blueprint(db, SERVICES))
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> tuple[flask.Response, int]:
+        return flask.jsonify(error.to_outcome()), error.status
+
+    return app
+
+
+def overridden(card: str | None = None, *, ts: str = "2026-12-01T10:05:31Z", code: str | None = "not-applicable",
+               comment: str | None = "patient declined", display: str | None = None) -> dict[str, Any]:
+    reason: dict[str, Any] = {}
+    if code:
+        reason["reason"] = {"code": code, "system": "https://example.org/override-reason"}
+        if display:
+            reason["reason"]["display"] = display
+    if comment:
+        reason["userComment"] = comment
+    item: dict[str, Any] = {"card": card or str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": ts}
+    if reason:
+        item["overrideReason"] = reason
+    return item
+
+
+def accepted(card: str | None = None, *, suggestions: list[str] | None = None,
+             ts: str = "2026-12-01T10:06:00Z") -> dict[str, Any]:
+    return {"card": card or str(uuid.uuid4()), "outcome": "accepted",
+            "acceptedSuggestions": [{"id": s} for s in (suggestions or [str(uuid.uuid4())])], "outcomeTimestamp": ts}
+
+
+def stored(db: Database) -> list[Any]:
+    with db.begin() as conn:
+        return conn.execute(select(feedback_table).order_by(feedback_table.c.id)).all()
+
+
+def card(topic: str, *, indicator: str = "warning", suggestions: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {"uuid": str(uuid.uuid4()), "summary": f"{topic} card", "indicator": indicator,
+                           "source": {"label": "HER2 CDS", "topic": {"system": TOPIC_SYSTEM, "code": topic}}}
+    if suggestions:
+        out["suggestions"] = [{"label": f"s{n}", "uuid": str(uuid.uuid4())} for n in range(suggestions)]
+    return out
