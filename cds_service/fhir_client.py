@@ -7,6 +7,7 @@ without ever printing the URL's patient id or the bearer token.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 FHIR_JSON = "application/fhir+json"
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")   # not `"://" in url`: queries carry http://loinc.org|...
 
 
 class FhirError(Exception):
@@ -165,7 +167,7 @@ class FhirClient:
 
     def get(self, url: str, *, what: str) -> dict[str, Any]:
         """GET one FHIR resource (absolute URL on this server, or relative to the base)."""
-        absolute = url if "://" in url else self.url_for(url)
+        absolute = url if _ABSOLUTE.match(url) else self.url_for(url)
         if not self.same_server(absolute):
             raise InvalidResponse(f"{what}: link to another server not followed")
         timeout = self._remaining()

@@ -1,0 +1,88 @@
+"""Fixtures for the HTTP service tests: an app with auth off, `evaluate` replaced by a recorder, FHIR mocked.
+
+The pipeline's mapping and cards are tested elsewhere; here `cds_service.pipeline.evaluate` is swapped
+for a fake that remembers what the gather step handed it and answers one fixed card.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import pytest
+import responses
+
+from cds_service import create_app, pipeline
+from cds_service.logging_setup import LOGGER_NAME, JsonLinesFormatter
+from service_helpers import CARD, HangingServer
+
+
+@dataclass
+class EvaluateRecorder:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    raises: Exception | None = None
+
+    def __call__(self, hook: str, context: dict, record: pipeline.GatheredRecord, *, today: Any,
+                 settings: Any = None) -> list[dict]:
+        self.calls.append({"hook": hook, "context": context, "record": record, "today": today})
+        if self.raises:
+            raise self.raises
+        return [dict(CARD)]
+
+    @property
+    def record(self) -> pipeline.GatheredRecord:
+        return self.calls[-1]["record"]
+
+    def resource_ids(self) -> set[str]:
+        return {f"{r['resourceType']}/{r.get('id')}" for r in self.record.resources}
+
+
+@pytest.fixture
+def evaluate(monkeypatch: pytest.MonkeyPatch) -> EvaluateRecorder:
+    recorder = EvaluateRecorder()
+    monkeypatch.setattr(pipeline, "evaluate", recorder)
+    return recorder
+
+
+@pytest.fixture
+def settings_overrides(tmp_path: Any) -> dict[str, Any]:
+    return {"auth_mode": "off", "feedback_db_url": f"sqlite:///{tmp_path}/feedback.sqlite3",
+            "fhir_timeout_seconds": 0.5, "fhir_deadline_seconds": 1.0, "fhir_max_pages": 5,
+            "max_body_bytes": 256 * 1024}
+
+
+@pytest.fixture
+def app(settings_overrides: dict[str, Any], evaluate: EvaluateRecorder):
+    return create_app(settings_overrides)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def fhir() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """Everything the service logs during the test, as JSON lines."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLinesFormatter())
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def hanging_server() -> Iterator[HangingServer]:
+    with HangingServer() as server:
+        yield server

@@ -1,0 +1,50 @@
+"""One JSON line per hook call: ids, timings, prefetch hits/misses; never a token or a patient id."""
+from __future__ import annotations
+
+import json
+
+from cds_service.logging_setup import scrub
+from service_helpers import PV, full_prefetch, hook_body, log_events, serve_record
+
+TOKEN = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
+ACCESS_TOKEN = "fhir-access-token-123456"
+
+
+def call(client, body, **headers):
+    return client.post(f"/cds-services/{PV}", data=json.dumps(body), content_type="application/json",
+                       headers=headers)
+
+
+def test_hook_call_logs_one_structured_line(client, logs, fhir):
+    serve_record(fhir)
+    prefetch = full_prefetch()
+    del prefetch["observations"]
+    prefetch["medicationAdministrations"] = None
+    body = hook_body(prefetch=prefetch)
+    assert call(client, body).status_code == 200
+    (line,) = log_events(logs, "hook.call")
+    assert line["hookInstance"] == body["hookInstance"] and line["service"] == PV and line["status"] == 200
+    assert set(line["timing_ms"]) == {"gather", "evaluate", "total"}
+    assert line["prefetch"]["misses"] == ["observations"]
+    assert line["prefetch"]["nulls"] == ["medicationAdministrations"]
+    assert "patient" in line["prefetch"]["hits"]
+
+
+def test_412_is_logged_with_its_failures(client, logs):
+    assert call(client, hook_body(fhir_server=None)).status_code == 412
+    (line,) = log_events(logs, "hook.call")
+    assert line["status"] == 412 and line["prefetch"]["failures"]["patient"] == "no-fhir-server"
+
+
+def test_logs_never_contain_tokens_or_the_patient_id(client, logs, fhir):
+    serve_record(fhir, patient="secret-patient-42")
+    body = hook_body(patient="secret-patient-42",
+                     fhirAuthorization={"access_token": ACCESS_TOKEN, "token_type": "Bearer"})
+    assert call(client, body, Authorization=f"Bearer {TOKEN}").status_code == 200
+    text = logs.getvalue()
+    assert text and ACCESS_TOKEN not in text and TOKEN not in text and "secret-patient-42" not in text
+
+
+def test_scrub_removes_bearer_tokens_and_jwts():
+    assert scrub(f"Authorization: Bearer {ACCESS_TOKEN}") == "Authorization: Bearer [redacted]"
+    assert TOKEN not in scrub(f"token={TOKEN}")
