@@ -51,17 +51,22 @@ def last_known(e: Exposure, as_of: dt.date) -> dt.date | None:
 
 @dataclass
 class _Builder:
-    exposures: list[Exposure] = field(default_factory=list)
+    as_of: dt.date
     start: dt.date | None = None
+    exposures: list[Exposure] = field(default_factory=list)
+    last_by_drug: dict[str, dt.date] = field(default_factory=dict)
+
+    def add(self, e: Exposure) -> None:
+        self.exposures.append(e)
+        d = last_known(e, self.as_of)
+        if d and (e.drug.rxnorm not in self.last_by_drug or d > self.last_by_drug[e.drug.rxnorm]):
+            self.last_by_drug[e.drug.rxnorm] = d
 
     def last_of(self, rxnorm: str, as_of: dt.date) -> dt.date | None:
-        dates = [last_known(e, as_of) for e in self.exposures if e.drug.rxnorm == rxnorm]
-        dates = [d for d in dates if d]
-        return max(dates) if dates else None
+        return self.last_by_drug.get(rxnorm)
 
     def last(self, as_of: dt.date) -> dt.date | None:
-        dates = [d for d in (last_known(e, as_of) for e in self.exposures) if d]
-        return max(dates) if dates else None
+        return max(self.last_by_drug.values()) if self.last_by_drug else None
 
 
 def group(exposures: Iterable[Exposure], as_of: dt.date) -> list[list[Exposure]]:
@@ -87,9 +92,9 @@ def group(exposures: Iterable[Exposure], as_of: dt.date) -> list[list[Exposure]]
                 if others and running_until and running_until >= d:
                     target = latest
         if target is None:
-            target = _Builder(start=d)
+            target = _Builder(as_of=as_of, start=d)
             builders.append(target)
-        target.exposures.append(e)
+        target.add(e)
     groups = [b.exposures for b in builders]
     if undated:
         groups.append(undated)

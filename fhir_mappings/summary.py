@@ -16,13 +16,46 @@ from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
                     MetastaticSite, PatientSummary, ReceptorResult, ReceptorStatus, RecordIssue, TherapyHistory)
-from .receptors import ER, HER2, PR, Evidence, condition_evidence, observation_evidence, settle
+from .lvef import LVEF_LOINC
+from .receptors import ER, HER2, LOINC_MARKERS, MISCODED_LOINC, PR, SERUM_HER2, Evidence, condition_evidence, \
+    observation_evidence, settle
 from .regimens import build_history
 
 log = logging.getLogger(__name__)
 
 IGNORED_OBSERVATION_STATUS = frozenset({"entered-in-error", "cancelled"})
 _MAX_DEPTH = 3
+#: Observation codes any rule reads; everything else (labs, vitals) is skipped after one set lookup.
+RELEVANT_OBSERVATION_CODES = frozenset(LOINC_MARKERS) | SERUM_HER2 | frozenset(MISCODED_LOINC) | LVEF_LOINC \
+    | cond_mod.STAGE_GROUP_LOINC | cond_mod.M_CATEGORY_LOINC
+
+
+def _has_code(concept: Any, codes: frozenset[str]) -> bool:
+    if not isinstance(concept, dict):
+        return False
+    coding = concept.get("coding")
+    if isinstance(coding, list):
+        for c in coding:
+            if isinstance(c, dict) and c.get("code") in codes:
+                return True
+    return False
+
+
+def _relevant_observation(obs: dict[str, Any]) -> bool:
+    """Cheap pre-filter (most of a chart is labs and vitals that no rule reads)."""
+    if _has_code(obs.get("code"), RELEVANT_OBSERVATION_CODES):
+        return True
+    component = obs.get("component")
+    if component and isinstance(component, list):
+        if any(isinstance(c, dict) and _has_code(c.get("code"), RELEVANT_OBSERVATION_CODES) for c in component):
+            return True
+    meta = obs.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("profile"), list):
+        if any(isinstance(p, str) and "metasta" in p for p in meta["profile"]):
+            return True
+    code = obs.get("code")
+    text = code.get("text") if isinstance(code, dict) else None
+    return isinstance(text, str) and "metasta" in text.lower()
 
 
 def _flatten(resources: Any, skipped: list[RecordIssue]) -> list[dict[str, Any]]:
@@ -84,7 +117,10 @@ def _patient_ids(resource: dict[str, Any]) -> list[str]:
     return ids
 
 
-def _belongs(resource: dict[str, Any], patient_id: str) -> bool:
+def _belongs(resource: dict[str, Any], patient_id: str, own_ref: str) -> bool:
+    subject = resource.get("subject")
+    if isinstance(subject, dict) and subject.get("reference") == own_ref:
+        return True                                          # fast path: "Patient/<id>"
     ids = _patient_ids(resource)
     return not ids or patient_id in ids
 
@@ -115,7 +151,8 @@ def summarize(resources: Iterable[Mapping[str, Any]], patient_id: str, as_of: dt
 
 def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
     items = _dedupe(_flatten(resources, skipped))
-    items = [r for r in items if _belongs(r, pid)]
+    own_ref = f"Patient/{pid}"
+    items = [r for r in items if _belongs(r, pid, own_ref)]
     medications = {r["id"]: r for r in items if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)}
     conditions = {r["id"]: r for r in items if r["resourceType"] == "Condition" and isinstance(r.get("id"), str)
                   and not cond_mod.verification_ignored(r)}
@@ -141,6 +178,9 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
 
     for r in items:
         rtype = r["resourceType"]
+        if rtype == "Observation" and (as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS
+                                       or not _relevant_observation(r)):
+            continue
         source = source_of(r)
         try:
             if rtype == "Condition":
@@ -160,8 +200,6 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                     facts.append(fact)
                 status_conditions.extend(condition_evidence(r, source))
             elif rtype == "Observation":
-                if as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
-                    continue
                 ev, was_serum, issues = observation_evidence(r, source)
                 tissue.extend(ev)
                 if was_serum:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -104,11 +105,21 @@ def drugs_by_atc(code: str | None) -> tuple[Drug, ...]:
     return _BY_ATC.get(code.strip().upper(), ())
 
 
+_SYNONYM_WORDS = frozenset(w for g in _SYNONYMS for phrase, _ in g.phrases for w in phrase)
+
+
 def drugs_by_name(text: str | None) -> tuple[Drug, ...]:
     """Drugs named in free text via the explicit synonym list (whole words; ADCs before trastuzumab)."""
     if not isinstance(text, str) or not text:
         return ()
+    return _drugs_by_name(text)
+
+
+@lru_cache(maxsize=4096)          # pure function of an immutable str: displays repeat across a record
+def _drugs_by_name(text: str) -> tuple[Drug, ...]:
     words = list(_words(text))
+    if _SYNONYM_WORDS.isdisjoint(words):
+        return ()
     found: dict[str, Drug] = {}
     adc_found = False
     for group in _SYNONYMS:
