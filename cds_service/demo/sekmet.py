@@ -62,7 +62,7 @@ def ensure_sekmet(venv_dir: Path | None = None) -> Path:
     venv_module.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
     pip = [str(venv_dir / "bin" / "python"), "-m", "pip", "install", "-q", f"sekmet-fhir=={SEKMET_VERSION}"]
     try:
-        subprocess.run(pip, check=True, timeout=_INSTALL_TIMEOUT_SECONDS)
+        subprocess.run(pip, check=True, timeout=_INSTALL_TIMEOUT_SECONDS, stdout=sys.stderr)  # stdout is the venv path only
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(venv_dir, ignore_errors=True)   # never leave a half-built venv that looks ready
         raise SekmetError(f"could not install sekmet-fhir=={SEKMET_VERSION} into {venv_dir}: {exc}. "
