@@ -56,9 +56,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
          methods=CORS_METHODS, max_age=600, supports_credentials=False)
+    _warm_up()
     log.info("app.ready", extra={"services": list(services.ids), "auth_mode": settings.auth_mode,
                                  "feedback": feedback_blueprint is not None})
     return app
+
+
+def _warm_up() -> None:
+    """Import the pipeline's modules and load the knowledge base now, not on the first clinician's call."""
+    try:
+        import fhir_mappings  # noqa: F401
+        from cards import load_knowledge
+        load_knowledge()
+    except Exception as exc:     # the first hook call will report the real problem as a 500
+        get_logger().warning("warm-up.failed", extra={"error": type(exc).__name__})
 
 
 def _authenticate() -> None:
