@@ -74,13 +74,21 @@ MCODE_PRIMARY = "mcode-primary-cancer-condition"
 MCODE_HISTORY_METASTATIC = "mcode-history-of-metastatic-cancer"
 
 # --- staging ----------------------------------------------------------------------------------------
-STAGE_GROUP_LOINC = frozenset({"21908-9", "21902-2", "21914-7", "75620-5", "21909-7"})
-M_CATEGORY_LOINC = frozenset({"21907-1", "21901-4"})
-STAGE_IV_CODES = frozenset({"1222806003", "258228008", "1222807007", "1222808002", "1222809005",
-                            "4", "IV", "4A", "4B", "4C", "IVA", "IVB", "IVC"})
+# Staging Observation codes (LOINC and the SNOMED codes mCODE examples use). SNOMED AJCC stage/M value
+# concepts are not listed (their codes are easy to confuse: 1222806003 is stage IIIC): values are read
+# from AJCC (cancerstaging.org) codes or from the display, e.g. "... stage IV ...", "... cM1 ...".
+STAGE_GROUP_CODES = frozenset({"21908-9", "21902-2", "21914-7", "399537006", "399588009"})
+M_CATEGORY_CODES = frozenset({"21907-1", "21901-4", "399387003", "371497001"})
+STAGE_GROUP_LOINC, M_CATEGORY_LOINC = STAGE_GROUP_CODES, M_CATEGORY_CODES     # names kept for callers
+AJCC_STAGE_IV = frozenset({"4", "IV", "4A", "4B", "4C", "IVA", "IVB", "IVC"})
 _STAGE_IV_TEXT = re.compile(r"\bstage\s*(iv|4)[abc]?\b", re.I)
-_M1_TEXT = re.compile(r"^\s*[cpy]*M1[a-d]?\b|\b[cp]M1[a-d]?\b|\bM1\b", re.I)
-M1_SNOMED = frozenset({"1229903004", "1229904005", "1229905006", "1229906007", "1229907003", "1229908008", "1229909000"})
+_M1_TEXT = re.compile(r"(?<![a-z0-9])[cpy]{0,2}m1[a-d]?(?![0-9])", re.I)
+
+
+def _ajcc(system: str) -> bool:
+    s = system.lower()
+    return "cancerstaging" in s or "ajcc" in s
+
 
 # --- ILD, heart failure -------------------------------------------------------------------------------
 ILD_ICD_PREFIXES = ("J84", "J70.2", "J70.3", "J70.4")
@@ -199,36 +207,40 @@ def related_condition_ids(cond: dict[str, Any]) -> list[str]:
 
 
 def stage_iv(cond_or_obs: dict[str, Any]) -> bool:
-    """Stage IV / M1 in a Condition.stage or a staging Observation value."""
-    concepts: list[Any] = []
-    for st in as_list(cond_or_obs.get("stage")):
-        concepts.append(as_dict(st).get("summary"))
+    """Stage IV in a Condition.stage summary or a stage-group Observation value."""
+    concepts: list[Any] = [as_dict(st).get("summary") for st in as_list(cond_or_obs.get("stage"))]
     concepts.append(cond_or_obs.get("valueCodeableConcept"))
     for cc in concepts:
-        for _, code, display in codings(cc):
-            if code.upper() in STAGE_IV_CODES or code in M1_SNOMED or _STAGE_IV_TEXT.search(display) \
-                    or _M1_TEXT.search(code):
+        for system, code, display in codings(cc):
+            if _ajcc(system) and code.upper().lstrip("CPY") in AJCC_STAGE_IV:
+                return True
+            if _STAGE_IV_TEXT.search(display):
                 return True
         if _STAGE_IV_TEXT.search(all_text(cc)):
             return True
     return False
 
 
+def _m1(value: Any) -> bool:
+    for system, code, display in codings(value):
+        if (_ajcc(system) and _M1_TEXT.fullmatch(code.strip())) or _M1_TEXT.search(display):
+            return True
+    return bool(_M1_TEXT.search(as_str(as_dict(value).get("text"))))
+
+
 def observation_metastatic(obs: dict[str, Any]) -> str:
     """'' or the kind of metastatic evidence an Observation carries (stage IV, M1, mCODE history)."""
     code_cc = obs.get("code")
-    loincs = {code for system, code, _ in codings(code_cc) if is_loinc(system) or not system}
+    codes = {code for _, code, _ in codings(code_cc)}
     if MCODE_HISTORY_METASTATIC in _profiles(obs) or re.search(r"history of metastatic", all_text(code_cc), re.I):
         value = obs.get("valueCodeableConcept")
-        neg = any(code in ("LA32-8", "373067005", "260385009", "N") for _, code, _ in codings(value)) \
+        neg = any(code in ("LA32-8", "373067005", "260385009", "N", "false") for _, code, _ in codings(value)) \
             or obs.get("valueBoolean") is False
         return "" if neg else "mCODE history of metastatic cancer"
-    if loincs & STAGE_GROUP_LOINC and stage_iv(obs):
+    if codes & STAGE_GROUP_CODES and stage_iv(obs):
         return "stage IV"
-    if loincs & M_CATEGORY_LOINC:
-        for _, code, display in codings(obs.get("valueCodeableConcept")):
-            if code in M1_SNOMED or _M1_TEXT.search(code) or _M1_TEXT.search(display):
-                return "M1"
+    if codes & M_CATEGORY_CODES and _m1(obs.get("valueCodeableConcept")):
+        return "M1"
     return ""
 
 
