@@ -1,0 +1,56 @@
+"""Every rendered card honours the card contract and validates against the probe's response schema."""
+from __future__ import annotations
+
+import jsonschema
+import pytest
+from fhir_mappings import model as m
+
+import cards
+import test_cards_scenarios as sc
+from cards_contract import problems, response_schema
+from cards_testkit import THP, TRIPLET, drafts, summary, therapy, regimen, ago
+
+DRAFT_SETS = {
+    "none": (),
+    "thp": drafts(*THP),
+    "tdxd": drafts(m.RX_TDXD),
+    "tdm1": drafts(m.RX_TDM1),
+    "triplet": drafts(*TRIPLET),
+    "doxorubicin": drafts(m.RX_DOXORUBICIN),
+    "epirubicin+trastuzumab": drafts(m.RX_EPIRUBICIN, "3002", m.RX_TRASTUZUMAB),
+    "capecitabine-only": drafts(m.RX_CAPECITABINE),
+}
+CASES = [(sid, hook, dname) for sid in sc.ALL for hook in ("patient-view", "order-select", "order-sign")
+         for dname in (DRAFT_SETS if hook != "patient-view" else ["none"])]
+
+
+def _render(sid, hook, dname):
+    return cards.build_cards(sc.ALL[sid](), DRAFT_SETS[dname], hook, knowledge=cards.load_knowledge(), policy=cards.Policy())
+
+
+@pytest.mark.parametrize("sid,hook,dname", CASES)
+def test_cards_follow_the_contract(sid, hook, dname):
+    assert problems(_render(sid, hook, dname), hook, "p") == []
+
+
+def test_cards_validate_against_the_probe_response_schema():
+    schema = response_schema()
+    if schema is None:
+        pytest.skip("../shared/probe/schemas/response.schema.json not present")
+    validator = jsonschema.Draft202012Validator(schema)
+    for sid, hook, dname in CASES:
+        errors = [e.message for e in validator.iter_errors({"cards": _render(sid, hook, dname)})]
+        assert errors == [], (sid, hook, dname, errors[:3])
+
+
+def test_record_gaps_and_unmapped_codes_are_listed_escaped_and_valid():
+    """Record gaps and unmapped codes are listed in the detail, and never produce empty fields."""
+    s = summary(lvef=[(38, ago(10))], therapy_history=therapy(regimen(THP, ago(300), ago(20))),
+                unmapped=(m.RecordIssue("MedicationStatement/x", "unknown RxNorm code 999 | weird <b>"),),
+                skipped=(m.RecordIssue("Observation/y", "unreadable value"),))
+    out = cards.build_cards(s, drafts(m.RX_TDXD), "order-sign", knowledge=cards.load_knowledge(), policy=cards.Policy(),
+                            data_gaps=(m.RecordIssue("Condition?patient=p", "FHIR search timed out"),))
+    assert problems(out, "order-sign", "p") == []
+    detail = next(c["detail"] for c in out if c["source"]["topic"]["code"] == "lvef-monitoring")
+    assert "MedicationStatement/x" in detail and "Observation/y" in detail and "FHIR search timed out" in detail
+    assert "\\<b\\>" in detail and "\\|" in detail
