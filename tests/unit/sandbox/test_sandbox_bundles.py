@@ -111,3 +111,12 @@ def test_cases_name_an_existing_patient_drafts_and_known_expectations(path):
         assert set(case["expect"].get("topics_required", {})) | set(case["expect"].get("topics_forbidden", [])) <= TOPICS
         if case["hook"] != "patient-view":
             assert (SANDBOX / case["drafts"]).exists()
+
+
+@pytest.mark.parametrize("path", PATIENTS, ids=lambda p: p.name)
+def test_referenced_resources_come_earlier_in_the_bundle_so_put_each_loading_works(path):
+    seen: set[str] = set()
+    for entry in json.loads(path.read_text(encoding="utf-8"))["entry"]:
+        r = entry["resource"]
+        assert set(_references(r)) <= seen, f"{r['resourceType']}/{r['id']} refers forward"
+        seen.add(f"{r['resourceType']}/{r['id']}")
