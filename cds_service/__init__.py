@@ -13,7 +13,7 @@ from flask_cors import CORS
 from cds_service.config import Settings, load_settings
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
-from cds_service.http_errors import refuse_oversized_body, register_error_handlers
+from cds_service.http_errors import drain_unread_body, refuse_oversized_body, register_error_handlers
 from cds_service.logging_setup import configure_logging, get_logger
 from cds_service.services import ServiceRegistry
 from cds_service.state import ServiceState
@@ -47,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.before_request(refuse_oversized_body)
     app.before_request(_authenticate)
+    app.after_request(drain_unread_body)
 
     from cds_service.hooks import blueprint as hooks_blueprint
     app.register_blueprint(hooks_blueprint)

@@ -92,6 +92,19 @@ def refuse_oversized_body() -> None:
     raise RequestEntityTooLarge()
 
 
+def drain_unread_body(response: Response) -> Response:
+    """`after_request`: read what an early answer (401, 404, 415...) left unread, so closing the socket
+    does not reset the connection before the client has read the answer (gunicorn drains only 64 KiB)."""
+    length = request.content_length
+    limit = request.max_content_length
+    if length and (limit is None or length <= limit):
+        try:
+            request.stream.exhaust()
+        except Exception:   # a broken upload must not turn a good answer into an error
+            pass
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
