@@ -30,7 +30,7 @@ from .errors import Unauthorized
 from .jwks import ALLOWED_ALGORITHMS, TrustedIssuer, load_trusted_issuers
 from .storage import Database, used_jwt_ids_table
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("her2cds.auth")   # under the service logger: JSON lines
 
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_ISS_CHARS = 512
@@ -86,7 +86,7 @@ class ReplayStore:
         with self.db.begin() as conn:
             purged = conn.execute(delete(used_jwt_ids_table).where(used_jwt_ids_table.c.expires_at < now)).rowcount
         if purged:
-            log.debug("purged %d expired JWT id(s)", purged)
+            log.debug("auth.jti_purged", extra={"purged": purged})
 
 
 class Authenticator:
@@ -108,10 +108,10 @@ class Authenticator:
         self.issuers: Mapping[str, TrustedIssuer] = dict(issuers)
         self.replay_store = replay_store or ReplayStore(db)
         if self.mode != "off" and not self.issuers:
-            log.error("HER2CDS_AUTH_MODE=%s but no trusted issuer is configured (HER2CDS_TRUSTED_ISSUERS_FILE): "
-                      "every token will be refused", self.mode)
+            log.error("auth.no_trusted_issuers: HER2CDS_AUTH_MODE=%s but HER2CDS_TRUSTED_ISSUERS_FILE names no "
+                      "trusted issuer; every token will be refused", self.mode, extra={"auth_mode": self.mode})
         elif self.mode != "off":
-            log.info("JWT verification %s; trusted issuers: %s", self.mode, ", ".join(sorted(self.issuers)))
+            log.info("auth.configured", extra={"auth_mode": self.mode, "trusted_issuers": sorted(self.issuers)})
 
     def audience_for(self, request: flask.Request) -> str:
         """The exact URL the client invoked, as it must appear in `aud` (public base URL behind a proxy)."""
@@ -172,16 +172,17 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             self._reject(f"{type(exc).__name__}: {exc}", request, iss=iss, kid=kid)
         except Exception as exc:  # noqa: BLE001 - a token must never turn into a 500
-            log.exception("unexpected error while verifying a JWT")
+            log.exception("auth.unexpected_error")
             self._reject(f"unexpected {type(exc).__name__}", request, iss=iss, kid=kid)
         if not self.replay_store.first_use(iss, jti, int(claims["exp"]) + self.leeway):
             self._reject("jti replayed", request, iss=iss, kid=kid)
-        log.debug("JWT accepted: iss=%s kid=%s sub=%s", iss, kid, claims.get("sub"))
+        log.debug("auth.accepted", extra={"iss": iss, "kid": kid, "sub": _short(claims.get("sub"))})
         return claims
 
     def _reject(self, reason: str, request: flask.Request | None, *, iss: Any = None, kid: Any = None) -> NoReturn:
-        where = f"{request.method} {request.path}" if request is not None else "-"
-        log.warning("401 for %s: JWT rejected: %s (iss=%s kid=%s)", where, reason, _short(iss), _short(kid))
+        where = {"http_method": request.method, "path": request.path} if request is not None else {}
+        log.warning("auth.rejected: %s", reason,
+                    extra={"status": 401, "reason": reason, "iss": _short(iss), "kid": _short(kid), **where})
         raise Unauthorized(reason)
 
 

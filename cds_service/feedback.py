@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .errors import ApiError, BadRequest, NotFound
 from .storage import Database, feedback_table, issued_cards_table
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("her2cds.feedback")
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "feedback.schema.json"
 
@@ -171,7 +171,8 @@ class CardLog:
             with self.db.begin() as conn:
                 self.db.insert_ignoring_duplicates(conn, issued_cards_table, rows)
         except SQLAlchemyError:
-            log.exception("could not record %d issued card(s) for service %s", len(rows), service_id)
+            log.exception("feedback.card_log_failed: could not record %d issued card(s)", len(rows),
+                          extra={"service_id": service_id})
             return 0
         return len(rows)
 
@@ -227,8 +228,10 @@ def create_blueprint(db: Database, service_ids: Collection[str]) -> flask.Bluepr
         hook_instance = body.get("hookInstance")
         items = [FeedbackItem.from_json(service_id, hook_instance, item) for item in body["feedback"]]
         store.save(items)
-        log.info("feedback for service %s: %d item(s) (%s)", service_id, len(items),
-                 ", ".join(f"{k} {v}" for k, v in sorted(Counter(i.outcome for i in items).items())))
+        outcomes = Counter(i.outcome for i in items)
+        log.info("feedback.received", extra={"service_id": service_id, "hookInstance": hook_instance,
+                                             "items": len(items), "accepted": outcomes["accepted"],
+                                             "overridden": outcomes["overridden"]})
         return flask.jsonify({})
 
     return blueprint

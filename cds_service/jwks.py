@@ -31,7 +31,7 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("her2cds.jwks")
 
 # Asymmetric algorithms only: never `none`, never HMAC (CDS Hooks 2.0 "JWT signing algorithm").
 ALLOWED_ALGORITHMS = ("ES384", "RS384", "ES256", "RS256")
@@ -187,12 +187,12 @@ class RemoteJwks:
             document = self._fetch()
             keys = parse_jwks(document, source=self.url)
         except (requests.RequestException, ValueError) as exc:
-            log.warning("JWKS fetch from %s failed (%s); %s", self.url, exc,
-                        "keeping the keys fetched before" if self._keys else "no keys for this issuer yet")
+            log.warning("jwks.fetch_failed: %s", type(exc).__name__,
+                        extra={"jwks_url": self.url, "error": str(exc)[:300], "kept_previous_keys": bool(self._keys)})
             return
         self._keys = keys
         self._fetched_at = now
-        log.info("JWKS fetched from %s: %d key(s)", self.url, len(keys))
+        log.info("jwks.fetched", extra={"jwks_url": self.url, "keys": len(keys)})
 
     def _fetch(self) -> Any:
         with self._session.get(self.url, timeout=self.timeout_seconds, stream=True,

@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("her2cds.storage")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 import os
 import time
 
@@ -15,8 +14,8 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from auth_helpers import (BASE, ISSUER, JKU, SERVICE_PATH, SERVICE_URL, SigningKey, call, claims, guarded_app,
-                          make_settings, mint)
+from auth_helpers import (BASE, ISSUER, JKU, SERVICE_PATH, SERVICE_URL, SigningKey, call, captured_logs, claims,
+                          guarded_app, make_settings, mint)
 from cds_service.auth import Authenticator
 from cds_service.jwks import TrustConfigError, load_trusted_issuers
 from cds_service.storage import Database
@@ -272,11 +271,12 @@ def test_the_401_body_is_a_bare_operation_outcome_that_does_not_tell_the_reason(
 
 def test_the_reason_is_logged_but_never_the_token(client, es384, caplog):
     token = mint(es384, claims(iat=NOW - 3600, exp=NOW - 3000))
-    with caplog.at_level(logging.INFO, logger="cds_service.auth"):
+    with captured_logs(caplog, "her2cds.auth") as records:
         assert call(client, token).status_code == 401
-    text = caplog.text
-    assert "Expired" in text
-    assert token not in text and token.split(".")[2] not in text
+    record = next(r for r in records if r.getMessage().startswith("auth.rejected"))
+    assert "Expired" in record.reason and record.status == 401 and record.path == SERVICE_PATH
+    everything = " ".join([r.getMessage() for r in records] + [repr(vars(r)) for r in records])
+    assert token not in everything and token.split(".")[2] not in everything
 
 
 # ----------------------------------------------------------------------------- modes
@@ -299,7 +299,7 @@ def test_off_mode_accepts_anything(db):
 
 
 def test_required_mode_without_trusted_issuers_refuses_every_token(db, es384, caplog):
-    with caplog.at_level(logging.ERROR, logger="cds_service.auth"):
+    with captured_logs(caplog, "her2cds.auth"):
         app = guarded_app(Authenticator(make_settings(None), db)).test_client()
     assert "no trusted issuer" in caplog.text
     assert call(app, mint(es384)).status_code == 401

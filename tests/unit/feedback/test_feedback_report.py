@@ -5,7 +5,7 @@ import uuid
 
 from cds_service.feedback import CardLog, feedback_report
 from cds_service.storage import Database
-from feedback_helpers import PV, SERVICES, accepted, card, overridden
+from feedback_helpers import PV, SERVICES, accepted, captured_logs, card, overridden
 
 
 def table_rows(report: str) -> dict[str, list[str]]:
@@ -54,7 +54,8 @@ def test_issued_cards_without_feedback_show_up_with_no_rate(db, db_url):
 
 def test_logging_cards_never_raises_when_the_database_fails(tmp_path, caplog):
     broken = Database(f"sqlite:///{tmp_path / 'never-created.sqlite3'}")   # no tables
-    assert CardLog(broken).record(PV, None, [card("her2-next-regimen")]) == 0
+    with captured_logs(caplog, "her2cds.feedback"):
+        assert CardLog(broken).record(PV, None, [card("her2-next-regimen")]) == 0
     assert "could not record" in caplog.text
 
 
