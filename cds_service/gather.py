@@ -77,8 +77,13 @@ def _bundle_resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def classify_prefetch(query: FhirQuery, prefetch: Mapping[str, Any]) -> KeyResult:
-    """Apply the decision table to one key, without any I/O."""
+def classify_prefetch(query: FhirQuery, prefetch: Mapping[str, Any],
+                      context: Mapping[str, Any] | None = None) -> KeyResult:
+    """Apply the decision table to one key, without any I/O.
+
+    A read whose resource has another id than the one the template asked for (a client bug that would
+    put another patient's data on this patient's cards) is ignored like a resource of the wrong type.
+    """
     result = KeyResult(query)
     if query.key not in prefetch:
         return result
@@ -91,6 +96,10 @@ def classify_prefetch(query: FhirQuery, prefetch: Mapping[str, Any]) -> KeyResul
         result.ignored = "OperationOutcome"
         return result
     if query.is_read and rtype == query.resource_type:
+        asked_for = fill_template(query.template, context) if context is not None else None
+        if asked_for and value.get("id") is not None and f"{rtype}/{value.get('id')}" != asked_for:
+            result.ignored = "other-id"
+            return result
         result.source, result.resources = "prefetch", [value]
         return result
     if not query.is_read and rtype == "Bundle":
@@ -125,7 +134,7 @@ class Gatherer:
         deadline = started + self.settings.fhir_deadline_seconds
         context: Mapping[str, Any] = body["context"]
         prefetch: Mapping[str, Any] = body.get("prefetch") or {}
-        results = [classify_prefetch(q, prefetch) for q in service.queries]
+        results = [classify_prefetch(q, prefetch, context) for q in service.queries]
 
         client = self._client(body, deadline)
         pending: list[tuple[KeyResult, str | None]] = []      # (key, continuation URL or None = full fetch)

@@ -43,6 +43,14 @@ def test_decision_table_row(name, key, value, source, ignored):
     assert (result.source, result.ignored) == (source, ignored)
 
 
+def test_read_of_another_patient_is_ignored():
+    other = resource("Patient", "someone-else")
+    result = classify_prefetch(QUERIES["patient"], {"patient": other}, {"patientId": PATIENT})
+    assert (result.source, result.ignored) == ("missing", "other-id")
+    same = classify_prefetch(QUERIES["patient"], {"patient": resource("Patient", PATIENT)}, {"patientId": PATIENT})
+    assert same.source == "prefetch"
+
+
 def test_absent_key_is_missing():
     assert classify_prefetch(QUERIES["patient"], {}).source == "missing"
 
