@@ -1,0 +1,69 @@
+"""The same storage behaviours on PostgreSQL (psycopg 3), when a test server is given.
+
+Set HER2CDS_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:55432/her2test) to run these;
+the tables are dropped and recreated, so point it at a throw-away database.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from cds_service.auth import ReplayStore
+from cds_service.feedback import CardLog, feedback_report
+from cds_service.storage import Database, metadata
+from feedback_helpers import PV, accepted, card, feedback_app, overridden, stored
+
+PG_URL = os.environ.get("HER2CDS_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not PG_URL, reason="HER2CDS_TEST_POSTGRES_URL not set")
+
+
+@pytest.fixture
+def pg() -> Database:
+    pytest.importorskip("psycopg")
+    database = Database(PG_URL)
+    metadata.drop_all(database.engine)
+    database.create_all()
+    database.create_all()
+    yield database
+    metadata.drop_all(database.engine)
+    database.dispose()
+
+
+def test_feedback_is_stored_once_per_item_on_postgresql(pg):
+    client = feedback_app(pg).test_client()
+    body = {"feedback": [overridden(), accepted(), overridden()]}
+    body["feedback"].append(dict(body["feedback"][0]))
+    assert client.post(f"/cds-services/{PV}/feedback", json=body).status_code == 200
+    assert client.post(f"/cds-services/{PV}/feedback", json=body).status_code == 200
+    assert len(stored(pg)) == 3
+
+
+def test_concurrent_batches_are_all_stored_on_postgresql(pg):
+    client_for = [feedback_app(pg).test_client() for _ in range(4)]
+    bodies = [{"feedback": [overridden() for _ in range(50)]} for _ in range(20)]
+
+    def send(n: int) -> int:
+        return client_for[n % 4].post(f"/cds-services/{PV}/feedback", json=bodies[n]).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(send, range(20))) == {200}
+        assert set(pool.map(send, range(20))) == {200}
+    assert len(stored(pg)) == 1000
+
+
+def test_a_replayed_jti_is_refused_on_postgresql(pg):
+    store = ReplayStore(pg)
+    assert store.first_use("https://client.test", "jti-1", 2_000_000_000)
+    other_worker = Database(PG_URL)
+    assert not ReplayStore(other_worker).first_use("https://client.test", "jti-1", 2_000_000_000)
+    other_worker.dispose()
+
+
+def test_the_report_runs_on_postgresql(pg):
+    issued = card("her2-next-regimen", suggestions=1)
+    CardLog(pg).record(PV, None, [issued])
+    feedback_app(pg).test_client().post(f"/cds-services/{PV}/feedback", json={"feedback": [
+        accepted(issued["uuid"], suggestions=[issued["suggestions"][0]["uuid"]])]})
+    assert "| her2-next-regimen | 1 | 1 | 1 | 0 | 100% | 0% | - |" in feedback_report(PG_URL)
