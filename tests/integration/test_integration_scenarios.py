@@ -17,15 +17,16 @@ def _cases() -> list[pytest.param]:
         _, spec = load_scenario(directory, TODAY)
         for case in spec["cases"]:
             for mode in ("fetch", "prefetch"):
-                params.append(pytest.param(spec["patient"], case, mode, id=f"{spec['id']}/{case['hook']}/{mode}/{case['name']}"))
-    return params or [pytest.param(None, None, None, id="no-shared-scenarios")]
+                params.append(pytest.param(directory.name, spec["patient"], case, mode, id=f"{spec['id']}/{case['hook']}/{mode}/{case['name']}"))
+    return params or [pytest.param(None, None, None, None, id="no-shared-scenarios")]
 
 
-@pytest.mark.parametrize(("patient", "case", "mode"), _cases())
-def test_scenario_expectations_hold(fhir_server, live_service, patient, case, mode):
+@pytest.mark.parametrize(("folder", "patient", "case", "mode"), _cases())
+def test_scenario_expectations_hold(fhir_server, scenario_load_errors, live_service, folder, patient, case, mode):
     if case is None:
         require_shared()
         pytest.skip("no scenario folders in ../shared/scenarios")
+    assert folder not in scenario_load_errors, scenario_load_errors.get(folder)
     service = live_service.service(case["hook"])
     response = call(live_service.base, service, hook_body(service, fhir_server, patient, case.get("draftOrders", []), mode))
     assert response.status_code == 200, response.text[:500]
