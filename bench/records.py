@@ -4,9 +4,11 @@ synthetic histories of a given size for the scaling runs.
 Realistic record, first found wins: `../shared/scenarios/S02-*` (relapse after adjuvant trastuzumab,
 THP drafted: exercises every hook), else the repo's `sandbox/patients/demo-2-*.json` with its
 `sandbox/drafts/demo-2-*.json` (the same situation), else a built-in record
-(so the bench runs in a fresh clone). Synthetic histories come from `fhir_mappings.synthetic` when the
-mapping package has it, else from `synthetic_history` below (a built-in HER2+ core plus an LVEF series
-and medication administrations, 5 Observations per medication resource).
+(so the bench runs in a fresh clone). Synthetic records come from `fhir_mappings.synthetic` when the
+mapping package has it (the in-process mapping target), and from `synthetic_history` below for the
+service scaling runs: a built-in HER2+ core plus an LVEF series and medication administrations
+(5 Observations per medication resource), every one of them returned by the service's own prefetch
+queries, so a history of N resources reaches the service as N resources (the worst case).
 """
 from __future__ import annotations
 
@@ -192,16 +194,13 @@ def synthetic_history(total: int, patient_id: str, today: dt.date, *, n_obs: int
     return out
 
 
-def large_record(total: int, patient_id: str, today: dt.date, *, n_obs: int | None = None,
-                 n_meds: int | None = None) -> tuple[list[dict[str, Any]], str]:
-    """(resources, generator name): the mapping package's generator when present, else ours."""
+def mapping_record(n_obs: int, n_meds: int, patient_id: str, today: dt.date) -> tuple[list[dict[str, Any]], str]:
+    """(resources, generator) for the in-process mapping target: the mapping package's realistic chart
+    (`fhir_mappings.synthetic.large_record`: mostly irrelevant labs, as in a real chart) when present,
+    else `synthetic_history` (every Observation relevant: the worst case)."""
     try:
-        from fhir_mappings import synthetic  # type: ignore[attr-defined]
-        fn = getattr(synthetic, "large_record")
-    except (ImportError, AttributeError):
-        return synthetic_history(total, patient_id, today, n_obs=n_obs, n_meds=n_meds), "bench.records.synthetic_history"
-    if n_obs is None or n_meds is None:
-        n_meds = max(0, total - 8) // 6
-        n_obs = max(0, total - 8) - n_meds
-    resources = list(fn(n_obs, n_meds, patient_id))
-    return resources, "fhir_mappings.synthetic.large_record"
+        from fhir_mappings.synthetic import large_record
+    except ImportError:
+        return (synthetic_history(0, patient_id, today, n_obs=n_obs, n_meds=n_meds),
+                "bench.records.synthetic_history")
+    return list(large_record(n_obs, n_meds, patient_id, today)), "fhir_mappings.synthetic.large_record"

@@ -66,8 +66,8 @@ class Plan:
 
 DEFAULT = Plan(calls=500, warmup=50, concurrencies=(1, 16), throughput_s=10.0, floor_repeats=100,
                sizes=(10, 100, 1000, 5000), scaling_calls=100, mapping_repeats=20, deadline_s=540.0)
-QUICK = Plan(calls=50, warmup=10, concurrencies=(1, 16), throughput_s=2.0, floor_repeats=15,
-             sizes=(10, 100, 1000, 5000), scaling_calls=12, mapping_repeats=5, deadline_s=50.0)
+QUICK = Plan(calls=30, warmup=5, concurrencies=(1, 16), throughput_s=2.0, floor_repeats=10,
+             sizes=(10, 100, 1000, 5000), scaling_calls=8, mapping_repeats=3, deadline_s=55.0)
 
 
 @dataclass
@@ -227,7 +227,8 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
 
     bench = Bench(plan, tool)
     today = dt.datetime.now(dt.timezone.utc).date()
-    doc: dict[str, Any] = {"plan": plan.__dict__, "machine": machine_info(tool, tool_note)}
+    doc: dict[str, Any] = {"plan": {**plan.__dict__, "workers": workers}, "machine": machine_info(tool, tool_note),
+                           "load_average_start": os.getloadavg()}
     bench.log(f"load tool: {doc['machine']['load_tool']} -- {tool_note}")
     patient = records.realistic_patient(today, patient_source)
     doc["patient"] = {"id": patient.patient_id, "source": patient.source, "resources": patient.counts,
@@ -245,7 +246,8 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
         scaling_records: dict[int, tuple[str, list[dict[str, Any]], str]] = {}
         for size in plan.sizes:
             pid = f"bench-n{size}"
-            resources, generator = records.large_record(size, pid, today)
+            resources = records.synthetic_history(size, pid, today)
+            generator = "bench.records.synthetic_history"
             started = time.perf_counter()
             fhir.load_resources(base, resources)
             scaling_records[size] = (pid, resources, generator)
@@ -327,13 +329,14 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
             doc["scaling"] = scaling
 
             map_pid = "bench-map"
-            big, generator = records.large_record(0, map_pid, today, n_obs=5000, n_meds=1000)
+            big, generator = records.mapping_record(5000, 1000, map_pid, today)
             mapping_big = time_mapping(big, map_pid, today, plan.mapping_repeats)
             doc["mapping_5000_obs_1000_meds"] = {"resources": len(big), "generator": generator, "summary": mapping_big}
 
             service.sample_memory()
             doc["memory"] = service.memory_report()
             doc["service_log_tail"] = service.log_tail(15)
+            doc["worker_lifecycle"] = service.lifecycle_events()
             bench.log(f"memory: {doc['memory']}")
 
     for info in per_hook.values():
@@ -342,6 +345,7 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
     doc["runs"] = bench.runs
     doc["skipped"] = bench.skipped
     doc["elapsed_s"] = round(time.monotonic() - bench.started, 1)
+    doc["load_average_end"] = os.getloadavg()
     return doc, verdicts(doc, plan)
 
 
@@ -413,6 +417,9 @@ def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
           f"{m['platform']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     print(f"load tool: {m['load_tool']} ({m['load_tool_note']})")
+    print(f"load average (1/5/15 min) at start {tuple(round(x, 2) for x in doc['load_average_start'])}, at end "
+          f"{tuple(round(x, 2) for x in doc['load_average_end'])}: other work on this machine skews every figure, "
+          "the floor ratios less so")
     print(f"patient: {doc['patient']['id']} from {doc['patient']['source']} {doc['patient']['resources']}; "
           f"drafts {doc['patient']['drafts']}")
     print()
@@ -473,6 +480,9 @@ def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
               f"{big['generator']}): " + (f"p50 {fmt_ms(s.p50)} ms, p95 {fmt_ms(s.p95)} ms, max {fmt_ms(s.max)} ms"
                                          if s else "fhir_mappings.summarize not available"))
     print(f"memory: {doc.get('memory')}")
+    boots = [e for e in doc.get("worker_lifecycle", []) if "Booting worker" in e]
+    print(f"gunicorn worker boots: {len(boots)} (workers {doc['plan'].get('workers', '?')}); other lifecycle lines: "
+          f"{[e for e in doc.get('worker_lifecycle', []) if 'Booting worker' not in e][:5]}")
     print()
     print("TARGETS (issue 7)")
     print(verdict_table(verdict_list))

@@ -171,9 +171,19 @@ class ServiceProcess:
         return {
             "worker_peak_rss_mb": {str(pid): round(kb / 1024.0, 1) for pid, kb in workers.items()},
             "max_worker_peak_rss_mb": round(max(workers.values()) / 1024.0, 1) if workers else None,
+            "worker_pids_seen": len(workers),
             "master_peak_rss_mb": {str(pid): round(kb / 1024.0, 1) for pid, kb in self.peak_kb.items()
                                    if self.roles.get(pid) == "master"},
         }
+
+    def lifecycle_events(self) -> list[str]:
+        """Gunicorn worker lifecycle lines (boots, timeouts, crashes): a recycled worker shows up here."""
+        marks = ("Booting worker", "WORKER TIMEOUT", "exited with code", "Worker exiting", "was sent SIG")
+        try:
+            text = self.log_path.read_text(errors="replace") if self.log_path else ""
+        except OSError:
+            return []
+        return [line[:200] for line in text.splitlines() if any(m in line for m in marks)]
 
     def log_tail(self, lines: int = 40) -> str:
         try:
