@@ -22,13 +22,18 @@ def _cite(c: Citation) -> str:
     return f"[{text(c.short_label)}]({c.url})" if c.url else text(c.short_label)
 
 
+def _sources(refs: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(refs[:limit]) + (f" (+{len(refs) - limit} more)" if len(refs) > limit else "")
+    return text(shown) if refs else "—"
+
+
 def _facts_table(facts: Sequence[Fact]) -> list[str]:
     if not facts:
         return []
     rows = ["| Fact | Value | Date | Source |", "|---|---|---|---|"]
     for f in facts:
         rows.append(f"| {text(f.label)} | {text(f.value)} | {f.date.isoformat() if f.date else '—'} | "
-                    f"{text(', '.join(f.sources)) if f.sources else '—'} |")
+                    f"{_sources(f.sources)} |")
     return rows
 
 

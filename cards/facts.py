@@ -43,15 +43,32 @@ def disease_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
     return tuple(out)
 
 
+def _span(exps) -> tuple[str, object]:
+    starts = [e.start for e in exps if e.start]
+    ends = [e.end or e.start for e in exps if (e.end or e.start)]
+    first = min(starts) if starts else None
+    ongoing = any(e.ongoing for e in exps)
+    last = "ongoing" if ongoing else (max(ends).isoformat() if ends else "?")
+    return f"{first.isoformat() if first else '?'} to {last}", first
+
+
 def therapy_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
+    """Prior HER2-directed agents, one row per agent per regimen (administrations aggregated)."""
     t = p.summary.therapy
     out = []
-    for e in t.exposures:
-        if not is_her2_agent(e.drug):
-            continue
-        span = f"{e.start.isoformat() if e.start else '?'} to {'ongoing' if e.ongoing else (e.end.isoformat() if e.end else '?')}"
-        extra = f"; {e.status_reason}" if e.status_reason else ""
-        out.append(Fact("Prior HER2-directed agent", f"{e.drug.name} ({e.status}, {span}{extra})", e.start, (e.source,)))
+    groups = [(r.setting.value, r.exposures) for r in t.regimens] or [("", t.exposures)]
+    for setting, exps in groups:
+        by_drug: dict[str, list] = {}
+        for e in exps:
+            if is_her2_agent(e.drug):
+                by_drug.setdefault(e.drug.name, []).append(e)
+        for name, es in by_drug.items():
+            span, first = _span(es)
+            reasons = sorted({e.status_reason for e in es if e.status_reason})
+            extra = (f"; {', '.join(reasons)}" if reasons else "") + (f"; {len(es)} records" if len(es) > 1 else "")
+            where = f", {setting}" if setting else ""
+            out.append(Fact("Prior HER2-directed agent", f"{name} ({span}{where}{extra})", first,
+                            tuple(dict.fromkeys(e.source for e in es))))
     for i, r in enumerate(p.lines, start=1):
         names = " + ".join(sorted(d.name for d in r.drugs))
         state = "ongoing" if r.ongoing else ("progressed" if r.progressed else "ended")

@@ -94,7 +94,9 @@ def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> Cl
     t = summary.therapy
     lines = tuple(r for r in t.regimens if counts_as_line(r))
     lines_given = len(lines) if t.regimens else t.metastatic_lines
-    ongoing = bool(lines) and (t.current_line_ongoing or (lines[-1].ongoing and not lines[-1].progressed))
+    # Our own reading of "current line ongoing": the latest counted line (endocrine-only lines are not
+    # lines here, unlike the mapping's metastatic_lines) is ongoing with no documented progression.
+    ongoing = bool(lines) and lines[-1].ongoing and not lines[-1].progressed
     if not t.regimens:
         ongoing = t.current_line_ongoing and lines_given > 0
     tfi = t.tfi_months

@@ -260,3 +260,28 @@ def test_wording_and_order_are_stable_for_the_same_input():
     b = run(s, "order-select", drafts(TDXD, m.RX_DOXORUBICIN))
     assert strip(a) == strip(b)
     assert [c["indicator"] for c in a] == sorted((c["indicator"] for c in a), key=["critical", "warning", "info"].index)
+
+
+def test_endocrine_only_metastatic_line_does_not_count_as_a_her2_line():
+    """line_plans: a letrozole-only metastatic line is not a line of HER2/chemotherapy -> still first line (S6)."""
+    s = after(regimen(["72965"], ago(300), ago(30)))
+    assert recommended_set(run(s)) == frozenset(THP)
+
+
+def test_early_relapse_then_one_metastatic_line_is_third_line():
+    """rules.S5 + S9: the early relapse counts as one line, so after one metastatic line the next is third line."""
+    early = regimen(TCH, ago(900), ago(600), setting=m.Setting.ADJUVANT, progressed=False)
+    s = summary(met_date=ago(500), therapy_history=therapy(early, regimen([TDXD], ago(490), ago(30)),
+                                                            early_end=ago(600), tfi_months=3.3))
+    c = card(run(s), "her2-next-regimen")
+    assert c["summary"].startswith("3rd-line") and recommended_set([c]) == frozenset(TRIPLET)
+
+
+def test_first_line_restart_recognises_a_pertuzumab_trastuzumab_combination_product():
+    """safety_checks.first-line-restart (S5): a Phesgo-like draft maps to pertuzumab + trastuzumab in one order."""
+    early = regimen(TCH, ago(500), ago(200), setting=m.Setting.ADJUVANT, progressed=False)
+    s = summary(met_date=ago(30), therapy_history=therapy(early, early_end=ago(200), tfi_months=5.6))
+    combo = m.DraftOrder("MedicationRequest/p-draft-phesgo", (draft(m.RX_PERTUZUMAB).drugs[0],
+                                                            draft(m.RX_TRASTUZUMAB).drugs[0]), "Phesgo")
+    out = run(s, "order-select", (combo, draft(m.RX_DOCETAXEL)))
+    assert topics(out)["first-line-restart"] == "warning" and "tdxd-not-offered" not in topics(out)
