@@ -149,7 +149,7 @@ class CardLog:
         rows = []
         for card in cards:
             uuid = card.get("uuid") if isinstance(card, Mapping) else None
-            if not isinstance(uuid, str) or not uuid:
+            if not isinstance(uuid, str) or not uuid or len(uuid) > 64:
                 continue
             source = card.get("source") if isinstance(card.get("source"), Mapping) else {}
             topic = source.get("topic") if isinstance(source.get("topic"), Mapping) else {}

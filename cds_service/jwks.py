@@ -199,10 +199,13 @@ class RemoteJwks:
                                headers={"Accept": "application/json, application/jwk-set+json"}) as reply:
             reply.raise_for_status()
             body = bytearray()
+            deadline = time.monotonic() + 2 * self.timeout_seconds   # a slow drip must not hold the lock
             for chunk in reply.iter_content(64 * 1024):
                 body += chunk
                 if len(body) > _MAX_JWKS_BYTES:
                     raise ValueError("JWKS larger than 1 MiB")
+                if time.monotonic() > deadline:
+                    raise requests.Timeout("JWKS download too slow")
             return json.loads(bytes(body))
 
 

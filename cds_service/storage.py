@@ -46,15 +46,15 @@ feedback_table = Table(
     Column("service_id", String(128), nullable=False),
     Column("hook_instance", String(256)),
     Column("card_uuid", String(64), nullable=False),
-    Column("topic_code", String(128)),
-    Column("topic_system", String(512)),
+    Column("topic_code", Text),
+    Column("topic_system", Text),
     Column("outcome", String(16), nullable=False),
     Column("accepted_suggestions", Text),          # JSON array of suggestion uuids, or NULL
-    Column("reason_code", String(256)),
-    Column("reason_system", String(512)),
+    Column("reason_code", Text),                   # client text: unbounded types, the body limit caps them
+    Column("reason_system", Text),
     Column("reason_display", Text),
     Column("user_comment", Text),
-    Column("outcome_timestamp", String(40), nullable=False),   # RFC 3339 as sent by the client
+    Column("outcome_timestamp", Text, nullable=False),         # RFC 3339 as sent by the client
     Column("received_at", String(40), nullable=False),         # RFC 3339 UTC, server clock
 )
 Index("ix_cds_feedback_card_uuid", feedback_table.c.card_uuid)
@@ -66,9 +66,9 @@ issued_cards_table = Table(
     Column("card_uuid", String(64), primary_key=True),
     Column("service_id", String(128), nullable=False),
     Column("hook_instance", String(256)),
-    Column("topic_code", String(128)),
-    Column("topic_system", String(512)),
-    Column("indicator", String(16)),
+    Column("topic_code", Text),
+    Column("topic_system", Text),
+    Column("indicator", Text),
     Column("suggestion_uuids", Text),              # JSON array
     Column("issued_at", String(40), nullable=False),
 )

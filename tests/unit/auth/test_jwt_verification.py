@@ -21,7 +21,9 @@ from cds_service.jwks import TrustConfigError, load_trusted_issuers
 from cds_service.storage import Database
 from support import SHARED, require_shared
 
-NOW = int(time.time())
+def now() -> int:
+    """Read per use: the module may be imported long before a test runs."""
+    return int(time.time())
 
 
 def b64url(data: bytes) -> str:
@@ -46,7 +48,7 @@ def test_a_valid_es384_token_like_the_sandbox_sends_is_accepted(client, es384):
 
 
 def test_a_valid_rs384_token_shaped_like_epic_with_sub_and_nbf_is_accepted(client, rs384):
-    payload = claims(sub="epic-client-id-123", nbf=NOW - 300, iat=NOW, exp=NOW + 300, tenant="org-1")
+    payload = claims(sub="epic-client-id-123", nbf=now() - 300, iat=now(), exp=now() + 300, tenant="org-1")
     assert call(client, mint(rs384, payload, jku=None)).status_code == 200
 
 
@@ -81,13 +83,13 @@ def test_behind_a_proxy_the_audience_is_the_public_base_url_plus_the_path(trust_
     assert call(app, mint(es384, claims(aud=SERVICE_URL))).status_code == 401
 
 
-@pytest.mark.parametrize("skew", [-50, 50])
+@pytest.mark.parametrize("skew", [-30, 30])
 def test_clock_skew_within_the_leeway_is_tolerated(client, es384, skew):
-    """exp just passed / iat and nbf just ahead: within the 60 s leeway."""
+    """exp 30 s ago / iat and nbf 30 s ahead: within the 60 s leeway."""
     if skew < 0:
-        payload = claims(iat=NOW - 400, exp=NOW + skew)
+        payload = claims(iat=now() - 400, exp=now() + skew)
     else:
-        payload = claims(iat=NOW + skew, nbf=NOW + skew, exp=NOW + 300)
+        payload = claims(iat=now() + skew, nbf=now() + skew, exp=now() + 300)
     assert call(client, mint(es384, payload)).status_code == 200
 
 
@@ -137,19 +139,19 @@ def test_an_es512_token_is_401_as_only_es384_rs384_es256_rs256_are_allowed(clien
 
 
 def test_an_expired_token_is_401(client, es384):
-    assert call(client, mint(es384, claims(iat=NOW - 3600, exp=NOW - 3000))).status_code == 401
+    assert call(client, mint(es384, claims(iat=now() - 3600, exp=now() - 3000))).status_code == 401
 
 
 def test_a_token_expired_just_beyond_the_leeway_is_401(client, es384):
-    assert call(client, mint(es384, claims(iat=NOW - 400, exp=NOW - 70))).status_code == 401
+    assert call(client, mint(es384, claims(iat=now() - 400, exp=now() - 70))).status_code == 401
 
 
 def test_nbf_in_the_future_beyond_the_leeway_is_401(client, es384):
-    assert call(client, mint(es384, claims(nbf=NOW + 600, exp=NOW + 900))).status_code == 401
+    assert call(client, mint(es384, claims(nbf=now() + 600, exp=now() + 900))).status_code == 401
 
 
 def test_iat_in_the_future_beyond_the_leeway_is_401(client, es384):
-    assert call(client, mint(es384, claims(iat=NOW + 600, exp=NOW + 900))).status_code == 401
+    assert call(client, mint(es384, claims(iat=now() + 600, exp=now() + 900))).status_code == 401
 
 
 @pytest.mark.parametrize("aud", [BASE + "/cds-services", SERVICE_URL + "/", SERVICE_URL + "/feedback",
@@ -270,7 +272,7 @@ def test_the_401_body_is_a_bare_operation_outcome_that_does_not_tell_the_reason(
 
 
 def test_the_reason_is_logged_but_never_the_token(client, es384, caplog):
-    token = mint(es384, claims(iat=NOW - 3600, exp=NOW - 3000))
+    token = mint(es384, claims(iat=now() - 3600, exp=now() - 3000))
     with captured_logs(caplog, "her2cds.auth") as records:
         assert call(client, token).status_code == 401
     record = next(r for r in records if r.getMessage().startswith("auth.rejected"))

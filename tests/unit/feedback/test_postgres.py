@@ -67,3 +67,12 @@ def test_the_report_runs_on_postgresql(pg):
     feedback_app(pg).test_client().post(f"/cds-services/{PV}/feedback", json={"feedback": [
         accepted(issued["uuid"], suggestions=[issued["suggestions"][0]["uuid"]])]})
     assert "| her2-next-regimen | 1 | 1 | 1 | 0 | 100% | 0% | - |" in feedback_report(PG_URL)
+
+
+def test_long_client_texts_fit_on_postgresql(pg):
+    item = overridden(code="c" * 2000, comment="u" * 5000, display="d" * 2000,
+                      ts="2026-12-01T10:05:31." + "1" * 60 + "Z")
+    item["overrideReason"]["reason"]["system"] = "https://example.org/" + "s" * 2000
+    client = feedback_app(pg).test_client()
+    assert client.post(f"/cds-services/{PV}/feedback", json={"feedback": [item]}).status_code == 200
+    assert len(stored(pg)) == 1
