@@ -35,6 +35,7 @@ log = logging.getLogger("her2cds.auth")   # under the service logger: JSON lines
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_ISS_CHARS = 512
 MAX_JTI_CHARS = 256
+MAX_LIFETIME_SECONDS = 24 * 3600   # exp further ahead is refused: its jti would have to be kept that long
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
 
 
@@ -167,6 +168,8 @@ class Authenticator:
             jti = claims.get("jti")
             if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS or len(iss) > MAX_ISS_CHARS:
                 raise _Refused("jti missing, empty or too long")
+            if claims["exp"] > time.time() + MAX_LIFETIME_SECONDS:
+                raise _Refused(f"exp more than {MAX_LIFETIME_SECONDS} s ahead")
         except _Refused as refused:
             self._reject(refused.reason, request, iss=iss, kid=kid)
         except jwt.PyJWTError as exc:

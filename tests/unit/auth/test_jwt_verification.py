@@ -172,6 +172,12 @@ def test_an_empty_non_string_or_oversized_jti_is_401(client, es384, jti):
     assert call(client, mint(es384, claims(jti=jti))).status_code == 401
 
 
+@pytest.mark.parametrize("exp", [lambda: now() + 2 * 24 * 3600, lambda: 1e300])
+def test_a_token_valid_for_more_than_a_day_is_401(client, es384, exp):
+    """Its jti would have to be remembered for as long; CDS clients mint 5-minute tokens."""
+    assert call(client, mint(es384, claims(exp=exp()))).status_code == 401
+
+
 def test_an_unknown_kid_is_401(client, es384):
     assert call(client, mint(es384, kid="not-in-the-jwks")).status_code == 401
 
