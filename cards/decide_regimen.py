@@ -81,6 +81,8 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
     rules = list(plan.rules)
     if p.early_relapse:
         rules.insert(0, knowledge.rules["S5"])
+    if any("ild" in e.regimen.contraindicated_by for e in excluded) and p.ild:
+        rules.insert(0, knowledge.rules["S3"])   # the card's source is then the ILD rule
     notes = [_hr_note(p, knowledge), _rule_note(knowledge, "S11")]
     if p.current_line_ongoing:
         notes.insert(0, "The current metastatic line is ongoing with no documented progression: this is the plan "

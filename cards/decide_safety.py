@@ -118,7 +118,8 @@ def ild(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
     return Decision(
         topic="ild-pneumonitis", indicator=indicator, summary=_fmt(checks[0]), rules=rules,
         findings=tuple(findings), facts=(*_draft_facts(tdxd + tdm1), *contraindication_facts(p)),
-        proposals=tuple(proposals), about_drafts=bool(tdxd or tdm1), check_ids=tuple(c.id for c in checks))
+        proposals=tuple(proposals), about_drafts=bool(tdxd or tdm1), check_ids=tuple(c.id for c in checks),
+        source=checks[0].source)
 
 
 def lvef(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge) -> Decision | None:

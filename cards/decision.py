@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from cards.knowledge_base import RegimenEntry, Rule
+from cards.knowledge_base import Citation, RegimenEntry, Rule
 from fhir_mappings.model import DraftOrder
 
 
@@ -48,3 +48,4 @@ class Decision:
     named_only: tuple[RegimenEntry, ...] = ()    # listed in the text, no order proposed
     about_drafts: bool = False                   # warns about a drafted order -> overrideReasons
     check_ids: tuple[str, ...] = field(default=())
+    source: Citation | None = None               # overrides the first rule's cited source

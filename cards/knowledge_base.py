@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import jsonschema
@@ -118,6 +119,7 @@ class SafetyCheck:
     condition: str
     wording: str
     params: Mapping[str, float]
+    source: Citation | None = None               # the card's source, when not the rule's first cited URL
 
     def param(self, name: str) -> float:
         try:
@@ -162,9 +164,10 @@ class Knowledge:
             raise KnowledgeError(f"unknown TFI policy {policy_id!r}; knowledge has {sorted(self.tfi_policies)}") from None
 
 
-def _schema() -> dict[str, Any]:
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
     text = resources.files("cards.knowledge").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    return jsonschema.Draft202012Validator(json.loads(text))
 
 
 def _entry_name(doc: Any, path: list[Any]) -> str:
@@ -185,8 +188,7 @@ def _entry_name(doc: Any, path: list[Any]) -> str:
 
 def validate_document(doc: Any, name: str = "knowledge") -> None:
     """Raise KnowledgeError naming the first bad entry (schema errors, then cross-references)."""
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
     if errors:
         err = errors[0]
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
@@ -234,6 +236,10 @@ def _check_references(doc: dict[str, Any], name: str) -> None:
         need("regimen", regimens, r, "investigational")
     for i, check in enumerate(doc["safety_checks"]):
         need("rule", rules, check["rule"], f"safety_checks[{i}] ({check['id']}).rule")
+        if "source" in check:
+            need("citation", citations, check["source"], f"safety_checks[{i}] ({check['id']}).source")
+            if "url" not in cited[check["source"]]:
+                raise KnowledgeError(f"{name}: safety_checks[{i}] ({check['id']}).source: citation has no URL")
     defaults = [p["id"] for p in doc["tfi_policies"] if p.get("default")]
     if len(defaults) != 1:
         raise KnowledgeError(f"{name}: tfi_policies: exactly one policy must be default: true (found {defaults})")
@@ -257,18 +263,21 @@ def _build(doc: dict[str, Any], source: str) -> Knowledge:
         for r in doc["regimens"]}
     rules = {r["id"]: Rule(r["id"], r["title"], r["statement"], r["recommendation"], r["strength"], cites(r))
              for r in doc["rules"]}
+    frozen = MappingProxyType
     return Knowledge(
         version=doc["version"], title=doc["title"], disclaimer=doc["disclaimer"], source_path=source,
-        citations=citations, drugs=drugs, regimens=regimens,
-        tfi_policies={p["id"]: TfiPolicy(p["id"], float(p["months"]), float(p["months_if_pertuzumab"]),
+        citations=frozen(citations), drugs=frozen(drugs), regimens=frozen(regimens),
+        tfi_policies=frozen({p["id"]: TfiPolicy(p["id"], float(p["months"]), float(p["months_if_pertuzumab"]),
                                          p["statement"], cites(p), bool(p.get("default", False)))
-                      for p in doc["tfi_policies"]},
-        rules=rules,
-        line_plans={p["id"]: LinePlan(p["id"], p["title"], tuple(rules[r] for r in p["rules"]),
-                                      tuple(regimens[c] for c in p["candidates"])) for p in doc["line_plans"]},
+                      for p in doc["tfi_policies"]}),
+        rules=frozen(rules),
+        line_plans=frozen({p["id"]: LinePlan(p["id"], p["title"], tuple(rules[r] for r in p["rules"]),
+                                             tuple(regimens[c] for c in p["candidates"])) for p in doc["line_plans"]}),
         investigational=tuple(regimens[r] for r in doc["investigational"]),
-        safety_checks={c["id"]: SafetyCheck(c["id"], c["topic"], rules[c["rule"]], c["indicator"], c["condition"],
-                                            c["wording"], dict(c.get("params", {}))) for c in doc["safety_checks"]},
+        safety_checks=frozen({c["id"]: SafetyCheck(c["id"], c["topic"], rules[c["rule"]], c["indicator"],
+                                                   c["condition"], c["wording"], frozen(dict(c.get("params", {}))),
+                                                   citations[c["source"]] if "source" in c else None)
+                              for c in doc["safety_checks"]}),
         override_reason_system=doc["override_reason_system"],
         override_reasons=tuple(OverrideReason(o["code"], o["display"]) for o in doc["override_reasons"]),
     )
@@ -277,7 +286,7 @@ def _build(doc: dict[str, Any], source: str) -> Knowledge:
 def parse_knowledge(text: str, name: str = "knowledge") -> Knowledge:
     """Parse and validate knowledge YAML text (used by tests and by `load_knowledge`)."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # C loader when built
     except yaml.YAMLError as exc:
         raise KnowledgeError(f"{name}: not valid YAML: {exc}") from exc
     validate_document(doc, name)

@@ -58,7 +58,7 @@ def _suggestion(p: Proposal, patient_id: str, recommended_allowed: bool) -> dict
 def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, gaps: Sequence[RecordIssue] = (),
                 drafts: Sequence[DraftOrder] = ()) -> dict[str, Any]:
     display, _lowest = TOPICS[d.topic]
-    citation = d.rules[0].primary_citation
+    citation = d.source or d.rules[0].primary_citation
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": d.summary if len(d.summary) <= 139 else d.summary[:138] + "…",

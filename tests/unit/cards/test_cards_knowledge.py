@@ -13,9 +13,9 @@ PACKAGED = resources.files("cards.knowledge").joinpath("her2_mbc.yaml").read_tex
 
 
 def broken(mutate) -> str:
-    doc = yaml.safe_load(PACKAGED)
+    doc = yaml.load(PACKAGED, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     mutate(doc)
-    return yaml.safe_dump(doc)
+    return yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
 
 
 def test_packaged_knowledge_validates_and_has_every_seed_rule():
