@@ -6,7 +6,7 @@ import re
 from typing import Sequence
 
 from cards.decision import Decision, Fact
-from cards.knowledge_base import Citation, Knowledge, RegimenEntry, Rule
+from cards.knowledge_base import Citation, Knowledge, Rule
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
 
 MAX_ISSUES = 25
