@@ -5,6 +5,7 @@ sent, so a client never receives a resource it cannot post. No empty value is ev
 """
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Sequence
 
@@ -15,6 +16,10 @@ from cards.detail import build_detail
 from cards.knowledge_base import Component, Knowledge
 from cards.topics import RXNORM_SYSTEM, TOPIC_SYSTEM, TOPICS
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
+
+
+# A FHIR relative reference as CDS Hooks `resourceId` (what clients and the probe accept).
+RESOURCE_ID = re.compile(r"^MedicationRequest/[A-Za-z0-9\-.]{1,64}$")
 
 
 def medication_request(component: Component, patient_id: str) -> dict[str, Any]:
@@ -38,7 +43,7 @@ def _actions(p: Proposal, patient_id: str) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = [
         {"type": "delete", "description": f"Remove the draft order {d.display or d.resource_id}".strip(),
          "resourceId": d.resource_id}
-        for d in p.remove if d.resource_id]
+        for d in p.remove if RESOURCE_ID.match(d.resource_id or "")]   # a draft without a usable id cannot be deleted
     if p.regimen is not None:
         actions += [{"type": "create", "description": f"Draft {c.drug.label}: {c.dose}",
                      "resource": medication_request(c, patient_id)} for c in p.regimen.components]

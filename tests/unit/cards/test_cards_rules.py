@@ -285,3 +285,11 @@ def test_first_line_restart_recognises_a_pertuzumab_trastuzumab_combination_prod
                                                             draft(m.RX_TRASTUZUMAB).drugs[0]), "Phesgo")
     out = run(s, "order-select", (combo, draft(m.RX_DOCETAXEL)))
     assert topics(out)["first-line-restart"] == "warning" and "tdxd-not-offered" not in topics(out)
+
+
+def test_a_draft_without_a_usable_id_gets_no_delete_action():
+    """Delete actions need a relative `MedicationRequest/<id>`; otherwise only the safer alternative is offered."""
+    bad = replace(draft(TDXD), resource_id="urn:uuid:1234")
+    out = run(after(regimen(THP, ago(300), ago(30)), ild=True), "order-select", (bad,))
+    c = card(out, "ild-pneumonitis")
+    assert all(a["type"] == "create" for s in c["suggestions"] for a in s["actions"])
