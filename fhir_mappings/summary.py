@@ -36,8 +36,10 @@ def _has_code(concept: Any, codes: frozenset[str]) -> bool:
     coding = concept.get("coding")
     if isinstance(coding, list):
         for c in coding:
-            if isinstance(c, dict) and c.get("code") in codes:
-                return True
+            if isinstance(c, dict):
+                code = c.get("code")
+                if isinstance(code, str) and code in codes:
+                    return True
     return False
 
 
