@@ -35,7 +35,7 @@ GENERIC_MALIGNANCY_SNOMED = frozenset({"363346000", "372087000", "86049000", "12
 BREAST_BODY_SITE_SNOMED = frozenset({"76752008", "80248007", "73056007", "63762007", "72410000", "76365002",
                                      "77831004", "12396004", "33564002", "53840002", "19100000"})
 _BREAST_WORD = re.compile(r"\bbreast|\bmamma", re.I)
-_MALIGNANT_WORD = re.compile(r"malignan|carcinoma|cancer|neoplasm", re.I)
+_MALIGNANT_WORD = re.compile(r"malignan|carcinoma|cancer|sarcoma|lymphoma", re.I)   # not "neoplasm": may be benign
 _SECONDARY_WORD = re.compile(r"secondary|metasta", re.I)
 
 # --- secondary sites -------------------------------------------------------------------------------

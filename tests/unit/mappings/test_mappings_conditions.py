@@ -18,6 +18,7 @@ BREAST_CASES = [
     ("lung cancer", condition(ICD10, "C34.90", "Malignant neoplasm of lung"), False),
     ("refuted breast cancer", condition(ICD10, "C50.912", verification="refuted"), False),
     ("entered-in-error breast cancer", condition(ICD10, "C50.912", verification="entered-in-error"), False),
+    ("Synthea 'Neoplasm of breast' may be benign", condition(SNOMED, "126926005", "Neoplasm of breast (disorder)"), False),
     ("uncoded text", {"resourceType": "Condition", "id": "t", "subject": {"reference": "Patient/p1"},
                       "code": {"text": "Invasive ductal carcinoma of the left breast"}}, True),
 ]
