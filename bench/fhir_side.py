@@ -193,3 +193,29 @@ def measure_floor(base_url: str, queries: list[str], *, repeats: int, warmup: in
         return out
     finally:
         inner.shutdown(wait=True)
+
+
+def prefetch_from_resources(templates: dict[str, str], context: dict[str, Any],
+                            resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A complete prefetch built without a server (quick mode): a read `Type/id` gets that resource,
+    a search `Type?...` a searchset of every resource of that type. Search filters other than the
+    patient are NOT applied, so use it only for records whose every resource matches the queries
+    (as `records.synthetic_history` is built)."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in resources:
+        by_type.setdefault(r["resourceType"], []).append(r)
+    prefetch: dict[str, Any] = {}
+    for key, template in templates.items():
+        relative = resolve_template(template, context)
+        if relative is None:
+            continue
+        path = relative.split("?", 1)[0]
+        if "?" not in relative and path.count("/") == 1:
+            rtype, rid = path.split("/")
+            prefetch[key] = next((r for r in by_type.get(rtype, []) if r.get("id") == rid), None)
+        else:
+            items = by_type.get(path, [])
+            prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "total": len(items),
+                             "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r,
+                                        "search": {"mode": "match"}} for r in items]}
+    return prefetch

@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
 
 import requests  # noqa: E402
 
-from bench import fhir_side as fhir, loadgen, records  # noqa: E402
+from bench import fhir_side as fhir, loadgen, machine, records  # noqa: E402
 from bench.report import Verdict, fmt_ms, table, verdict_table, write_json  # noqa: E402
 from bench.servers import ServiceProcess  # noqa: E402
 from bench.stats import Summary, summarize  # noqa: E402
@@ -62,12 +62,14 @@ class Plan:
     scaling_calls: int
     mapping_repeats: int
     deadline_s: float            # the whole bench stops measuring after this
+    scaling_via_fhir: bool = True   # load the histories into sekmet and resolve prefetch there (else built locally)
 
 
 DEFAULT = Plan(calls=500, warmup=50, concurrencies=(1, 16), throughput_s=10.0, floor_repeats=100,
                sizes=(10, 100, 1000, 5000), scaling_calls=100, mapping_repeats=20, deadline_s=540.0)
-QUICK = Plan(calls=30, warmup=5, concurrencies=(1, 16), throughput_s=2.0, floor_repeats=10,
-             sizes=(10, 100, 1000, 5000), scaling_calls=8, mapping_repeats=3, deadline_s=55.0)
+QUICK = Plan(calls=25, warmup=5, concurrencies=(1, 16), throughput_s=2.0, floor_repeats=10,
+             sizes=(10, 100, 1000, 5000), scaling_calls=8, mapping_repeats=3, deadline_s=55.0,
+             scaling_via_fhir=False)
 
 
 @dataclass
@@ -226,6 +228,7 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
     from cds_service.demo.sekmet import SekmetServer
 
     bench = Bench(plan, tool)
+    cpu_start = machine.snapshot()
     today = dt.datetime.now(dt.timezone.utc).date()
     doc: dict[str, Any] = {"plan": {**plan.__dict__, "workers": workers}, "machine": machine_info(tool, tool_note),
                            "load_average_start": os.getloadavg()}
@@ -243,15 +246,6 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
             fhir.load_resources(base, patient.resources)
         bench.log(f"loaded {patient.source}: {patient.counts}")
 
-        scaling_records: dict[int, tuple[str, list[dict[str, Any]], str]] = {}
-        for size in plan.sizes:
-            pid = f"bench-n{size}"
-            resources = records.synthetic_history(size, pid, today)
-            generator = "bench.records.synthetic_history"
-            started = time.perf_counter()
-            fhir.load_resources(base, resources)
-            scaling_records[size] = (pid, resources, generator)
-            bench.log(f"loaded {pid}: {len(resources)} resources in {time.perf_counter() - started:.1f} s ({generator})")
 
         with ServiceProcess(free_port(), workers=workers) as service:
             bench.log(f"her2-cds serve at {service.base_url} (pid {service.process.pid}, workers {service.worker_pids()})")
@@ -307,14 +301,30 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
                               duration_s=plan.throughput_s, warmup=16, hook=hook, mode="prefetch", kind="throughput")
                 service.sample_memory()
 
-            # scaling: patient-view with full prefetch for growing histories; mapping in-process alongside
+            # scaling: patient-view with full prefetch for growing histories; mapping in-process alongside.
+            # Loaded only now: sekmet's searches slow down as its database grows, and the floor and fetch
+            # runs above should see the same server.
+            scaling_records: dict[int, tuple[str, list[dict[str, Any]], str]] = {}
+            for size in plan.sizes:
+                pid = f"bench-n{size}"
+                resources = records.synthetic_history(size, pid, today)
+                generator = "bench.records.synthetic_history"
+                scaling_records[size] = (pid, resources, generator)
+                if plan.scaling_via_fhir:
+                    started = time.perf_counter()
+                    fhir.load_resources(base, resources)
+                    bench.log(f"loaded {pid}: {len(resources)} resources in {time.perf_counter() - started:.1f} s "
+                              f"({generator})")
             svc = by_hook["patient-view"]
             templates = {k: v for k, v in (svc.get("prefetch") or {}).items() if isinstance(v, str)}
             scaling: list[dict[str, Any]] = []
             for size in plan.sizes:
                 pid, resources, generator = scaling_records[size]
                 context = {"userId": USER_ID, "patientId": pid}
-                prefetch = fhir.resolve_prefetch(base, templates, context)
+                if plan.scaling_via_fhir:
+                    prefetch = fhir.resolve_prefetch(base, templates, context)
+                else:
+                    prefetch = fhir.prefetch_from_resources(templates, context, resources)
                 body = hook_body("patient-view", context, base, prefetch)
                 url = f"{service.discovery_url}/{svc['id']}"
                 check = probe_call(url, body)
@@ -324,6 +334,7 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
                 service.sample_memory()
                 mapping = time_mapping(resources, pid, today, plan.mapping_repeats)
                 scaling.append({"size": size, "resources": len(resources), "generator": generator,
+                                "prefetch_built": "resolved against sekmet" if plan.scaling_via_fhir else "built locally",
                                 "prefetch_resources": prefetch_resource_count(prefetch), "body_bytes": len(body),
                                 "check": check, "service": summary, "mapping": mapping})
             doc["scaling"] = scaling
@@ -337,6 +348,9 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
             doc["memory"] = service.memory_report()
             doc["service_log_tail"] = service.log_tail(15)
             doc["worker_lifecycle"] = service.lifecycle_events()
+            live = machine.tree_cpu_s(service.process.pid) + machine.tree_cpu_s(sekmet.pid)
+            doc["cpu"] = machine.account(cpu_start, machine.snapshot(), live, time.monotonic() - bench.started)
+            bench.log(f"cpu: {doc['cpu']}")
             bench.log(f"memory: {doc['memory']}")
 
     for info in per_hook.values():
@@ -420,6 +434,12 @@ def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
     print(f"load average (1/5/15 min) at start {tuple(round(x, 2) for x in doc['load_average_start'])}, at end "
           f"{tuple(round(x, 2) for x in doc['load_average_end'])}: other work on this machine skews every figure, "
           "the floor ratios less so")
+    cpu = doc.get("cpu")
+    if cpu:
+        print(f"CPU during the run: machine busy {cpu['machine_busy_core_s']} core-s over {cpu['elapsed_s']} s "
+              f"({cpu['cores']:g} cores); the bench's own processes (this client, hey, sekmet, the service) "
+              f"{cpu['bench_core_s']} core-s; OTHER processes {cpu['other_processes_core_s']} core-s = "
+              f"{cpu['other_processes_avg_cores']} cores on average; steal {cpu['steal_core_s']} core-s")
     print(f"patient: {doc['patient']['id']} from {doc['patient']['source']} {doc['patient']['resources']}; "
           f"drafts {doc['patient']['drafts']}")
     print()
