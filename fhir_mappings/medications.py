@@ -9,6 +9,7 @@ dispenseRequest.validityPeriod, then authoredOn.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -17,6 +18,8 @@ from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, codings
                        ref_type_id, source_of)
 from .model import Drug, Exposure, RecordIssue
 from .terminology import MedicationMapping, map_codeable_concept
+
+log = logging.getLogger(__name__)
 
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 NOT_HISTORY_STATUS = frozenset({"entered-in-error", "not-taken", "not-done", "cancelled", "draft", "unknown-never"})
@@ -180,6 +183,7 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
                                             f"table; mapped by name {mapping.display!r} to "
                                             f"{', '.join(d.name for d in mapping.drugs)}"))
     if mapping.display_conflict:
+        log.info("%s: code/display conflict: %s", source, mapping.display_conflict)
         unmapped.append(RecordIssue(source, "code/display conflict: " + mapping.display_conflict))
     if start and end and end < start:
         start, end = end, start

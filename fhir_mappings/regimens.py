@@ -3,7 +3,8 @@
 Semantics (documented here because the cards rely on them):
 - Grouping, in order of start date: an exposure joins the regimen that already holds the same
   ingredient when it starts within CONTINUATION_DAYS of that ingredient's last known date (cycles of
-  MedicationAdministration, renewed orders); else the latest regimen when it starts within
+  MedicationAdministration, renewed orders) - or, when a newer regimen has started meanwhile, that
+  newer one (an agent carried into the next line, e.g. trastuzumab continued with a new partner); else the latest regimen when it starts within
   REGIMEN_WINDOW_DAYS of that regimen's start; else, for endocrine / CDK4/6 agents only, the latest
   regimen while that regimen is still running (endocrine therapy added to HP maintenance is not a new
   line); else it opens a new regimen.
@@ -69,6 +70,10 @@ class _Builder:
         return max(self.last_by_drug.values()) if self.last_by_drug else None
 
 
+def _addon_only(b: "_Builder") -> bool:
+    return all(x.drug.classes <= ADD_ON_CLASSES for x in b.exposures)
+
+
 def group(exposures: Iterable[Exposure], as_of: dt.date) -> list[list[Exposure]]:
     dated = sorted((e for e in exposures if anchor(e)), key=lambda e: (anchor(e), e.source, e.drug.rxnorm))
     undated = [e for e in exposures if not anchor(e)]
@@ -80,7 +85,10 @@ def group(exposures: Iterable[Exposure], as_of: dt.date) -> list[list[Exposure]]
             last = b.last_of(e.drug.rxnorm, as_of)
             if last is not None:
                 if (d - last).days <= CONTINUATION_DAYS:
-                    target = b
+                    # an agent continued across a change of line (trastuzumab beyond progression with a new
+                    # partner) belongs to the newest regimen from the new line's start on
+                    target = builders[-1] if b is not builders[-1] and builders[-1].start and \
+                        builders[-1].start <= d and not _addon_only(builders[-1]) else b
                 break
         if target is None and builders:
             latest = builders[-1]

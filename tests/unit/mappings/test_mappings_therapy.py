@@ -279,3 +279,11 @@ def test_early_her2_with_pertuzumab():
 def test_metastatic_her2_therapy_is_not_early():
     t = summary(breast(), liver(500), mr(TRAS, 400, 100, intent=PALLIATIVE)).therapy
     assert t.early_her2_end is None and t.tfi_months is None and t.her2_agents_metastatic == {TRAS}
+
+
+def test_trastuzumab_continued_beyond_progression_joins_the_new_line():
+    t = summary(breast(), liver(700), mr(DOC, 600, 500, intent=PALLIATIVE), mr(PER, 600, 300, intent=PALLIATIVE),
+                *[ma(TRAS, d) for d in range(600, 0, -21)], mr(CAPE, 290, status="active", intent=PALLIATIVE)).therapy
+    assert [r.line for r in t.regimens] == [1, 2]
+    assert t.regimens[1].rxnorm == {CAPE, TRAS} and TRAS in t.regimens[0].rxnorm
+    assert t.regimens[0].progressed and t.current_line_ongoing
