@@ -269,7 +269,8 @@ def condition_fact(cond: dict[str, Any], source: str) -> ConditionFact | None:
         if kind:
             chosen = (system, code, display)
             break
-    if not kind:
+    coded = any(is_icd10(system) or is_snomed(system) for system, _, _ in codings(code_cc))
+    if not kind and not coded:             # a code is trusted over its display; text only for uncoded
         text = all_text(code_cc)
         if _ILD_TEXT.search(text) and not re.search(r"\bno\b|rule out|family history", text, re.I):
             kind = "ild"

@@ -145,6 +145,15 @@ def test_other_lung_codes_are_not_ild(code):
     assert summary(condition(ICD10, code)).ild == ()
 
 
+def test_a_code_outside_the_ild_list_is_trusted_over_a_pneumonitis_display():
+    assert summary(condition(ICD10, "J70.0", "Acute pulmonary manifestations due to radiation (radiation pneumonitis)")).ild == ()
+
+
+def test_an_uncoded_ild_text_counts():
+    cond = {"resourceType": "Condition", "id": "u", "code": {"text": "Interstitial lung disease (CT 2025)"}}
+    assert [f.kind for f in summary(cond).ild] == ["ild"]
+
+
 @pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
 def test_refuted_or_erroneous_ild_is_ignored(verification):
     assert summary(condition(ICD10, "J84.9", verification=verification)).ild == ()
