@@ -29,7 +29,7 @@ BREAST_SNOMED = frozenset({
     "427685000", "431396003", "417181009", "413448000", "444604002", "1228829006", "93796005", "373080008",
     "373081007", "373082000", "403458008", "403946000", "286892007", "286893002", "286894008", "286895009",
     "286896005", "286897001", "372092003", "372093008", "372094002", "373083005", "373088001", "373089009",
-    "373090000", "373091001", "93680004", "93745008", "93776002", "93874009", "93876006", "93924008", "94115006",
+    "373090000", "373091001", "429087003", "93680004", "93745008", "93776002", "93874009", "93876006", "93924008", "94115006",
 })
 GENERIC_MALIGNANCY_SNOMED = frozenset({"363346000", "372087000", "86049000", "1240414004", "363358000"})
 BREAST_BODY_SITE_SNOMED = frozenset({"76752008", "80248007", "73056007", "63762007", "72410000", "76365002",
@@ -166,7 +166,7 @@ def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
     for system, code, _ in codings(code_cc):
         if is_icd10(system):
             c = _icd_norm(code)
-            if c.startswith("C50"):
+            if c.startswith(("C50", "Z85.3")):       # Z85.3: personal history of breast cancer (recurrence charts)
                 return CancerKind(breast=True)
             if c.startswith("C") and c[1:3].isdigit() and (int(c[1:3]) <= 76 or 80 <= int(c[1:3]) <= 97):
                 if c.startswith(("C80", "C76")) and _breast_site(cond):
