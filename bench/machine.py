@@ -58,3 +58,24 @@ def account(start: CpuSnapshot, end: CpuSnapshot, live_trees_s: float, elapsed_s
             "bench_core_s": round(ours, 1), "other_processes_core_s": round(others, 1),
             "other_processes_avg_cores": round(others / elapsed_s, 2) if elapsed_s else 0.0,
             "steal_core_s": round(end.steal_s - start.steal_s, 1), "cores": float(os.cpu_count() or 0)}
+
+
+def others_cores(window_s: float = 3.0) -> float:
+    """Cores' worth of CPU used by every process except this one over a short window."""
+    import time
+    start = snapshot()
+    time.sleep(window_s)
+    end = snapshot()
+    return max(0.0, (end.busy_s - start.busy_s) - (end.own_s - start.own_s)) / window_s
+
+
+def wait_until_quiet(max_wait_s: float, threshold_cores: float = 0.3, log=print) -> float:
+    """Wait (at most `max_wait_s`) until other processes use under `threshold_cores`; returns the last
+    reading. The bench measures anyway when the machine stays busy, and says so in the report."""
+    import time
+    deadline = time.monotonic() + max_wait_s
+    reading = others_cores()
+    while reading >= threshold_cores and time.monotonic() < deadline:
+        log(f"machine busy: other processes use {reading:.2f} cores; waiting (up to {max_wait_s:g} s in all)")
+        reading = others_cores(5.0)
+    return reading
