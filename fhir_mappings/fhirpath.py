@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from functools import lru_cache
 from typing import Any, Iterator
 
 SNOMED = "http://snomed.info/sct"
@@ -97,6 +98,11 @@ def parse_date(value: Any, *, end: bool = False) -> dt.date | None:
         return value
     if not isinstance(value, str):
         return None
+    return _parse_date_str(value, end)
+
+
+@lru_cache(maxsize=8192)          # pure function of immutable arguments; a chart repeats its dates a lot
+def _parse_date_str(value: str, end: bool) -> dt.date | None:
     m = _DATE.match(value)
     if not m:
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .fhirpath import as_dict, as_list, as_str, choice_dates, codings, is_loinc, parse_date
+from .fhirpath import as_dict, as_str, choice_dates, parse_date
 from .model import LvefMeasurement, RecordIssue
 
 LVEF_LOINC = frozenset({"10230-1", "18043-0", "8806-2", "77891-0", "77889-4", "8808-8", "8809-6", "18045-5",
@@ -18,9 +18,13 @@ _NUM = re.compile(r"(\d+(?:\.\d+)?)")
 
 
 def _lvef_code(concept: Any) -> str:
-    for system, code, _ in codings(concept):
-        if (is_loinc(system) or not system) and code in LVEF_LOINC:
-            return code
+    """The LVEF LOINC code of a concept ('' if none); LOINC codes are distinctive, the system is not checked."""
+    coding = concept.get("coding") if isinstance(concept, dict) else None
+    if isinstance(coding, list):
+        for c in coding:
+            code = c.get("code") if isinstance(c, dict) else None
+            if isinstance(code, str) and code.strip() in LVEF_LOINC:
+                return code.strip()
     return ""
 
 
@@ -49,12 +53,18 @@ def _value(part: dict[str, Any]) -> float | None:
     return None
 
 
-def lvef_of(obs: dict[str, Any], source: str) -> tuple[list[LvefMeasurement], list[RecordIssue]]:
-    parts = [obs] + [c for c in as_list(obs.get("component")) if isinstance(c, dict)]
+_NO_DATE = object()
+
+
+def lvef_of(obs: dict[str, Any], source: str, date: Any = _NO_DATE) -> tuple[list[LvefMeasurement], list[RecordIssue]]:
+    """LVEF measurements of an Observation; `date` may be passed when the caller already parsed it."""
+    component = obs.get("component")
+    parts = [obs] + [c for c in component if isinstance(c, dict)] if isinstance(component, list) else [obs]
     found: list[LvefMeasurement] = []
     issues: list[RecordIssue] = []
-    start, _ = choice_dates(obs, "effective")
-    date = start or parse_date(obs.get("issued"))
+    if date is _NO_DATE:
+        start, _ = choice_dates(obs, "effective")
+        date = start or parse_date(obs.get("issued"))
     for part in parts:
         code = _lvef_code(part.get("code"))
         if not code:

@@ -11,7 +11,7 @@ import logging
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
-from .fhirpath import as_dict, as_list, as_str, ref_type_id, source_of, status_code
+from .fhirpath import as_dict, as_list, as_str, ref_type_id, source_of
 from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
@@ -30,27 +30,31 @@ RELEVANT_OBSERVATION_CODES = frozenset(LOINC_MARKERS) | SERUM_HER2 | frozenset(M
     | cond_mod.STAGE_GROUP_LOINC | cond_mod.M_CATEGORY_LOINC
 
 
-def _has_code(concept: Any, codes: frozenset[str]) -> bool:
-    if not isinstance(concept, dict):
-        return False
-    coding = concept.get("coding")
-    if isinstance(coding, list):
-        for c in coding:
-            if isinstance(c, dict):
-                code = c.get("code")
-                if isinstance(code, str) and code in codes:
-                    return True
-    return False
+RECEPTOR_CODES = frozenset(LOINC_MARKERS) | SERUM_HER2 | frozenset(MISCODED_LOINC)
+STAGING_CODES = cond_mod.STAGE_GROUP_CODES | cond_mod.M_CATEGORY_CODES
 
 
-def _relevant_observation(obs: dict[str, Any]) -> bool:
-    """Cheap pre-filter (most of a chart is labs and vitals that no rule reads)."""
-    if _has_code(obs.get("code"), RELEVANT_OBSERVATION_CODES):
-        return True
-    component = obs.get("component")
-    if component and isinstance(component, list):
-        if any(isinstance(c, dict) and _has_code(c.get("code"), RELEVANT_OBSERVATION_CODES) for c in component):
-            return True
+def _all_codes(obs: dict[str, Any]) -> set[str]:
+    """Codes of Observation.code and of its components (strings only)."""
+    out: set[str] = set()
+    for concept in [obs.get("code")] + [as_dict(c).get("code") for c in as_list(obs.get("component"))]:
+        coding = concept.get("coding") if isinstance(concept, dict) else None
+        if isinstance(coding, list):
+            out.update(c["code"] for c in coding if isinstance(c, dict) and isinstance(c.get("code"), str))
+    return out
+
+
+def _obs_date(obs: dict[str, Any]) -> dt.date | None:
+    d = obs.get("effectiveDateTime")
+    if isinstance(d, str):
+        parsed = cond_mod.parse_date(d)
+        if parsed:
+            return parsed
+    start, _ = cond_mod.choice_dates(obs, "effective")
+    return start or cond_mod.parse_date(obs.get("issued"))
+
+
+def _metastatic_hint(obs: dict[str, Any]) -> bool:
     meta = obs.get("meta")
     if isinstance(meta, dict) and isinstance(meta.get("profile"), list):
         if any(isinstance(p, str) and "metasta" in p for p in meta["profile"]):
@@ -180,10 +184,14 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
 
     for r in items:
         rtype = r["resourceType"]
-        if rtype == "Observation" and (as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS
-                                       or not _relevant_observation(r)):
-            continue
-        source = source_of(r)
+        if rtype == "Observation":
+            codes = _all_codes(r)
+            hint = RELEVANT_OBSERVATION_CODES.isdisjoint(codes) and _metastatic_hint(r)
+            if (not hint and RELEVANT_OBSERVATION_CODES.isdisjoint(codes)) \
+                    or as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
+                continue          # labs and vitals no rule reads: one set lookup
+        rid = r.get("id")
+        source = f"{rtype}/{rid}" if isinstance(rid, str) and rid else source_of(r)
         try:
             if rtype == "Condition":
                 if cond_mod.verification_ignored(r):
@@ -202,15 +210,18 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                     facts.append(fact)
                 status_conditions.extend(condition_evidence(r, source))
             elif rtype == "Observation":
-                ev, was_serum, issues = observation_evidence(r, source)
-                tissue.extend(ev)
-                if was_serum:
-                    serum.append(source)
-                skipped.extend(issues)
-                found, issues = lvef_of(r, source)
-                lvefs.extend(found)
-                skipped.extend(issues)
-                kind_text = cond_mod.observation_metastatic(r)
+                if not RECEPTOR_CODES.isdisjoint(codes):
+                    ev, was_serum, issues = observation_evidence(r, source)
+                    tissue.extend(ev)
+                    if was_serum:
+                        serum.append(source)
+                    skipped.extend(issues)
+                if not LVEF_LOINC.isdisjoint(codes):
+                    found, issues = lvef_of(r, source, date=_obs_date(r))
+                    lvefs.extend(found)
+                    skipped.extend(issues)
+                staging = hint or not STAGING_CODES.isdisjoint(codes) or _metastatic_hint(r)
+                kind_text = cond_mod.observation_metastatic(r) if staging else ""
                 if kind_text:
                     focus = [ref_type_id(f) for f in as_list(r.get("focus"))]
                     focus_ids = [f[1] for f in focus if f and f[0] == "Condition"]
