@@ -157,6 +157,21 @@ def _last_dose(exposures: Sequence[Exposure], as_of: dt.date) -> tuple[dt.date |
     return (best[0], best[1]) if best else (None, None)
 
 
+def _recently_administered(exps: Sequence[Exposure], as_of: dt.date) -> bool:
+    """Administrations within ONGOING_DOSE_DAYS keep a regimen ongoing unless an order/statement of the
+    regimen says it was stopped or completed on or after the last administration."""
+    ma_dates = [d for d in (anchor(e) for e in exps if e.resource_type == "MedicationAdministration") if d]
+    if not ma_dates:
+        return False
+    last_ma = max(ma_dates)
+    for e in exps:
+        closed = e.end or e.start
+        if e.resource_type != "MedicationAdministration" and e.status in ("stopped", "completed") \
+                and closed and closed >= last_ma:
+            return False
+    return (as_of - last_ma).days <= ONGOING_DOSE_DAYS
+
+
 def build_history(exposures: Sequence[Exposure], as_of: dt.date, met_date: dt.date | None, metastatic: bool,
                   surgeries: Sequence[dt.date] = ()) -> TherapyHistory:
     groups = group(exposures, as_of)
@@ -170,12 +185,7 @@ def build_history(exposures: Sequence[Exposure], as_of: dt.date, met_date: dt.da
         reason_progressed = any(e.progressed for e in exps)
         ongoing = any(e.ongoing for e in exps)
         if not ongoing and not reason_progressed:
-            mas = [e for e in exps if e.resource_type == "MedicationAdministration" and anchor(e)]
-            stopped = any(e.status in ("stopped", "completed") and e.resource_type != "MedicationAdministration"
-                          and (e.end or e.start) and mas and (e.end or e.start) >= max(anchor(m) for m in mas)  # type: ignore[type-var]
-                          for e in exps)
-            if mas and not stopped and (as_of - max(anchor(m) for m in mas)).days <= ONGOING_DOSE_DAYS:  # type: ignore[type-var]
-                ongoing = True
+            ongoing = _recently_administered(exps, as_of)
         drafts.append(dict(exposures=tuple(sorted(exps, key=lambda e: (anchor(e) or dt.date.max, e.source, e.drug.rxnorm))),
                            setting=setting, start=start, end=None if ongoing else last, ongoing=ongoing,
                            progressed=reason_progressed))
