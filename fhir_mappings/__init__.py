@@ -5,8 +5,10 @@ Public API:
 - `map_draft_orders(draft_orders, selections) -> tuple[list[DraftOrder], list[RecordIssue]]`
 - `terminology.drug_by_rxnorm(code) -> Drug | None` (and `drugs_by_rxnorm` for combination products)
 - `synthetic.large_record(n_obs, n_meds, patient_id)` for the benchmark
+- `RELEVANT_OBSERVATION_CODES`: every Observation code the mapping reads (receptors, serum HER2 - read
+  only to exclude it -, LVEF, stage group / M category in LOINC and SNOMED), for FHIR search filters
 """
 from .drafts import map_draft_orders
-from .summary import summarize
+from .summary import RELEVANT_OBSERVATION_CODES, summarize
 
-__all__ = ["summarize", "map_draft_orders"]
+__all__ = ["summarize", "map_draft_orders", "RELEVANT_OBSERVATION_CODES"]
