@@ -80,6 +80,7 @@ class Bench:
     runs: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     service_pid: int | None = None     # CPU of this tree per call is recorded for every run
+    sekmet_pid: int | None = None
 
     def log(self, message: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
@@ -99,18 +100,24 @@ class Bench:
             warm = self.tool.run(url, body, concurrency=concurrency, n=max(warmup, concurrency))
             warm_failures = warm.failures
         service_cpu0, client0 = machine.tree_cpu_s(self.service_pid), os.times()
+        sekmet0, machine0, wall0 = machine.tree_cpu_s(self.sekmet_pid), machine.snapshot(), time.monotonic()
         summary = self.tool.run(url, body, concurrency=concurrency, n=n, duration_s=duration_s)
         service_cpu = machine.tree_cpu_s(self.service_pid) - service_cpu0
+        sekmet_cpu = machine.tree_cpu_s(self.sekmet_pid) - sekmet0
+        machine1, wall = machine.snapshot(), max(1e-6, time.monotonic() - wall0)
         client1 = os.times()
         client_cpu = (client1.user + client1.system + client1.children_user + client1.children_system) - (
             client0.user + client0.system + client0.children_user + client0.children_system)
         calls = max(1, summary.n)
+        others = max(0.0, (machine1.busy_s - machine0.busy_s) - (machine1.own_s - machine0.own_s)
+                     - service_cpu - sekmet_cpu) / wall
         self.runs.append({"name": name, "concurrency": concurrency, "warmup_failures": warm_failures,
                           "summary": summary, "service_cpu_ms_per_call": round(service_cpu * 1000 / calls, 2),
-                          "client_cpu_ms_per_call": round(client_cpu * 1000 / calls, 2), **labels})
+                          "client_cpu_ms_per_call": round(client_cpu * 1000 / calls, 2),
+                          "other_processes_cores": round(others, 2), **labels})
         self.log(f"{name}: n={summary.n} p50={summary.p50:.1f} p95={summary.p95:.1f} p99={summary.p99:.1f} "
                  f"max={summary.max:.1f} ms, {summary.rps:.0f} req/s, non-2xx={summary.non_2xx} "
-                 f"errors={summary.errors}")
+                 f"errors={summary.errors}; other processes {others:.2f} cores")
         return summary
 
 
@@ -257,7 +264,7 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
 
         with ServiceProcess(free_port(), workers=workers) as service:
             bench.log(f"her2-cds serve at {service.base_url} (pid {service.process.pid}, workers {service.worker_pids()})")
-            bench.service_pid = service.process.pid
+            bench.service_pid, bench.sekmet_pid = service.process.pid, sekmet.pid
             discovery = requests.get(service.discovery_url, timeout=10).json()
             by_hook = {}
             for svc in discovery.get("services", []):
@@ -342,7 +349,9 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
                                         mode="prefetch", kind="scaling", size=size)
                 service.sample_memory()
                 mapping = time_mapping(resources, pid, today, plan.mapping_repeats)
+                run_record = next((r for r in bench.runs if r["name"] == f"patient-view/prefetch/history-{size}"), {})
                 scaling.append({"size": size, "resources": len(resources), "generator": generator,
+                                "other_processes_cores": run_record.get("other_processes_cores"),
                                 "prefetch_built": "resolved against sekmet" if plan.scaling_via_fhir else "built locally",
                                 "prefetch_resources": prefetch_resource_count(prefetch), "body_bytes": len(body),
                                 "check": check, "service": summary, "mapping": mapping})
@@ -467,11 +476,11 @@ def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
                  if r["mode"] == "fetch" else "-")
         rows.append([r["name"], str(s.n), fmt_ms(s.p50), fmt_ms(s.p95), fmt_ms(s.p99), fmt_ms(s.max),
                      f"{s.rps:.0f}", ratio, f"{r.get('service_cpu_ms_per_call', 0):.1f}",
-                     str(s.failures + r["warmup_failures"])])
+                     f"{r.get('other_processes_cores', 0):.2f}", str(s.failures + r["warmup_failures"])])
     print("latency per hook, mode, concurrency (ms; ratio = service p50 / FHIR floor p50 at the same concurrency, "
           "parallel / sequential)")
-    print(table(["run", "n", "p50", "p95", "p99", "max", "req/s", "p50/floor par/seq", "svc CPU ms/call", "fail"],
-                rows))
+    print(table(["run", "n", "p50", "p95", "p99", "max", "req/s", "p50/floor par/seq", "svc CPU ms/call",
+                 "others' cores", "fail"], rows))
     print()
     rows = []
     for hook, info in doc["hooks"].items():
@@ -495,10 +504,11 @@ def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
             s = r["summary"]
             rows.append([r["name"], f"{s.rps:.0f}", str(s.n), fmt_ms(s.p50), fmt_ms(s.p95), fmt_ms(s.p99),
                          fmt_ms(s.max), f"{r['service_cpu_ms_per_call']:.2f}", f"{r['client_cpu_ms_per_call']:.2f}",
-                         str(s.failures + r["warmup_failures"])])
+                         f"{r['other_processes_cores']:.2f}", str(s.failures + r["warmup_failures"])])
     print(f"throughput (c=16, {doc['plan']['throughput_s']:g} s; CPU ms per call: service = master + workers, "
           "client = this process + hey)")
-    print(table(["run", "req/s", "answers", "p50", "p95", "p99", "max", "svc CPU", "client CPU", "fail"], rows))
+    print(table(["run", "req/s", "answers", "p50", "p95", "p99", "max", "svc CPU", "client CPU", "others' cores",
+                 "fail"], rows))
     print()
     rows = []
     for x in doc.get("scaling", []):
@@ -507,10 +517,11 @@ def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
                      fmt_ms(s.p50) if s else "n/a", fmt_ms(s.p95) if s else "n/a", fmt_ms(s.max) if s else "n/a",
                      f"{s.p50 / x['resources'] * 1000:.1f}" if s else "n/a",
                      fmt_ms(mp.p50) if mp else "n/a", fmt_ms(mp.p95) if mp else "n/a",
-                     f"{mp.p50 / s.p50:.0%}" if (mp and s and s.p50) else "n/a", str(x["check"].get("status"))])
+                     f"{mp.p50 / s.p50:.0%}" if (mp and s and s.p50) else "n/a", str(x["check"].get("status")),
+                     f"{x.get('other_processes_cores', 0):.2f}"])
     print("scaling: patient-view with full prefetch, c=1 (ms; mapping = fhir_mappings.summarize in-process)")
     print(table(["history", "prefetched", "body MB", "p50", "p95", "max", "us/resource", "map p50", "map p95",
-                 "map share", "status"], rows))
+                 "map share", "status", "others' cores"], rows))
     big = doc.get("mapping_5000_obs_1000_meds", {})
     if big:
         s = big.get("summary")
