@@ -12,31 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
+from fhir_mappings import observation_search_tokens
+
 CDS_HOOKS_VERSION = "2.0.1"
 HOOK_VERSION = "1.0"          # hook library STU1 (patient-view, order-select, order-sign)
 SEARCH_PAGE_SIZE = 200        # `_count` on every search: one page covers nearly every real record
 
-# LOINC codes whose Observations the decision needs: ER, PR, combined HR, HER2 (tissue only; the
-# serum HER2 codes 42914-2, 32996-1, 51981-9 are deliberately absent) and LVEF. Source: clinical.md
-# §4.3. 417181009 is a SNOMED code that Synthea files under the LOINC system ("Hormone Receptor
-# Negative"); asking for it costs nothing and lets the mapping see such records.
-RECEPTOR_LOINC_CODES: tuple[str, ...] = (
-    # estrogen receptor
-    "85337-4", "40556-3", "16112-5", "85329-1", "14228-1", "85310-1", "14130-9",
-    # progesterone receptor
-    "85339-0", "40557-1", "16113-3", "85325-9", "14230-7", "85331-7", "10861-3", "31207-4",
-    # estrogen + progesterone receptor
-    "10480-2",
-    # HER2 (IHC, ISH, overall interpretation)
-    "48676-1", "85319-2", "72383-3", "72382-5", "18474-7", "85318-4", "31150-6", "96893-3",
-    "49683-6", "74860-8", "74885-5",
-    # Synthea's mis-filed hormone-receptor code (see above)
-    "417181009",
-)
-LVEF_LOINC_CODES: tuple[str, ...] = (
-    "10230-1", "18043-0", "8806-2", "77891-0", "77889-4", "8808-8", "8809-6", "18045-5", "8811-2", "79991-6",
-)
-LOINC = "http://loinc.org"
 
 
 @dataclass(frozen=True)
@@ -81,7 +62,8 @@ def _search(resource_type: str, extra: str = "") -> str:
 
 
 def _observation_codes() -> str:
-    return ",".join(f"{LOINC}|{code}" for code in RECEPTOR_LOINC_CODES + LVEF_LOINC_CODES)
+    """Exactly the Observation codes the mapping reads (receptor status, LVEF, staging): one source of truth."""
+    return ",".join(observation_search_tokens())
 
 
 # The record every service reads. Failure policy, query by query:

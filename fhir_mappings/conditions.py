@@ -79,7 +79,6 @@ MCODE_HISTORY_METASTATIC = "mcode-history-of-metastatic-cancer"
 # from AJCC (cancerstaging.org) codes or from the display, e.g. "... stage IV ...", "... cM1 ...".
 STAGE_GROUP_CODES = frozenset({"21908-9", "21902-2", "21914-7", "399537006", "399588009"})
 M_CATEGORY_CODES = frozenset({"21907-1", "21901-4", "399387003", "371497001"})
-STAGE_GROUP_LOINC, M_CATEGORY_LOINC = STAGE_GROUP_CODES, M_CATEGORY_CODES     # names kept for callers
 AJCC_STAGE_IV = frozenset({"4", "IV", "4A", "4B", "4C", "IVA", "IVB", "IVC"})
 _STAGE_IV_TEXT = re.compile(r"\bstage\s*(iv|4)[abc]?\b", re.I)
 _M1_TEXT = re.compile(r"(?<![a-z0-9])[cpy]{0,2}m1[a-d]?(?![0-9])", re.I)

@@ -11,7 +11,7 @@ import logging
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
-from .fhirpath import as_dict, as_list, as_str, ref_type_id, source_of
+from .fhirpath import LOINC, SNOMED, as_dict, as_list, as_str, ref_type_id, source_of
 from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
@@ -25,13 +25,22 @@ log = logging.getLogger(__name__)
 
 IGNORED_OBSERVATION_STATUS = frozenset({"entered-in-error", "cancelled"})
 _MAX_DEPTH = 3
-#: Observation codes any rule reads; everything else (labs, vitals) is skipped after one set lookup.
-RELEVANT_OBSERVATION_CODES = frozenset(LOINC_MARKERS) | SERUM_HER2 | frozenset(MISCODED_LOINC) | LVEF_LOINC \
-    | cond_mod.STAGE_GROUP_LOINC | cond_mod.M_CATEGORY_LOINC
-
-
 RECEPTOR_CODES = frozenset(LOINC_MARKERS) | SERUM_HER2 | frozenset(MISCODED_LOINC)
 STAGING_CODES = cond_mod.STAGE_GROUP_CODES | cond_mod.M_CATEGORY_CODES
+#: Observation codes any rule reads; everything else (labs, vitals) is skipped after one set lookup.
+RELEVANT_OBSERVATION_CODES = RECEPTOR_CODES | LVEF_LOINC | STAGING_CODES
+
+
+def observation_search_tokens() -> tuple[str, ...]:
+    """`system|code` tokens of every Observation code the mapping reads, for the FHIR search that feeds it.
+
+    The service's prefetch template and its fallback query are built from this, so a code the mapping
+    learns to read is fetched too. LOINC codes have a check digit after a dash; the others are SNOMED
+    staging codes, except Synthea's SNOMED code filed under the LOINC system (`MISCODED_LOINC`).
+    """
+    def system(code: str) -> str:
+        return LOINC if "-" in code or code in MISCODED_LOINC else SNOMED
+    return tuple(f"{system(code)}|{code}" for code in sorted(RELEVANT_OBSERVATION_CODES))
 
 
 def _all_codes(obs: dict[str, Any]) -> set[str]:

@@ -7,7 +7,8 @@ import re
 import pytest
 from jsonschema import Draft202012Validator
 
-from cds_service.services import LVEF_LOINC_CODES, RECEPTOR_LOINC_CODES, SERVICES
+from cds_service.services import SERVICES
+from fhir_mappings import RELEVANT_OBSERVATION_CODES, observation_search_tokens
 from support import SHARED, require_shared
 
 ALLOWED_TOKENS = {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId",
@@ -70,14 +71,14 @@ def test_every_search_is_by_patient_with_a_page_size(service):
         assert "&_count=200" in query.template
 
 
-def test_observation_template_asks_for_receptor_and_lvef_loinc_codes_but_not_serum_her2():
+def test_observation_template_asks_for_exactly_the_codes_the_mapping_reads():
     template = next(q.template for q in SERVICES[0].queries if q.key == "observations")
     codes = re.search(r"code=([^&]+)", template).group(1).split(",")
-    assert codes == [f"http://loinc.org|{c}" for c in RECEPTOR_LOINC_CODES + LVEF_LOINC_CODES]
-    for wanted in ("48676-1", "85337-4", "85339-0", "85319-2", "85318-4", "10230-1", "18043-0"):
+    assert codes == list(observation_search_tokens())
+    assert {c.split("|")[1] for c in codes} == RELEVANT_OBSERVATION_CODES
+    for wanted in ("48676-1", "85337-4", "85339-0", "85319-2", "85318-4", "10230-1", "18043-0", "21908-9"):
         assert f"http://loinc.org|{wanted}" in codes
-    for serum in ("42914-2", "32996-1", "51981-9"):
-        assert f"http://loinc.org|{serum}" not in codes
+    assert "http://snomed.info/sct|399537006" in codes      # AJCC stage group, SNOMED-coded
 
 
 def test_required_policy_is_declared_per_query():
