@@ -10,13 +10,17 @@ from typing import Any, Mapping
 from flask import Flask, request
 from flask_cors import CORS
 
+from cds_service.auth import Authenticator
 from cds_service.config import Settings, load_settings
+from cds_service.feedback import CardLog
+from cds_service.feedback import create_blueprint as create_feedback_blueprint
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
 from cds_service.http_errors import drain_unread_body, refuse_oversized_body, register_error_handlers
 from cds_service.logging_setup import configure_logging, get_logger
 from cds_service.services import ServiceRegistry
 from cds_service.state import ServiceState
+from cds_service.storage import Database
 
 CORS_ALLOW_HEADERS = ["Authorization", "Content-Type"]   # explicit: a "*" does not cover Authorization
 CORS_METHODS = ["GET", "POST", "OPTIONS"]
@@ -38,7 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                          gatherer=Gatherer(settings, sessions))
     app.extensions["her2cds"] = state
 
-    state.database = _open_database(settings)
+    state.database = Database(settings.feedback_db_url)
+    state.database.create_all()
+    state.card_log = CardLog(state.database)
     state.authenticator = _authenticator(settings, state.database)
     if settings.auth_mode == "off":
         log.warning("auth.disabled: HER2CDS_AUTH_MODE=off accepts every caller; for demos only",
@@ -51,15 +57,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from cds_service.hooks import blueprint as hooks_blueprint
     app.register_blueprint(hooks_blueprint)
-    feedback_blueprint = _feedback_blueprint(state)
-    if feedback_blueprint is not None:
-        app.register_blueprint(feedback_blueprint)
+    app.register_blueprint(create_feedback_blueprint(state.database, services.ids))
 
     CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
          methods=CORS_METHODS, max_age=600, supports_credentials=False)
     _warm_up()
-    log.info("app.ready", extra={"services": list(services.ids), "auth_mode": settings.auth_mode,
-                                 "feedback": feedback_blueprint is not None})
+    log.info("app.ready", extra={"services": list(services.ids), "auth_mode": settings.auth_mode})
     return app
 
 
@@ -87,36 +90,5 @@ def request_state() -> ServiceState:
     return current_app.extensions["her2cds"]
 
 
-def _open_database(settings: Settings) -> Any:
-    try:
-        from cds_service.storage import Database
-    except ImportError:
-        get_logger().warning("storage.unavailable: cds_service.storage not importable; feedback disabled")
-        return None
-    database = Database(settings.feedback_db_url)
-    database.create_all()
-    return database
-
-
-def _authenticator(settings: Settings, database: Any) -> Any:
-    if settings.auth_mode == "off":
-        return None
-    try:
-        from cds_service.auth import Authenticator
-    except ImportError as exc:
-        raise RuntimeError(f"HER2CDS_AUTH_MODE={settings.auth_mode} needs cds_service.auth, which could not be "
-                           f"imported ({exc}); refusing to start without authentication") from exc
-    if database is None:
-        raise RuntimeError("JWT authentication needs the database (replay store); cds_service.storage is missing")
-    return Authenticator(settings, database)
-
-
-def _feedback_blueprint(state: ServiceState) -> Any:
-    if state.database is None:
-        return None
-    try:
-        from cds_service.feedback import create_blueprint
-    except ImportError:
-        get_logger().warning("feedback.unavailable: cds_service.feedback not importable")
-        return None
-    return create_blueprint(state.database, state.services.ids)
+def _authenticator(settings: Settings, database: Database) -> Authenticator | None:
+    return None if settings.auth_mode == "off" else Authenticator(settings, database)

@@ -61,7 +61,11 @@ def call_service(service_id: str) -> Response:
                                   today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings)
         timings["evaluate"] = _ms(t1)     # map + decide + render: one pure call
         entry.update(status=200, cards=len(cards), gaps=len(record.gaps), resources=len(record.resources))
-        return jsonify({"cards": cards})
+        response = jsonify({"cards": cards})
+        if state.card_log is not None:   # after the answer is sent: the log must not slow the clinician
+            card_log = state.card_log
+            response.call_on_close(lambda: card_log.record(service.id, body["hookInstance"], cards))
+        return response
     except ApiError as exc:
         entry.setdefault("status", exc.status)
         raise

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from cds_service.auth import Authenticator
 from cds_service.config import Settings
+from cds_service.feedback import CardLog
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
 from cds_service.services import ServiceRegistry
+from cds_service.storage import Database
 
 
 @dataclass
@@ -16,5 +18,6 @@ class ServiceState:
     services: ServiceRegistry
     sessions: SessionPool             # the pooled HTTP session(s) used for FHIR reads
     gatherer: Gatherer
-    database: Any = None              # cds_service.storage.Database (feedback + JWT replay store)
-    authenticator: Any = None         # cds_service.auth.Authenticator; None when auth_mode == "off"
+    database: Database | None = None             # feedback, issued-card log and JWT replay store
+    card_log: CardLog | None = None              # uuid -> topic of every card issued (for feedback reports)
+    authenticator: Authenticator | None = None   # None when auth_mode == "off"

@@ -56,3 +56,19 @@ def test_scenario_cards_agree_between_prefetch_and_fetch(real_client):
         by_fetch = real_client.post(f"/cds-services/{PV}", json=hook_body(patient=patient))
     assert by_fetch.status_code == 200, by_fetch.get_json()
     assert signature(by_fetch.get_json()) == signature(by_prefetch.get_json())
+
+
+def test_issued_cards_are_logged_so_feedback_can_be_reported_per_topic(real_client):
+    from sqlalchemy import select
+
+    from cds_service.storage import issued_cards_table
+
+    resources, patient = s01()
+    response = real_client.post(f"/cds-services/{PV}",
+                                json=hook_body(patient=patient, fhir_server=None,
+                                               prefetch=prefetch_for(resources, patient)))
+    cards = response.get_json()["cards"]
+    response.close()        # the WSGI server closes the response once sent; the log is written then
+    with real_client.application.extensions["her2cds"].database.begin() as conn:
+        logged = {row.card_uuid: row.topic_code for row in conn.execute(select(issued_cards_table))}
+    assert logged == {c["uuid"]: c["source"]["topic"]["code"] for c in cards}
