@@ -3,13 +3,10 @@ present) and the live service (`her2-cds serve`, auth off, temp feedback DB), bo
 ports and stopped by PID at the end."""
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -56,18 +53,9 @@ def scenario_load_errors(fhir_server: str) -> dict[str, str]:
     return errors
 
 
-def _app_factory_available() -> bool:
-    try:
-        return callable(getattr(importlib.import_module("cds_service"), "create_app", None))
-    except Exception:   # a half-landed package must not break collection of the other tests
-        return False
-
-
 @pytest.fixture(scope="session")
 def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    """`her2-cds serve` (real gunicorn, real HTTP) on a free port; skipped until create_app exists."""
-    if not _app_factory_available():
-        pytest.skip("cds_service.create_app is not available yet")
+    """`her2-cds serve` (real gunicorn, real HTTP) on a free port."""
     work = tmp_path_factory.mktemp("service")
     port = free_port()
     env = {**os.environ, "HER2CDS_AUTH_MODE": "off", "HER2CDS_CORS_ORIGINS": "*",

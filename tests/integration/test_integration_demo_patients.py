@@ -3,7 +3,6 @@ expectations in sandbox/cases/ (the same outcomes sandbox/patients/README.md pro
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,3 +42,18 @@ def load_scenario(directory: Path, today: dt.date = TODAY) -> tuple[list[dict[st
 def iter_json(directory: Path, pattern: str = "*.json") -> Iterator[tuple[Path, Any]]:
     for path in sorted(directory.glob(pattern)):
         yield path, json.loads(path.read_text(encoding="utf-8"))
+
+
+@contextmanager
+def captured_logs(caplog: Any, logger_name: str, level: int = logging.DEBUG) -> Iterator[list[logging.LogRecord]]:
+    """Records of a service logger; attaches caplog's handler directly because the service logger
+    ("her2cds", configured by the app factory in other tests) does not propagate to the root logger."""
+    logger = logging.getLogger(logger_name)
+    old_level = logger.level
+    logger.addHandler(caplog.handler)
+    logger.setLevel(level)
+    try:
+        yield caplog.records
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(old_level)

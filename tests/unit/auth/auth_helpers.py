@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,18 +88,3 @@ def call(client: flask.testing.FlaskClient, token: str | None, *, path: str = SE
     if path == "/cds-services":
         return client.get(path, headers=all_headers)
     return client.post(path, json={}, headers=all_headers)
-
-
-@contextmanager
-def captured_logs(caplog: Any, logger_name: str, level: int = logging.DEBUG) -> Iterator[list[logging.LogRecord]]:
-    """Records of a service logger; attaches caplog's handler directly because the service logger
-    ("her2cds", configured by the app factory in other tests) does not propagate to the root logger."""
-    logger = logging.getLogger(logger_name)
-    old_level = logger.level
-    logger.addHandler(caplog.handler)
-    logger.setLevel(level)
-    try:
-        yield caplog.records
-    finally:
-        logger.removeHandler(caplog.handler)
-        logger.setLevel(old_level)

@@ -14,7 +14,8 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from auth_helpers import (BASE, ISSUER, JKU, SERVICE_PATH, SERVICE_URL, SigningKey, call, captured_logs, claims,
+from support import captured_logs
+from auth_helpers import (BASE, ISSUER, JKU, SERVICE_PATH, SERVICE_URL, SigningKey, call, claims,
                           guarded_app, make_settings, mint)
 from cds_service.auth import Authenticator
 from cds_service.jwks import TrustConfigError, load_trusted_issuers

@@ -1,10 +1,7 @@
 """Helpers for the feedback tests: a minimal Flask app with the feedback blueprint, and feedback items."""
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import flask
@@ -62,18 +59,3 @@ def card(topic: str, *, indicator: str = "warning", suggestions: int = 0) -> dic
     if suggestions:
         out["suggestions"] = [{"label": f"s{n}", "uuid": str(uuid.uuid4())} for n in range(suggestions)]
     return out
-
-
-@contextmanager
-def captured_logs(caplog: Any, logger_name: str, level: int = logging.DEBUG) -> Iterator[list[logging.LogRecord]]:
-    """Records of a service logger; attaches caplog's handler directly because the service logger
-    ("her2cds", configured by the app factory in other tests) does not propagate to the root logger."""
-    logger = logging.getLogger(logger_name)
-    old_level = logger.level
-    logger.addHandler(caplog.handler)
-    logger.setLevel(level)
-    try:
-        yield caplog.records
-    finally:
-        logger.removeHandler(caplog.handler)
-        logger.setLevel(old_level)

@@ -5,7 +5,8 @@ import uuid
 
 from cds_service.feedback import CardLog, feedback_report
 from cds_service.storage import Database
-from feedback_helpers import PV, SERVICES, accepted, captured_logs, card, overridden
+from support import captured_logs
+from feedback_helpers import PV, SERVICES, accepted, card, overridden
 
 
 def table_rows(report: str) -> dict[str, list[str]]:
