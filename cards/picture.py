@@ -11,28 +11,21 @@ from dataclasses import dataclass
 from cards.knowledge_base import Knowledge, TfiPolicy
 from cards.policy import Policy
 from fhir_mappings.model import (ANTHRACYCLINE, CDK46, ENDOCRINE, FLUOROPYRIMIDINE, HER2_CLASSES, OTHER_CHEMO,
-                                 PLATINUM, RX_CAPECITABINE, RX_PERTUZUMAB, RX_TDM1, RX_TDXD, RX_TRASTUZUMAB,
+                                 PLATINUM, RX_CAPECITABINE, RX_TRASTUZUMAB,
                                  RX_TUCATINIB, TAXANE, DraftOrder, Drug, Exposure, PatientSummary, ReceptorStatus,
                                  Regimen, Setting)
 
-DAYS_PER_MONTH = 365.25 / 12
 CHEMO_CLASSES = frozenset({TAXANE, ANTHRACYCLINE, PLATINUM, FLUOROPYRIMIDINE, OTHER_CHEMO})
 # Classes that make a drafted order part of an anticancer regimen (for the HER2-blockade check).
 ANTICANCER_CLASSES = CHEMO_CLASSES | {ENDOCRINE, CDK46} | HER2_CLASSES
 
 
-def months_between(start: dt.date, end: dt.date) -> float:
-    """Months as days / 30.44 (documented convention; scenario intervals sit a month away from thresholds)."""
-    return (end - start).days / DAYS_PER_MONTH
-
-
 def is_unconjugated_trastuzumab(drug: Drug) -> bool:
-    return drug.unconjugated_trastuzumab or drug.rxnorm == RX_TRASTUZUMAB
+    return drug.unconjugated_trastuzumab
 
 
 def is_her2_agent(drug: Drug) -> bool:
-    return bool(drug.classes & HER2_CLASSES) or drug.rxnorm in (RX_TRASTUZUMAB, RX_PERTUZUMAB, RX_TDM1, RX_TDXD,
-                                                               RX_TUCATINIB)
+    return bool(drug.classes & HER2_CLASSES)
 
 
 def draft_rxnorm(drafts: tuple[DraftOrder, ...]) -> frozenset[str]:
@@ -92,16 +85,12 @@ def counts_as_line(regimen: Regimen) -> bool:
 
 def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> ClinicalPicture:
     t = summary.therapy
+    # The seed's lines are lines of HER2-directed or chemotherapy treatment: an endocrine-only regimen
+    # (counted by the mapping's `metastatic_lines`) does not move a patient to the next HER2 line.
     lines = tuple(r for r in t.regimens if counts_as_line(r))
-    lines_given = len(lines) if t.regimens else t.metastatic_lines
-    # Our own reading of "current line ongoing": the latest counted line (endocrine-only lines are not
-    # lines here, unlike the mapping's metastatic_lines) is ongoing with no documented progression.
+    lines_given = len(lines)
     ongoing = bool(lines) and lines[-1].ongoing and not lines[-1].progressed
-    if not t.regimens:
-        ongoing = t.current_line_ongoing and lines_given > 0
     tfi = t.tfi_months
-    if tfi is None and t.early_her2_end is not None and summary.metastatic.first_known is not None:
-        tfi = months_between(t.early_her2_end, summary.metastatic.first_known)
     tfi_policy = knowledge.tfi_policy(policy.tfi_policy)
     threshold = tfi_policy.threshold(t.early_her2_with_pertuzumab) if t.early_her2_end is not None else None
     early = tfi is not None and threshold is not None and tfi <= threshold

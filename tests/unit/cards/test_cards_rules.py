@@ -78,13 +78,6 @@ def test_s5_early_relapse_card_says_treated_as_second_line():
     assert c["summary"].startswith("2nd-line") and "S5" in c["detail"]
 
 
-def test_s5_tfi_computed_from_dates_when_the_mapping_gives_none():
-    """tfi_policies: months = days / 30.44 from early_her2_end to metastatic.first_known."""
-    early = regimen(TCH, ago(500), ago(200), setting=m.Setting.ADJUVANT, progressed=False)
-    s = summary(met_date=ago(30), therapy_history=therapy(early, early_end=ago(200)))
-    assert recommended_set(run(s)) == {TDXD}
-
-
 def test_s6_de_novo_first_line_is_thp_with_paclitaxel_variant_and_dbo9_alternative():
     """rules.S6 / line_plans.first-line / regimens.tdxd-pertuzumab (later-evidence)"""
     out = run(summary(met_date=ago(10)))
