@@ -79,6 +79,7 @@ class Bench:
     started: float = field(default_factory=time.monotonic)
     runs: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    service: Any = None                # ServiceProcess: its log gives the app's own timings per run
     service_pid: int | None = None     # CPU of this tree per call is recorded for every run
     sekmet_pid: int | None = None
 
@@ -99,6 +100,7 @@ class Bench:
         if warmup:
             warm = self.tool.run(url, body, concurrency=concurrency, n=max(warmup, concurrency))
             warm_failures = warm.failures
+        log0 = self.service.log_size() if self.service else 0
         service_cpu0, client0 = machine.tree_cpu_s(self.service_pid), os.times()
         sekmet0, machine0, wall0 = machine.tree_cpu_s(self.sekmet_pid), machine.snapshot(), time.monotonic()
         summary = self.tool.run(url, body, concurrency=concurrency, n=n, duration_s=duration_s)
@@ -109,12 +111,17 @@ class Bench:
         client_cpu = (client1.user + client1.system + client1.children_user + client1.children_system) - (
             client0.user + client0.system + client0.children_user + client0.children_system)
         calls = max(1, summary.n)
+        app: dict[str, Any] = {}
+        if self.service:
+            time.sleep(0.05)      # let the last log lines reach the file
+            for key, values in self.service.hook_timings(log0, self.service.log_size()).items():
+                app[key] = summarize(values).as_dict()
         others = max(0.0, (machine1.busy_s - machine0.busy_s) - (machine1.own_s - machine0.own_s)
                      - service_cpu - sekmet_cpu) / wall
         self.runs.append({"name": name, "concurrency": concurrency, "warmup_failures": warm_failures,
                           "summary": summary, "service_cpu_ms_per_call": round(service_cpu * 1000 / calls, 2),
                           "client_cpu_ms_per_call": round(client_cpu * 1000 / calls, 2),
-                          "other_processes_cores": round(others, 2), **labels})
+                          "other_processes_cores": round(others, 2), "app_timing_ms": app, **labels})
         self.log(f"{name}: n={summary.n} p50={summary.p50:.1f} p95={summary.p95:.1f} p99={summary.p99:.1f} "
                  f"max={summary.max:.1f} ms, {summary.rps:.0f} req/s, non-2xx={summary.non_2xx} "
                  f"errors={summary.errors}; other processes {others:.2f} cores")
@@ -264,7 +271,7 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
 
         with ServiceProcess(free_port(), workers=workers) as service:
             bench.log(f"her2-cds serve at {service.base_url} (pid {service.process.pid}, workers {service.worker_pids()})")
-            bench.service_pid, bench.sekmet_pid = service.process.pid, sekmet.pid
+            bench.service_pid, bench.sekmet_pid, bench.service = service.process.pid, sekmet.pid, service
             discovery = requests.get(service.discovery_url, timeout=10).json()
             by_hook = {}
             for svc in discovery.get("services", []):
@@ -352,6 +359,7 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
                 run_record = next((r for r in bench.runs if r["name"] == f"patient-view/prefetch/history-{size}"), {})
                 scaling.append({"size": size, "resources": len(resources), "generator": generator,
                                 "other_processes_cores": run_record.get("other_processes_cores"),
+                                "app_timing_ms": run_record.get("app_timing_ms", {}),
                                 "prefetch_built": "resolved against sekmet" if plan.scaling_via_fhir else "built locally",
                                 "prefetch_resources": prefetch_resource_count(prefetch), "body_bytes": len(body),
                                 "check": check, "service": summary, "mapping": mapping})
@@ -447,6 +455,11 @@ def verdicts(doc: dict[str, Any], plan: Plan) -> list[Verdict]:
     return out
 
 
+def _app(x: dict[str, Any], key: str) -> str:
+    value = (x.get("app_timing_ms") or {}).get(key)
+    return fmt_ms(value["p50"]) if value else "n/a"
+
+
 def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
     m = doc["machine"]
     print(f"her2-cds bench  {m['date_utc']}  elapsed {doc['elapsed_s']} s")
@@ -517,11 +530,14 @@ def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
                      fmt_ms(s.p50) if s else "n/a", fmt_ms(s.p95) if s else "n/a", fmt_ms(s.max) if s else "n/a",
                      f"{s.p50 / x['resources'] * 1000:.1f}" if s else "n/a",
                      fmt_ms(mp.p50) if mp else "n/a", fmt_ms(mp.p95) if mp else "n/a",
-                     f"{mp.p50 / s.p50:.0%}" if (mp and s and s.p50) else "n/a", str(x["check"].get("status")),
+                     f"{mp.p50 / s.p50:.0%}" if (mp and s and s.p50) else "n/a",
+                     _app(x, "gather"), _app(x, "evaluate"), _app(x, "total"), str(x["check"].get("status")),
                      f"{x.get('other_processes_cores', 0):.2f}"])
     print("scaling: patient-view with full prefetch, c=1 (ms; mapping = fhir_mappings.summarize in-process)")
     print(table(["history", "prefetched", "body MB", "p50", "p95", "max", "us/resource", "map p50", "map p95",
-                 "map share", "status", "others' cores"], rows))
+                 "map share", "app gather", "app evaluate", "app total", "status", "others' cores"], rows))
+    print("  (app * = p50 of the service's own logged timing_ms: gather = prefetch classification, evaluate = "
+          "map + decide + render, total = from request start incl. JSON parse and validation)")
     big = doc.get("mapping_5000_obs_1000_meds", {})
     if big:
         s = big.get("summary")

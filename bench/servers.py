@@ -5,6 +5,7 @@ needs no extra dependency. Workers are the descendants of the PID we started.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -175,6 +176,36 @@ class ServiceProcess:
             "master_peak_rss_mb": {str(pid): round(kb / 1024.0, 1) for pid, kb in self.peak_kb.items()
                                    if self.roles.get(pid) == "master"},
         }
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size if self.log_path else 0
+        except OSError:
+            return 0
+
+    def hook_timings(self, start: int, end: int) -> dict[str, list[float]]:
+        """The service's own `timing_ms` (gather / evaluate / total) of the hook calls logged between two
+        log offsets: what the app spent, as opposed to what the client waited (HTTP, queueing)."""
+        out: dict[str, list[float]] = {}
+        if not self.log_path:
+            return out
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(start)
+                chunk = f.read(max(0, end - start))
+        except OSError:
+            return out
+        for raw in chunk.splitlines():
+            if b'"hook.call"' not in raw or not raw.startswith(b"{"):
+                continue
+            try:
+                timing = json.loads(raw).get("timing_ms") or {}
+            except ValueError:
+                continue
+            for key, value in timing.items():
+                if isinstance(value, (int, float)):
+                    out.setdefault(key, []).append(float(value))
+        return out
 
     def lifecycle_events(self) -> list[str]:
         """Gunicorn worker lifecycle lines (boots, timeouts, crashes): a recycled worker shows up here."""
