@@ -40,6 +40,9 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
         "errorlog": "-",
         "loglevel": log_level.lower(),
         "proc_name": "her2-cds",
+        # gunicorn >= 25 opens a control socket at one fixed path per user; several instances on a
+        # host (demo, tests, CI, benchmark) would fight over it, and we do not use it.
+        "control_socket_disable": True,
     }
 
 
