@@ -408,7 +408,7 @@ def verdicts(doc: dict[str, Any], plan: Plan) -> list[Verdict]:
         hint = f"; service CPU {cpu:.1f} ms/call, i.e. ~{cores * 1000 / cpu:.0f} req/s if all {cores} cores were free" \
             if cpu else ""
         out.append(Verdict(f"{hook}: full prefetch >= {TARGET_RPS:g} req/s at c=16 for {plan.throughput_s:g} s, 0 errors",
-                           f"{s.rps:.0f} req/s, {s.failures} non-2xx/errors{hint}" if s else "not run",
+                           f"{s.rps:.1f} req/s, {s.failures} non-2xx/errors{hint}" if s else "not run",
                            bool(s and s.rps >= TARGET_RPS and s.failures == 0)))
     for hook in HOOKS:
         s = _run(doc, f"{hook}/fetch/c1")
