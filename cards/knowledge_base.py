@@ -304,6 +304,10 @@ def _load_cached(path: str) -> Knowledge:
 
 def load_knowledge(path: str | Path | None = None) -> Knowledge:
     """The packaged knowledge base (or the file at `path`), validated; cached per path."""
-    if path is None:
-        path = Path(str(resources.files("cards.knowledge").joinpath(DEFAULT_KNOWLEDGE)))
-    return _load_cached(str(Path(path).resolve()))
+    return _load_cached(_default_path() if path is None else str(Path(path).resolve()))
+
+
+@functools.lru_cache(maxsize=1)
+def _default_path() -> str:
+    """Resolved once: `load_knowledge()` runs on every hook call."""
+    return str(Path(str(resources.files("cards.knowledge").joinpath(DEFAULT_KNOWLEDGE))).resolve())

@@ -11,10 +11,14 @@ with the cards it issued; `feedback_report` joins the two.
 """
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import queue
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,15 +140,71 @@ class FeedbackStore:
 class CardLog:
     """Records the cards the service issued (uuid -> topic, indicator, suggestion uuids), no PHI.
 
-    The hook endpoint calls `record` after rendering. A failure is logged and swallowed: losing a
-    log row must never cost the clinician the cards.
+    The hook endpoint calls `record_later`: one background thread per process writes the queued cards
+    in batches, so neither the clinician's answer nor the gunicorn worker waits on the database.
+    `record` writes synchronously. A failure is logged and swallowed: losing a log row must never
+    cost the clinician the cards.
     """
+
+    BATCH = 200
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer_pid: int | None = None
+        self._lock = threading.Lock()
 
     def record(self, service_id: str, hook_instance: str | None, cards: Iterable[Mapping[str, Any]]) -> int:
         """Log the cards that carry a uuid; returns how many were offered for logging (0 on failure)."""
+        return self._insert(self._rows(service_id, hook_instance, cards))
+
+    def record_later(self, service_id: str, hook_instance: str | None, cards: Iterable[Mapping[str, Any]]) -> None:
+        """Queue the cards for the background writer (started on first use in each process)."""
+        rows = self._rows(service_id, hook_instance, cards)
+        if rows:
+            self._ensure_writer()
+            self._pending.put(rows)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is written (tests, process exit); False on timeout."""
+        if self._writer_pid != os.getpid():
+            return True
+        done = threading.Event()
+        self._pending.put(done)
+        return done.wait(timeout)
+
+    def _ensure_writer(self) -> None:
+        pid = os.getpid()
+        if self._writer_pid == pid:
+            return
+        with self._lock:
+            if self._writer_pid != pid:   # a forked worker inherits the attribute but not the thread
+                threading.Thread(target=self._write_forever, name="her2cds-card-log", daemon=True).start()
+                atexit.register(self.flush, 2.0)
+                self._writer_pid = pid
+
+    def _write_forever(self) -> None:
+        while True:
+            item = self._pending.get()
+            rows: list[dict[str, Any]] = []
+            waiting: list[threading.Event] = []
+            while True:
+                if isinstance(item, threading.Event):
+                    waiting.append(item)
+                else:
+                    rows.extend(item)
+                if len(rows) >= self.BATCH:
+                    break
+                try:
+                    item = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+            self._insert(rows)
+            for event in waiting:
+                event.set()
+
+    @staticmethod
+    def _rows(service_id: str, hook_instance: str | None, cards: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         issued_at = _utc_now()
         rows = []
         for card in cards:
@@ -165,14 +225,16 @@ class CardLog:
                 "suggestion_uuids": json.dumps([s.lower() for s in suggestions]) if suggestions else None,
                 "issued_at": issued_at,
             })
+        return rows
+
+    def _insert(self, rows: list[dict[str, Any]]) -> int:
         if not rows:
             return 0
         try:
             with self.db.begin() as conn:
                 self.db.insert_ignoring_duplicates(conn, issued_cards_table, rows)
         except SQLAlchemyError:
-            log.exception("feedback.card_log_failed: could not record %d issued card(s)", len(rows),
-                          extra={"service_id": service_id})
+            log.exception("feedback.card_log_failed: could not record %d issued card(s)", len(rows))
             return 0
         return len(rows)
 

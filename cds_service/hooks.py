@@ -61,11 +61,9 @@ def call_service(service_id: str) -> Response:
                                   today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings)
         timings["evaluate"] = _ms(t1)     # map + decide + render: one pure call
         entry.update(status=200, cards=len(cards), gaps=len(record.gaps), resources=len(record.resources))
-        response = jsonify({"cards": cards})
-        if state.card_log is not None:   # after the answer is sent: the log must not slow the clinician
-            card_log = state.card_log
-            response.call_on_close(lambda: card_log.record(service.id, body["hookInstance"], cards))
-        return response
+        if state.card_log is not None:   # written by a background thread: never slows the answer
+            state.card_log.record_later(service.id, body["hookInstance"], cards)
+        return jsonify({"cards": cards})
     except ApiError as exc:
         entry.setdefault("status", exc.status)
         raise

@@ -68,7 +68,8 @@ def test_issued_cards_are_logged_so_feedback_can_be_reported_per_topic(real_clie
                                 json=hook_body(patient=patient, fhir_server=None,
                                                prefetch=prefetch_for(resources, patient)))
     cards = response.get_json()["cards"]
-    response.close()        # the WSGI server closes the response once sent; the log is written then
-    with real_client.application.extensions["her2cds"].database.begin() as conn:
+    state = real_client.application.extensions["her2cds"]
+    assert state.card_log.flush()          # written in the background, after the answer
+    with state.database.begin() as conn:
         logged = {row.card_uuid: row.topic_code for row in conn.execute(select(issued_cards_table))}
     assert logged == {c["uuid"]: c["source"]["topic"]["code"] for c in cards}
