@@ -5,6 +5,7 @@ built by `cds_service.create_app()` inside each worker (no app object at import 
 """
 from __future__ import annotations
 
+import gc
 from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
@@ -50,6 +51,8 @@ def run(host: str, port: int, workers: int, log_level: str = "info") -> None:
     """Block serving `cds_service.create_app()` until SIGTERM/SIGINT."""
     def factory() -> Any:
         from cds_service import create_app
-        return create_app()
+        app = create_app()
+        gc.freeze()     # the app, knowledge base and terminology live for the worker's life: keep them out of GC scans
+        return app
 
     EmbeddedGunicorn(factory, gunicorn_options(host, port, workers, log_level)).run()
