@@ -30,8 +30,14 @@ def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, 
     return sorted(decisions, key=lambda d: (-INDICATOR_RANK[d.indicator], TOPIC_ORDER[d.topic]))
 
 
+def render_cards(decisions: Sequence[Decision], summary: PatientSummary, drafts: Sequence[DraftOrder], *,
+                 knowledge: Knowledge, data_gaps: Sequence[RecordIssue] = ()) -> list[dict[str, Any]]:
+    """The `cards` array for these decisions, in their order."""
+    return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts) for d in decisions]
+
+
 def build_cards(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, knowledge: Knowledge,
                 policy: Policy, data_gaps: Sequence[RecordIssue] = ()) -> list[dict[str, Any]]:
     """The `cards` array for one hook call: pure and deterministic apart from the uuids."""
-    return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts)
-            for d in decide(summary, drafts, hook, knowledge=knowledge, policy=policy)]
+    return render_cards(decide(summary, drafts, hook, knowledge=knowledge, policy=policy), summary, drafts,
+                        knowledge=knowledge, data_gaps=data_gaps)

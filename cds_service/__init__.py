@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from flask import Flask, request
 from flask_cors import CORS
 
+from cards import load_knowledge
 from cds_service.auth import Authenticator
 from cds_service.config import Settings, load_settings
 from cds_service.feedback import CardLog
@@ -17,7 +18,7 @@ from cds_service.feedback import create_blueprint as create_feedback_blueprint
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
 from cds_service.http_errors import drain_unread_body, refuse_oversized_body, register_error_handlers
-from cds_service.logging_setup import configure_logging, get_logger
+from cds_service.logging_setup import configure_logging
 from cds_service.services import ServiceRegistry
 from cds_service.state import ServiceState
 from cds_service.storage import Database
@@ -67,13 +68,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _warm_up() -> None:
-    """Import the pipeline's modules and load the knowledge base now, not on the first clinician's call."""
-    try:
-        import fhir_mappings  # noqa: F401
-        from cards import load_knowledge
-        load_knowledge()
-    except Exception as exc:     # the first hook call will report the real problem as a 500
-        get_logger().warning("warm-up.failed", extra={"error": type(exc).__name__})
+    """Load (and validate) the knowledge base now, not on the first clinician's call: a broken
+    knowledge file stops the service from starting instead of failing every hook call."""
+    load_knowledge()
 
 
 def _authenticate() -> None:

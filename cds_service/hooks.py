@@ -58,8 +58,9 @@ def call_service(service_id: str) -> Response:
         entry["prefetch"] = report.as_log()
         t1 = time.monotonic()
         cards = pipeline.evaluate(service.hook, body["context"], record,
-                                  today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings)
-        timings["evaluate"] = _ms(t1)     # map + decide + render: one pure call
+                                  today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings,
+                                  timings=timings)      # adds map / decide / render
+        timings["evaluate"] = _ms(t1)
         entry.update(status=200, cards=len(cards), gaps=len(record.gaps), resources=len(record.resources))
         if state.card_log is not None:   # written by a background thread: never slows the answer
             state.card_log.record_later(service.id, body["hookInstance"], cards)

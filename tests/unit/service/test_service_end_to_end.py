@@ -73,3 +73,13 @@ def test_issued_cards_are_logged_so_feedback_can_be_reported_per_topic(real_clie
     with state.database.begin() as conn:
         logged = {row.card_uuid: row.topic_code for row in conn.execute(select(issued_cards_table))}
     assert logged == {c["uuid"]: c["source"]["topic"]["code"] for c in cards}
+
+
+def test_the_call_log_times_each_phase_of_the_pipeline(real_client, logs):
+    from service_helpers import log_events
+
+    resources, patient = s01()
+    real_client.post(f"/cds-services/{PV}",
+                     json=hook_body(patient=patient, fhir_server=None, prefetch=prefetch_for(resources, patient)))
+    (line,) = log_events(logs, "hook.call")
+    assert set(line["timing_ms"]) == {"gather", "map", "decide", "render", "evaluate", "total"}
