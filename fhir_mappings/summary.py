@@ -15,7 +15,7 @@ from .fhirpath import LOINC, SNOMED, as_dict, as_list, as_str, ref_type_id, sour
 from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
-                    MetastaticSite, PatientSummary, ReceptorResult, ReceptorStatus, RecordIssue, TherapyHistory)
+                    MetastaticSite, PatientSummary, RecordIssue)
 from .lvef import LVEF_LOINC
 from .receptors import ER, HER2, LOINC_MARKERS, MISCODED_LOINC, PR, SERUM_HER2, Evidence, condition_evidence, \
     observation_evidence, settle
@@ -140,14 +140,13 @@ def _belongs(resource: dict[str, Any], patient_id: str, own_ref: str) -> bool:
     return not ids or patient_id in ids
 
 
-def _empty(patient_id: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
-    unknown = ReceptorResult(ReceptorStatus.UNKNOWN, reason="record could not be read")
-    return PatientSummary(patient_id, as_of, BreastCancer(False), MetastaticDisease(False), unknown, unknown, unknown,
-                          TherapyHistory(), skipped=tuple(skipped))
-
-
 def summarize(resources: Iterable[Mapping[str, Any]], patient_id: str, as_of: dt.date) -> PatientSummary:
-    """The typed summary of one patient's record as of a date. Never raises."""
+    """The typed summary of one patient's record as of a date.
+
+    Never raises for bad input: every resource is read defensively, and one that cannot be used is
+    reported in `skipped`. A bug in the aggregation itself does raise, on purpose: an empty summary
+    would become `cards: []`, which a clinician reads as "nothing to flag".
+    """
     skipped: list[RecordIssue] = []
     pid = as_str(patient_id).strip()
     pid = pid.split("/")[-1] if "/" in pid else pid
@@ -156,12 +155,7 @@ def summarize(resources: Iterable[Mapping[str, Any]], patient_id: str, as_of: dt
         skipped.append(RecordIssue("as_of", "no valid as-of date given: today (UTC) used"))
     elif isinstance(as_of, dt.datetime):
         as_of = as_of.date()
-    try:
-        return _summarize(resources, pid, as_of, skipped)
-    except Exception as exc:   # noqa: BLE001 - the contract is "never raise"; say what happened instead
-        log.exception("summarize failed")
-        skipped.append(RecordIssue("record", f"mapping failed ({type(exc).__name__}); facts unavailable"))
-        return _empty(pid, as_of, skipped)
+    return _summarize(resources, pid, as_of, skipped)
 
 
 def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
