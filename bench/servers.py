@@ -114,9 +114,6 @@ class ServiceProcess:
                "HER2CDS_AUTH_MODE": "off",
                "HER2CDS_FEEDBACK_DB_URL": f"sqlite:///{self.work_dir / 'feedback.sqlite3'}",
                "HER2CDS_MAX_BODY_BYTES": str(64 * 1024 * 1024),   # 5,000-resource prefetch bodies are ~3 MB
-               # this checkout first: an editable install made before a package had its __init__.py
-               # maps it as a namespace package, and the workers would not find the app factory.
-               "PYTHONPATH": os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
                **self.extra_env}
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(

@@ -7,7 +7,9 @@ said so loudly): it binds 127.0.0.1 only.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any, Mapping
 from urllib.parse import quote, urlencode
 
 from cds_service.demo import loader
@@ -137,19 +139,21 @@ class DemoInstructions:
         return "\n".join(lines)
 
 
-def start_service(port: int, work: Path, fhir_timeout: str = "5") -> subprocess.Popen:
-    """`her2-cds serve` as a child in its own session, auth off, CORS *, feedback DB in `work`."""
-    import os
-    env = {**os.environ,
-           "HER2CDS_AUTH_MODE": "off",
-           "HER2CDS_CORS_ORIGINS": "*",
-           "HER2CDS_HOST": "127.0.0.1",
-           "HER2CDS_PORT": str(port)}
-    env.setdefault("HER2CDS_FEEDBACK_DB_URL", f"sqlite:///{work / 'feedback.sqlite3'}")
-    env.setdefault("HER2CDS_FHIR_TIMEOUT_SECONDS", fhir_timeout)
+def start_service(port: int, work: Path, *, env: Mapping[str, str] | None = None,
+                  log: IO[bytes] | None = None) -> subprocess.Popen:
+    """`her2-cds serve` on 127.0.0.1:`port` as a child in its own session (so it is stopped by PID with
+    its workers), auth off, CORS *, feedback DB in `work`; `env` adds or overrides settings. Used by the
+    demo and by the integration tests' live-service fixture."""
+    child_env = {**os.environ,
+                 "HER2CDS_AUTH_MODE": "off",
+                 "HER2CDS_CORS_ORIGINS": "*",
+                 "HER2CDS_FEEDBACK_DB_URL": f"sqlite:///{work / 'feedback.sqlite3'}",
+                 "HER2CDS_FHIR_TIMEOUT_SECONDS": "5",
+                 **(env or {})}
     return subprocess.Popen([sys.executable, "-P", "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
                              "--port", str(port), "--workers", "2"],
-                            env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+                            env=child_env, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT if log is not None else None, start_new_session=True)
 
 
 def run_demo(port: int = 8080, fhir_port: int | None = None, venv: Path | None = None) -> int:
@@ -190,6 +194,5 @@ def run_demo(port: int = 8080, fhir_port: int | None = None, venv: Path | None =
         if service is not None:
             stop_process(service, grace=10)
         fhir.stop()
-        import shutil
         shutil.rmtree(work, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous)

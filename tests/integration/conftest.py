@@ -3,9 +3,6 @@ present) and the live service (`her2-cds serve`, auth off, temp feedback DB), bo
 ports and stopped by PID at the end."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -14,6 +11,7 @@ import requests
 
 from cds_service.demo import loader
 from cds_service.demo.relative_dates import load_json
+from cds_service.demo.runner import start_service
 from cds_service.demo.sekmet import SekmetServer, ensure_sekmet, free_port, stop_process, wait_for_http
 from support import TODAY, scenario_dirs
 
@@ -58,15 +56,9 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServi
     """`her2-cds serve` (real gunicorn, real HTTP) on a free port."""
     work = tmp_path_factory.mktemp("service")
     port = free_port()
-    env = {**os.environ, "HER2CDS_AUTH_MODE": "off", "HER2CDS_CORS_ORIGINS": "*",
-           "HER2CDS_FEEDBACK_DB_URL": f"sqlite:///{work / 'feedback.sqlite3'}",
-           "HER2CDS_FHIR_TIMEOUT_SECONDS": "5", "HER2CDS_FHIR_DEADLINE_SECONDS": "10"}
     log_path = work / "service.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-P", "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
-                                    "--port", str(port), "--workers", "2"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = start_service(port, work, env={"HER2CDS_FHIR_DEADLINE_SECONDS": "10"}, log=log)
     base = f"http://127.0.0.1:{port}"
     try:
         if not wait_for_http(f"{base}/cds-services", 60, process):
