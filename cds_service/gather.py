@@ -28,6 +28,7 @@ from cds_service.fhir_client import (FhirClient, FhirError, InvalidResponse, Not
                                      next_link)
 from cds_service.pipeline import GatheredRecord
 from cds_service.services import FhirQuery, ServiceDefinition, fill_template
+from fhir_mappings import dedupe_resources
 from fhir_mappings.model import RecordIssue
 
 
@@ -262,22 +263,15 @@ class Gatherer:
     def _record(context: Mapping[str, Any], results: list[KeyResult]) -> GatheredRecord:
         """Resources deduped by type/id, in query order; every failed (optional) key becomes a named gap."""
         resources: list[dict[str, Any]] = []
-        seen: set[tuple[str, str]] = set()
         gaps: list[RecordIssue] = []
         for r in results:
             gaps.extend(r.issues)
             if r.error:
                 gaps.append(RecordIssue(r.query.key, f"{r.query.resource_type} records could not be read "
                                                      f"({_describe(r.error)}); they are not considered here"))
-            for resource in r.resources:
-                rid = resource.get("id")
-                if isinstance(rid, str) and rid:
-                    ident = (resource["resourceType"], rid)
-                    if ident in seen:
-                        continue
-                    seen.add(ident)
-                resources.append(resource)
-        return GatheredRecord(patient_id=str(context["patientId"]), resources=tuple(resources), gaps=tuple(gaps))
+            resources.extend(r.resources)
+        return GatheredRecord(patient_id=str(context["patientId"]), resources=tuple(dedupe_resources(resources)),
+                              gaps=tuple(gaps))
 
 
 _DESCRIPTIONS = {

@@ -9,6 +9,6 @@ Public API:
   only to exclude it -, LVEF, stage group / M category in LOINC and SNOMED), for FHIR search filters
 """
 from .drafts import map_draft_orders
-from .summary import RELEVANT_OBSERVATION_CODES, observation_search_tokens, summarize
+from .summary import RELEVANT_OBSERVATION_CODES, dedupe_resources, observation_search_tokens, summarize
 
-__all__ = ["summarize", "map_draft_orders", "RELEVANT_OBSERVATION_CODES", "observation_search_tokens"]
+__all__ = ["summarize", "map_draft_orders", "dedupe_resources", "RELEVANT_OBSERVATION_CODES", "observation_search_tokens"]

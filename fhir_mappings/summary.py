@@ -108,7 +108,8 @@ def _flatten(resources: Any, skipped: list[RecordIssue]) -> list[dict[str, Any]]
     return out
 
 
-def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def dedupe_resources(resources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each (resourceType, id) once, first copy kept, order kept; resources without an id are all kept."""
     seen: set[tuple[str, str]] = set()
     out = []
     for r in resources:
@@ -159,7 +160,7 @@ def summarize(resources: Iterable[Mapping[str, Any]], patient_id: str, as_of: dt
 
 
 def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
-    items = _dedupe(_flatten(resources, skipped))
+    items = dedupe_resources(_flatten(resources, skipped))
     own_ref = f"Patient/{pid}"
     items = [r for r in items if _belongs(r, pid, own_ref)]
     medications = {r["id"]: r for r in items if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)}
