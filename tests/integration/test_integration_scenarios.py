@@ -6,14 +6,14 @@ import pytest
 
 from cds_judge import judge
 from hook_calls import call, hook_body
-from support import TODAY, load_scenario, require_shared, scenario_dirs
+from support import TODAY, load_scenario, require_shared, contract_scenario_dirs
 
 pytestmark = pytest.mark.integration
 
 
 def _cases() -> list[pytest.param]:
     params = []
-    for directory in scenario_dirs():
+    for directory in contract_scenario_dirs():
         _, spec = load_scenario(directory, TODAY)
         for case in spec["cases"]:
             for mode in ("fetch", "prefetch"):

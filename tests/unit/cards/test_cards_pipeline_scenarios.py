@@ -6,13 +6,13 @@ import pytest
 
 from cards_contract import problems
 from cards_testkit import matches, suggestion_codes
-from support import TODAY, load_scenario, require_shared, scenario_dirs
+from support import TODAY, load_scenario, require_shared, contract_scenario_dirs
 
 RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 def _cases():
-    return [(d, i) for d in scenario_dirs() for i in range(len(load_scenario(d)[1]["cases"]))]
+    return [(d, i) for d in contract_scenario_dirs() for i in range(len(load_scenario(d)[1]["cases"]))]
 
 
 @pytest.mark.parametrize("directory,index", _cases() or [pytest.param(None, 0, marks=pytest.mark.skip("no ../shared"))])
