@@ -25,7 +25,7 @@ def plan_for(p: ClinicalPicture, knowledge: Knowledge) -> LinePlan:
 def exclusion_reason(regimen: RegimenEntry, p: ClinicalPicture, policy: Policy) -> str | None:
     if "ild" in regimen.contraindicated_by and p.ild:
         refs = ", ".join(c.source for c in p.summary.ild)
-        return f"not offered: interstitial lung disease / pneumonitis history ({refs}); seed W4"
+        return f"not offered: interstitial lung disease / pneumonitis history ({refs}); not recommended with an ILD history (project policy; the label has a boxed warning)"
     for drug in regimen.exclude_if_received:
         if p.received(drug.rxnorm):
             exp = p.exposures_of(drug.rxnorm)
@@ -86,15 +86,15 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
     notes = [_hr_note(p, knowledge), _rule_note(knowledge, "S11")]
     if p.current_line_ongoing:
         notes.insert(0, "The current metastatic line is ongoing with no documented progression: this is the plan "
-                        "at progression, not a reason to stop the current regimen (S11: continue until progression "
+                        "at progression, not a reason to stop the current regimen (continue until progression "
                         "or unacceptable toxicity).")
     if p.tfi_months is None and p.summary.therapy.early_her2_end is not None:
-        notes.append("The treatment-free interval could not be computed (no metastatic diagnosis date): check rule "
-                     "S5 by hand before following this line.")
+        notes.append("The treatment-free interval could not be computed (no metastatic diagnosis date): check the "
+                     "interval since adjuvant HER2 therapy by hand before following this line.")
     if p.summary.her2.conflict:
         notes.append(f"HER2 results conflict; the record was read as positive: {p.summary.her2.reason or 'see sources'}.")
     inv = ", ".join(r.name for r in knowledge.investigational)
-    notes.append(f"Not recommended outside clinical trials (S13): {inv}.")
+    notes.append(f"Not recommended outside clinical trials: {inv}.")
     facts: list[Fact] = [*receptor_facts(p), *disease_facts(p), *therapy_facts(p), line_fact(p),
                          *contraindication_facts(p), *lvef_facts(p)]
     return Decision(
@@ -126,11 +126,11 @@ def _framing(p: ClinicalPicture, plan_title: str) -> str:
     if p.next_line == 1:
         if p.summary.therapy.early_her2_end is not None and p.tfi_months is not None:
             return (f"{plan_title}: recurrence {p.tfi_months:.1f} months after (neo)adjuvant HER2 therapy, beyond the "
-                    f"{p.tfi_threshold:g}-month threshold ({p.tfi_policy.id}), so first-line therapy is restarted (S6).")
+                    f"{p.tfi_threshold:g}-month threshold ({p.tfi_policy.display}), so first-line therapy is restarted.")
         return f"{plan_title}: no metastatic-line therapy recorded (de novo or late recurrence)."
     if p.early_relapse and p.lines_given == 0:
         return (f"{plan_title}: recurrence {p.tfi_months:.1f} months after (neo)adjuvant HER2 therapy, within the "
-                f"{p.tfi_threshold:g}-month threshold ({p.tfi_policy.id}): treated as second line (S5).")
+                f"{p.tfi_threshold:g}-month threshold ({p.tfi_policy.display}): treated as second line.")
     state = "ongoing" if p.current_line_ongoing else "ended or progressed"
     return f"{plan_title}: {p.lines_given} metastatic line(s) recorded, the latest {state}."
 
@@ -138,11 +138,11 @@ def _framing(p: ClinicalPicture, plan_title: str) -> str:
 def _hr_note(p: ClinicalPicture, knowledge: Knowledge) -> str:
     hr = p.summary.hr_status
     if hr == ReceptorStatus.POSITIVE:
-        return f"HR-positive (S7): {knowledge.rules['S7'].statement} The proposed regimen does not change."
+        return f"HR-positive: {knowledge.rules['S7'].statement} The proposed regimen does not change."
     if hr == ReceptorStatus.NEGATIVE:
-        return f"HR-negative (S8): {knowledge.rules['S8'].statement}"
-    return "HR status unknown in the record: the endocrine-therapy note (S7/S8) cannot be applied."
+        return f"HR-negative: {knowledge.rules['S8'].statement}"
+    return "HR status unknown in the record: whether endocrine therapy has a role cannot be judged."
 
 
 def _rule_note(knowledge: Knowledge, rule_id: str) -> str:
-    return f"{knowledge.rules[rule_id].title} ({rule_id}): {knowledge.rules[rule_id].statement}"
+    return f"{knowledge.rules[rule_id].title}: {knowledge.rules[rule_id].statement}"

@@ -103,7 +103,7 @@ def ild(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
     if tdxd:
         checks.append(c_tdxd)
         findings.append(f"T-DXd drafted ({_names(tdxd)}) for a patient with an ILD/pneumonitis history: "
-                        "seed contraindication (W4).")
+                        "not recommended (project policy from the seed; the label has a boxed warning, not a contraindication).")
         proposals.append(_remove(tdxd, "T-DXd order"))
         proposals.extend(_replace(tdxd, safer))
     if tdm1 or rec_tdm1:
@@ -159,7 +159,7 @@ def lvef(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge) -> Deci
         if age is None or age > overdue.param("interval_days"):
             fired.append(overdue)
             findings.append(("No LVEF in the record" if age is None else f"Last LVEF {age} days ago")
-                            + f" ({context}); the seed asks for LVEF every 3 months "
+                            + f" ({context}); LVEF is due every 3 months "
                             f"({overdue.param('interval_days'):g} days).")
             summary = summary or _fmt(overdue)
     if not fired:
@@ -235,7 +235,7 @@ def first_line_restart(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Know
         topic="first-line-restart", indicator=check.indicator,
         summary=_fmt(check, months=months, threshold=threshold), rules=(check.rule, k.rules["S1"]),
         findings=(f"Recurrence {months} months after the end of (neo)adjuvant HER2 therapy, within the "
-                  f"{p.tfi_threshold:g}-month threshold of policy {p.tfi_policy.id} ({p.tfi_policy.statement})",
+                  f"{p.tfi_threshold:g}-month threshold ({p.tfi_policy.display}).",
                   f"First-line regimen drafted: {_names(thp)}. Follow the second-line recommendation instead."),
         facts=(*_draft_facts(thp), *therapy_facts(p), line_fact(p)),
         proposals=(_remove(thp, "first-line regimen"), *_replace(thp, recommended)),

@@ -1,15 +1,26 @@
-"""Decision -> the card's GitHub-flavoured Markdown `detail` (no HTML): findings, dated facts with
-resource references, options, the rules with their citations, and what the record lacked."""
+"""Decision -> the card's GitHub-flavoured Markdown `detail` (no HTML), written for a busy oncologist.
+
+The card keeps the facts, the decision and what it rests on; the complete reasoning belongs in the
+explanation view. So: clinician wording only (no internal rule ids in the text), no links in the text
+(references a clinician opens are the card's `links`, see `card_links`: a link in `detail` navigates
+some CDS clients away from the chart), only the rules that fired, and one footer line naming the rule
+ids and the knowledge version. Length budget (issue 16): the next-regimen card at most
+`REGIMEN_DETAIL_BUDGET` characters, every other card at most `DETAIL_BUDGET`.
+"""
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 from cards.decision import Decision, Fact
-from cards.knowledge_base import Citation, Knowledge, Rule
+from cards.knowledge_base import Citation, Knowledge, RegimenEntry, Rule
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
 
-MAX_ISSUES = 25
+REGIMEN_DETAIL_BUDGET = 3000
+DETAIL_BUDGET = 1500
+MAX_ISSUES = 6
+MAX_VALUE = 80
+MAX_LINKS = 6
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
 
 
@@ -18,52 +29,90 @@ def text(value: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
 
 
-def _cite(c: Citation) -> str:
-    return f"[{text(c.short_label)}]({c.url})" if c.url else text(c.short_label)
+def _clip(value: str, limit: int) -> str:
+    value = " ".join(str(value).split())
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
-def _sources(refs: Sequence[str], limit: int = 3) -> str:
-    shown = ", ".join(refs[:limit]) + (f" (+{len(refs) - limit} more)" if len(refs) > limit else "")
-    return text(shown) if refs else "—"
+def _cited(citations: Sequence[Citation]) -> list[Citation]:
+    """The primary sources among these citations (provenance entries have no URL and are never shown)."""
+    return [c for c in citations if c.url]
 
 
-def _facts_table(facts: Sequence[Fact]) -> list[str]:
-    if not facts:
+def _names(citations: Sequence[Citation], limit: int = 2) -> str:
+    return "; ".join(text(c.short_label) for c in _cited(citations)[:limit])
+
+
+def fired_rules(d: Decision) -> tuple[Rule, ...]:
+    """The decision's rules that fired. On the next-regimen card the decision carries its line plan's
+    rules; a plan rule that names the regimens it puts on a card (`offers`) counts only when one of them
+    is on this card (or it leads). Safety decisions attach only rules that fired."""
+    if d.topic != "her2-next-regimen":
+        return tuple(dict.fromkeys(d.rules))
+    on_card = {p.regimen.id for p in d.proposals if p.regimen is not None} | {r.id for r in d.named_only}
+    fired = [r for i, r in enumerate(d.rules) if i == 0 or not r.offers or on_card & set(r.offers)]
+    return tuple(dict.fromkeys(fired))
+
+
+# Facts dropped first when a card would exceed its length budget (the explanation view keeps them all):
+# per-agent rows repeat what the metastatic-line rows say; the HR summary repeats ER and PR.
+_LOW_PRIORITY = ("Prior HER2-directed agent", "HR status (ER or PR positive)", "Metastatic site", "Breast cancer")
+
+
+def _facts_table(facts: Sequence[Fact], keep: int) -> list[str]:
+    shown = list(dict.fromkeys(facts))
+    if not shown:
         return []
-    rows = ["| Fact | Value | Date | Source |", "|---|---|---|---|"]
-    for f in facts:
-        rows.append(f"| {text(f.label)} | {text(f.value)} | {f.date.isoformat() if f.date else '—'} | "
-                    f"{_sources(f.sources)} |")
+    drop = set(_drop_order(shown)[: max(0, len(shown) - keep)])
+    rows = ["| Fact | Value | Date |", "|---|---|---|"]
+    for i, f in enumerate(shown):
+        if i not in drop:
+            rows.append(f"| {text(f.label)} | {text(_clip(f.value, MAX_VALUE))} | "
+                        f"{f.date.isoformat() if f.date else '—'} |")
+    if drop:
+        rows.append(f"| … | {len(drop)} more fact(s) in the explanation view | — |")
     return rows
 
 
-def _regimen_rows(d: Decision) -> list[str]:
-    if not d.proposals or all(pr.regimen is None for pr in d.proposals):
+def _drop_order(facts: Sequence[Fact]) -> list[int]:
+    """Indices of facts in the order they are left out: low-priority labels first, then from the end."""
+    def rank(i: int) -> tuple[int, int]:
+        label = facts[i].label
+        low = next((n for n, prefix in enumerate(_LOW_PRIORITY) if label.startswith(prefix)), len(_LOW_PRIORITY))
+        return (low, -i)
+    return sorted(range(len(facts)), key=rank)
+
+
+def _regimen_line(r: RegimenEntry, sources: int = 2) -> str:
+    cites = _names(r.citations, sources)
+    later = " (later evidence)" if r.status == "later-evidence" else ""
+    return f"{text(r.name)}{later}: {text(r.evidence)}" + (f" ({cites})" if cites else "")
+
+
+def _options(d: Decision) -> list[str]:
+    regimens = [p for p in d.proposals if p.regimen is not None]
+    if not regimens:
         return []
-    rows = ["| Option | Regimen | Doses (check the label) | Evidence |", "|---|---|---|---|"]
-    for pr in d.proposals:
-        if pr.regimen is None:
-            continue
-        r = pr.regimen
-        tag = "**recommended**" if pr.recommended else ("alternative (later evidence)" if r.status == "later-evidence"
-                                                        else "alternative")
-        doses = "; ".join(text(c.dose) for c in r.components)
-        cites = ", ".join(_cite(c) for c in r.citations)
-        rows.append(f"| {tag} | {text(r.name)} | {doses} | {text(r.evidence)} ({cites}) |")
-    return rows
+    out: list[str] = []
+    recommended = [p.regimen for p in regimens if p.recommended]
+    for r in recommended:
+        out += [f"**Recommended:** {_regimen_line(r)}", ""]
+    alternatives = [p.regimen for p in regimens if not p.recommended]
+    if alternatives:
+        out += ["**Alternatives**", ""] + [f"- {_regimen_line(r, 1)}" for r in alternatives] + [""]
+    return out
 
 
-def _rule(rule: Rule) -> str:
-    cites = "; ".join(_cite(c) for c in rule.citations)
-    return (f"- **{rule.id} — {text(rule.title)}**: “{text(rule.statement)}” Service: {text(rule.recommendation)} "
-            f"Strength: {text(rule.strength)}. Sources: {cites}")
+def _rule_line(rule: Rule) -> str:
+    cites = _names(rule.citations)
+    return f"- {text(rule.title)}" + (f" ({cites})" if cites else "")
 
 
 def _issues(summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequence[DraftOrder]) -> list[str]:
     items = [("could not be read", i) for i in summary.skipped]
     items += [("not mapped", i) for i in summary.unmapped]
     items += [("not available", i) for i in gaps]
-    lines = [f"- {text(i.source)} ({kind}): {text(i.problem)}" for kind, i in items]
+    lines = [f"- {text(i.source)} ({kind}): {text(_clip(i.problem, 100))}" for kind, i in items]
     lines += [f"- {text(d.resource_id)} (draft not mapped): {text(d.display or 'unknown medication')}"
               for d in drafts if d.unmapped]
     lines = list(dict.fromkeys(lines))
@@ -72,28 +121,76 @@ def _issues(summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequen
     return lines
 
 
+def footer(d: Decision, knowledge: Knowledge) -> str:
+    """One line: which rules fired, which knowledge version, and the disclaimer."""
+    ids = ", ".join(r.id for r in fired_rules(d))
+    return f"*Rule {text(ids)} · knowledge {text(knowledge.version)} · {text(knowledge.disclaimer)}*"
+
+
+def detail_budget(d: Decision) -> int:
+    return REGIMEN_DETAIL_BUDGET if d.topic == "her2-next-regimen" else DETAIL_BUDGET
+
+
 def build_detail(d: Decision, knowledge: Knowledge, summary: PatientSummary, gaps: Sequence[RecordIssue],
                  drafts: Sequence[DraftOrder]) -> str:
+    """The detail within its length budget: facts are left out (low-priority ones first) until it fits;
+    a text still too long is cut with a pointer to the explanation view, keeping the footer line."""
+    budget = detail_budget(d)
+    facts = list(dict.fromkeys(d.facts))
+    for keep in range(len(facts), -1, -1):
+        body = _body(d, summary, gaps, drafts, keep)
+        detail = "\n".join(body + [footer(d, knowledge)])
+        if len(detail) <= budget:
+            return detail
+    tail = ["", "*… shortened: the full reasoning is in the explanation view.*", footer(d, knowledge)]
+    room = budget - len("\n".join(tail)) - 1
+    return "\n".join(body)[:max(0, room)].rstrip() + "\n" + "\n".join(tail)
+
+
+def _body(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequence[DraftOrder],
+          keep_facts: int) -> list[str]:
+    is_regimen = d.topic == "her2-next-regimen"
     out: list[str] = []
     if d.findings:
         out += ["**Why this card**", ""] + [f"- {text(f)}" for f in d.findings] + [""]
-    options = _regimen_rows(d)
-    if options and d.topic == "her2-next-regimen":
-        out += ["**Options**", ""] + options + [""]
+    if is_regimen:
+        out += _options(d)
     if d.excluded:
         out += ["**Not offered**", ""] + [f"- {text(e.regimen.name)}: {text(e.reason)}" for e in d.excluded] + [""]
     if d.named_only:
         out += ["**Also listed (no order proposed)**", ""]
-        out += [f"- {text(r.name)}: {text(r.evidence)} ({text(r.not_orderable_reason or '')})" for r in d.named_only]
-        out += [""]
+        out += [f"- {text(r.name)}: {text(r.not_orderable_reason or r.evidence)}" for r in d.named_only] + [""]
     if d.notes:
         out += ["**Notes**", ""] + [f"- {text(n)}" for n in d.notes] + [""]
     if d.facts:
-        out += [f"**Basis in the record** (as of {summary.as_of.isoformat()})", ""] + _facts_table(d.facts) + [""]
-    if d.rules:
-        out += ["**Rules applied**", ""] + [_rule(r) for r in d.rules] + [""]
+        out += [f"**Basis in the record** (as of {summary.as_of.isoformat()})", ""]
+        out += _facts_table(d.facts, keep_facts) + [""]
+    rules = fired_rules(d)
+    if rules:
+        out += ["**Rules applied**", ""] + [_rule_line(r) for r in rules] + [""]
     issues = _issues(summary, gaps, drafts)
-    out += ["**Missing from or unreadable in the record**", ""]
-    out += issues if issues else ["- nothing reported by the record reader"]
-    out += ["", f"*Knowledge base {text(knowledge.version)}. {text(knowledge.disclaimer)}*"]
-    return "\n".join(out)
+    if issues:
+        out += ["**Missing from or unreadable in the record**", ""] + issues + [""]
+    return out
+
+
+def card_citation(d: Decision) -> Citation:
+    """The card's `source` citation: the decision's own source, else the first primary source of the
+    first fired rule (the knowledge loader guarantees every rule has one)."""
+    return d.source or d.rules[0].primary_citation
+
+
+def card_links(d: Decision) -> list[dict[str, Any]]:
+    """CDS Hooks `links` (type absolute: clients open them in a new tab): the card's citation first, then
+    the primary sources of the fired rules and of the recommended regimen, one link per URL."""
+    citations: list[Citation] = [card_citation(d)]
+    for rule in fired_rules(d):
+        citations += _cited(rule.citations)
+    for p in d.proposals:
+        if p.recommended and p.regimen is not None:
+            citations += _cited(p.regimen.citations)
+    links: dict[str, dict[str, Any]] = {}
+    for c in citations:
+        if c.url and c.url not in links:
+            links[c.url] = {"label": c.short_label, "url": c.url, "type": "absolute"}
+    return list(links.values())[:MAX_LINKS]

@@ -79,7 +79,7 @@ def therapy_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
                         t.early_her2_end, t.early_her2_sources))
     if p.tfi_months is not None:
         out.append(Fact("Months from end of (neo)adjuvant HER2 therapy to metastatic diagnosis",
-                        f"{p.tfi_months:.1f} (threshold {p.tfi_threshold:g} months, policy {p.tfi_policy.id})"))
+                        f"{p.tfi_months:.1f} (threshold {p.tfi_threshold:g} months: {p.tfi_policy.display})"))
     if t.last_trastuzumab_dose is not None:
         out.append(Fact("Last trastuzumab-based dose", f"{p.days_since(t.last_trastuzumab_dose)} days ago",
                         t.last_trastuzumab_dose, (t.last_trastuzumab_source,) if t.last_trastuzumab_source else ()))

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -19,6 +20,15 @@ import yaml
 
 DEFAULT_KNOWLEDGE = "her2_mbc.yaml"
 SCHEMA_FILE = "knowledge.schema.json"
+
+# Contract ("Every card"): a card cites primary sources only. Hosts of FDA labels, guideline publishers,
+# publications and the HL7 specifications; the service's own origin is the only other allowed link.
+CITATION_HOSTS = frozenset({
+    "dailymed.nlm.nih.gov", "www.accessdata.fda.gov",                       # FDA labels
+    "ascopubs.org", "www.nccn.org", "www.esmo.org",                         # guideline publishers
+    "doi.org", "pubmed.ncbi.nlm.nih.gov", "www.nejm.org", "www.thelancet.com", "jamanetwork.com",
+    "cds-hooks.hl7.org", "hl7.org",                                         # specifications
+})
 
 
 class KnowledgeError(ValueError):
@@ -82,6 +92,12 @@ class TfiPolicy:
     statement: str
     citations: tuple[Citation, ...]
     default: bool = False
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        """How a card names the policy (clinician wording, never the configuration id)."""
+        return self.label or f"{self.months:g} months"
 
     def threshold(self, early_regimen_had_pertuzumab: bool) -> float:
         return self.months_if_pertuzumab if early_regimen_had_pertuzumab else self.months
@@ -95,6 +111,7 @@ class Rule:
     recommendation: str
     strength: str
     citations: tuple[Citation, ...]
+    offers: tuple[str, ...] | None = None       # regimen ids this rule puts on a card (None: not a plan rule)
 
     @property
     def primary_citation(self) -> Citation:
@@ -224,9 +241,16 @@ def _check_references(doc: dict[str, Any], name: str) -> None:
         if r.get("orderable", True) and r["status"] == "investigational":
             raise KnowledgeError(f"{name}: {where}: investigational regimens must be orderable: false")
     cited = {c["id"]: c for c in doc["citations"]}
+    for i, c in enumerate(doc["citations"]):
+        if "url" in c and not is_citation_url(c["url"]):
+            raise KnowledgeError(f"{name}: citations[{i}] ({c['id']}).url: {c['url']!r} is not a primary source "
+                                 f"(allowed hosts: {', '.join(sorted(CITATION_HOSTS))})")
     for i, rule in enumerate(doc["rules"]):
         if not any("url" in cited[c] for c in rule["citations"]):
             raise KnowledgeError(f"{name}: rules[{i}] ({rule['id']}): no citation with a URL (cards need source.url)")
+    for i, rule in enumerate(doc["rules"]):
+        for r in rule.get("offers", []):
+            need("regimen", regimens, r, f"rules[{i}] ({rule['id']}).offers")
     for i, plan in enumerate(doc["line_plans"]):
         for r in plan["rules"]:
             need("rule", rules, r, f"line_plans[{i}] ({plan['id']}).rules")
@@ -245,6 +269,12 @@ def _check_references(doc: dict[str, Any], name: str) -> None:
         raise KnowledgeError(f"{name}: tfi_policies: exactly one policy must be default: true (found {defaults})")
 
 
+def is_citation_url(url: str) -> bool:
+    """An https link to one of the contract's citation hosts (a primary source a clinician can open)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" and parts.hostname in CITATION_HOSTS
+
+
 def _build(doc: dict[str, Any], source: str) -> Knowledge:
     citations = {c["id"]: Citation(c["id"], c["label"], c["status"], c.get("url"), c.get("short"))
                  for c in doc["citations"]}
@@ -261,14 +291,15 @@ def _build(doc: dict[str, Any], source: str) -> Knowledge:
             exclude_if_received=tuple(drugs[d] for d in r.get("exclude_if_received", [])),
             contraindicated_by=tuple(r.get("contraindicated_by", [])))
         for r in doc["regimens"]}
-    rules = {r["id"]: Rule(r["id"], r["title"], r["statement"], r["recommendation"], r["strength"], cites(r))
+    rules = {r["id"]: Rule(r["id"], r["title"], r["statement"], r["recommendation"], r["strength"], cites(r),
+                           tuple(r["offers"]) if "offers" in r else None)
              for r in doc["rules"]}
     frozen = MappingProxyType
     return Knowledge(
         version=doc["version"], title=doc["title"], disclaimer=doc["disclaimer"], source_path=source,
         citations=frozen(citations), drugs=frozen(drugs), regimens=frozen(regimens),
         tfi_policies=frozen({p["id"]: TfiPolicy(p["id"], float(p["months"]), float(p["months_if_pertuzumab"]),
-                                         p["statement"], cites(p), bool(p.get("default", False)))
+                                         p["statement"], cites(p), bool(p.get("default", False)), p.get("label"))
                       for p in doc["tfi_policies"]}),
         rules=frozen(rules),
         line_plans=frozen({p["id"]: LinePlan(p["id"], p["title"], tuple(rules[r] for r in p["rules"]),

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cards.decision import Decision, Proposal
-from cards.detail import build_detail
+from cards.detail import build_detail, card_citation, card_links
 from cards.knowledge_base import Component, Knowledge
 from cards.topics import RXNORM_SYSTEM, TOPIC_SYSTEM, TOPICS
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
@@ -76,17 +76,20 @@ def _suggestion(p: Proposal, patient_id: str, recommended_allowed: bool) -> dict
 def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, gaps: Sequence[RecordIssue] = (),
                 drafts: Sequence[DraftOrder] = ()) -> dict[str, Any]:
     display, _lowest = TOPICS[d.topic]
-    citation = d.source or d.rules[0].primary_citation
+    citation = card_citation(d)
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": d.summary if len(d.summary) <= 139 else d.summary[:138] + "…",
         "indicator": d.indicator,
         "detail": build_detail(d, knowledge, summary, gaps, drafts),
         "source": {
-            "label": f"her2-cds {knowledge.version}, rule {d.rules[0].id}: {citation.short_label}",
+            "label": f"her2-cds: {citation.short_label}",
             "url": citation.url,
             "topic": {"system": TOPIC_SYSTEM, "code": d.topic, "display": display},
         },
+        # References a clinician opens go here, never as links inside `detail` (issue 10): type absolute
+        # links open in a new tab, while a link in detail navigated the CDS Hooks sandbox away from the chart.
+        "links": card_links(d),
     }
     is_regimen = d.topic == "her2-next-regimen"
     suggestions = [s for s in (_suggestion(p, summary.patient_id, is_regimen) for p in d.proposals) if s]
