@@ -22,9 +22,12 @@ def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, 
     p = picture(summary, knowledge, policy)
     regimen = decide_regimen(p, knowledge, policy)
     recommended = next((pr.regimen for pr in regimen.proposals if pr.recommended), None) if regimen else None
-    show_regimen = regimen is not None and hook in REGIMEN_HOOKS
+    # Contract v2: while the current metastatic line is ongoing with no documented progression, no
+    # next-regimen card (unless the site turned on the plan-at-progression card).
+    due = regimen is not None and (not p.current_line_ongoing or policy.plan_at_progression_card)
+    show_regimen = due and hook in REGIMEN_HOOKS
     order_drafts = tuple(drafts) if hook != "patient-view" else ()
-    decisions = safety_decisions(p, order_drafts, knowledge, recommended, show_regimen)
+    decisions = safety_decisions(p, order_drafts, knowledge, recommended, show_regimen, hook)
     if show_regimen:
         decisions.append(regimen)
     return sorted(decisions, key=lambda d: (-INDICATOR_RANK[d.indicator], TOPIC_ORDER[d.topic]))

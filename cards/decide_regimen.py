@@ -11,18 +11,46 @@ from cards.facts import (contraindication_facts, disease_facts, line_fact, lvef_
 from cards.knowledge_base import Knowledge, LinePlan, RegimenEntry
 from cards.picture import ClinicalPicture
 from cards.policy import Policy
-from fhir_mappings.model import ReceptorStatus
+from fhir_mappings.model import RX_TDM1, RX_TDXD, RX_TRASTUZUMAB, ReceptorStatus
+
+# Findings a regimen's `requires` can name.
+def _requirement_met(requirement: str, p: ClinicalPicture) -> bool:
+    if requirement == "hr-positive":
+        return p.summary.hr_status == ReceptorStatus.POSITIVE
+    return False
 
 
 def plan_for(p: ClinicalPicture, knowledge: Knowledge) -> LinePlan:
     if p.next_line <= 1:
         return knowledge.line_plans["first-line"]
+    if p.received(RX_TDXD):
+        # after T-DXd (e.g. first-line T-DXd + pertuzumab, DESTINY-Breast09): the tucatinib triplet leads,
+        # T-DM1 and the chemotherapy-free / trastuzumab-chemotherapy options are the alternatives (S9)
+        return knowledge.line_plans["after-tdxd"]
     if p.next_line == 2:
         return knowledge.line_plans["second-line-brain" if p.brain else "second-line"]
     return knowledge.line_plans["later-line"]
 
 
+def progressed_on(p: ClinicalPicture) -> dict[str, str]:
+    """RxNorm -> the metastatic line it progressed on, for every agent of a progressed line except the
+    trastuzumab backbone (continued beyond progression, S11)."""
+    out: dict[str, str] = {}
+    for i, line in enumerate(p.lines, start=1):
+        if not line.progressed:
+            continue
+        for e in line.exposures:
+            if e.drug.rxnorm != RX_TRASTUZUMAB and not e.drug.unconjugated_trastuzumab:
+                out.setdefault(e.drug.rxnorm, f"metastatic line {i} ({line.start.isoformat() if line.start else '?'})")
+    return out
+
+
 def exclusion_reason(regimen: RegimenEntry, p: ClinicalPicture, policy: Policy) -> str | None:
+    failed = progressed_on(p)
+    for c in regimen.components:
+        if c.drug.rxnorm in failed:
+            return (f"not offered again: the disease progressed on {c.drug.label} ({failed[c.drug.rxnorm]}); "
+                    "a regimen or its chemotherapy/TKI partner is not repeated after progression")
     if "ild" in regimen.contraindicated_by and p.ild:
         refs = ", ".join(c.source for c in p.summary.ild)
         return f"not offered: interstitial lung disease / pneumonitis history ({refs}); not recommended with an ILD history (project policy; the label has a boxed warning)"
@@ -40,6 +68,8 @@ def choose(plan: LinePlan, p: ClinicalPicture, policy: Policy) -> tuple[list[Reg
                                                                          list[RegimenEntry]]:
     eligible, excluded, named = [], [], []
     for regimen in plan.candidates:
+        if not all(_requirement_met(r, p) for r in regimen.requires):
+            continue
         if not regimen.orderable:
             named.append(regimen)
             continue
@@ -53,8 +83,8 @@ def choose(plan: LinePlan, p: ClinicalPicture, policy: Policy) -> tuple[list[Reg
 
 def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> Decision | None:
     """The her2-next-regimen decision, or None when the algorithm does not apply (stay quiet)."""
-    if not p.her2_positive_mbc:
-        return None
+    if not p.her2_positive_mbc or p.discordance is not None or p.pregnancy is not None:
+        return None     # HER2 discordant: confirm first; pregnancy: the regimen list does not apply
     plan = plan_for(p, knowledge)
     eligible, excluded, named = choose(plan, p, policy)
     seed = [r for r in eligible if r.status == "seed"]
@@ -72,18 +102,33 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
 
     line = ordinal(p.next_line)
     alternatives = [r for r in ordered[1:]]
+    cardiac, indicator = _cardiac(p)
+    prefix = f"{cardiac}: " if cardiac else ""
     if p.current_line_ongoing:
-        summary = f"Plan at progression ({line} line, HER2+ MBC): {preferred.name}"
+        summary = f"{prefix}Plan at progression ({line} line, HER2+ MBC): {preferred.name}"
     else:
-        summary = f"{line.capitalize()}-line HER2+ MBC: {preferred.name} recommended"
+        summary = f"{prefix}{line.capitalize()}-line HER2+ MBC: {preferred.name} recommended"
     summary = fit_summary(summary, [_short(r) for r in alternatives])
     findings = [_framing(p, plan.title)]
+    if p.progression and not p.current_line_ongoing:
+        findings.append("Documented progression: " + "; ".join(p.progression) + ".")
     rules = list(plan.rules)
+    if cardiac:
+        hf = "; ".join(f"{c.display or c.code} ({c.source})" for c in p.heart_failure)
+        latest = p.summary.lvef.latest
+        findings.append(f"Cardiac caution: {cardiac}" + (f" - active heart failure: {hf}" if hf else "")
+                        + (f"; latest LVEF {latest.value:g}% on {latest.date.isoformat()}" if latest else "")
+                        + ". HER2-targeted agents can cause cardiac failure: cardio-oncology review and LVEF "
+                          "monitoring before and during the next regimen.")
+        rules.append(knowledge.rules["W5"])
+    label_notes = _label_notes(p, ordered)
+    if label_notes:
+        rules.append(knowledge.rules["P3"])
     if p.early_relapse:
         rules.insert(0, knowledge.rules["S5"])
     if any("ild" in e.regimen.contraindicated_by for e in excluded) and p.ild:
         rules.insert(0, knowledge.rules["S3"])   # the card's source is then the ILD rule
-    notes = [_hr_note(p, knowledge), _rule_note(knowledge, "S11")]
+    notes = [*label_notes, _hr_note(p, knowledge), _rule_note(knowledge, "S11")]
     if p.current_line_ongoing:
         notes.insert(0, "The current metastatic line is ongoing with no documented progression: this is the plan "
                         "at progression, not a reason to stop the current regimen (continue until progression "
@@ -98,9 +143,40 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
     facts: list[Fact] = [*receptor_facts(p), *disease_facts(p), *therapy_facts(p), line_fact(p),
                          *contraindication_facts(p), *lvef_facts(p)]
     return Decision(
-        topic="her2-next-regimen", indicator="info", summary=summary, rules=tuple(dict.fromkeys(rules)),
+        topic="her2-next-regimen", indicator=indicator, summary=summary, rules=tuple(dict.fromkeys(rules)),
         findings=tuple(findings), facts=tuple(facts), notes=tuple(n for n in notes if n), proposals=proposals,
         excluded=tuple(excluded), named_only=tuple(named))
+
+
+def _cardiac(p: ClinicalPicture) -> tuple[str, str]:
+    """(the cardiac problem named in the summary, indicator): heart failure or a latest LVEF below 50%
+    raises the card to a warning, below 40% to critical (contract v2)."""
+    latest = p.summary.lvef.latest
+    parts = []
+    if p.heart_failure:
+        parts.append("Heart failure")
+    if latest is not None and latest.value < 50:
+        parts.append(f"LVEF {latest.value:g}%")
+    if not parts:
+        return "", "info"
+    return ", ".join(parts), "critical" if latest is not None and latest.value < 40 else "warning"
+
+
+def _label_notes(p: ClinicalPicture, regimens: list[RegimenEntry]) -> list[str]:
+    """Label wording versus guideline (P3): an early relapse treated as second line rests on the guideline."""
+    if not (p.early_relapse and p.lines_given == 0 and p.tfi_months is not None):
+        return []
+    rx = set().union(*(r.rxnorm for r in regimens)) if regimens else set()
+    notes = []
+    if p.tfi_months > 6 and rx & {RX_TDXD, RX_TDM1}:
+        notes.append(f"Label versus guideline: the T-DXd and T-DM1 US labels cover recurrence during or within 6 months "
+                     f"of completing adjuvant therapy; at {p.tfi_months:.1f} months this choice is guideline-based, "
+                     "outside the label wording.")
+    if any(r.rxnorm >= {"2361285", RX_TRASTUZUMAB, "194000"} for r in regimens):
+        notes.append("Label versus guideline: the tucatinib US label covers patients after at least one prior "
+                     "anti-HER2-based regimen in the metastatic setting; at early relapse the tucatinib triplet is "
+                     "guideline-based, outside the label wording.")
+    return notes
 
 
 def fit_summary(base: str, alternatives: list[str], limit: int = 139) -> str:

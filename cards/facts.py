@@ -108,8 +108,10 @@ def lvef_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
         return (Fact("LVEF", "no measurement in the record"),)
     rows = [Fact("LVEF (latest)", f"{ms[-1].value:g}% ({p.days_since(ms[-1].date)} days ago)", ms[-1].date,
                  (ms[-1].source,))]
-    if len(ms) > 1:
-        rows.append(Fact("LVEF (baseline, first recorded)", f"{ms[0].value:g}%", ms[0].date, (ms[0].source,)))
+    base = p.lvef_baseline
+    if base is not None and base is not ms[-1]:
+        rows.append(Fact("LVEF (baseline: last before the current HER2-directed therapy)", f"{base.value:g}%",
+                         base.date, (base.source,)))
     return tuple(rows)
 
 

@@ -78,6 +78,7 @@ class RegimenEntry:
     not_orderable_reason: str | None = None
     exclude_if_received: tuple[DrugEntry, ...] = ()
     contraindicated_by: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()               # listed only when these findings hold (hr-positive)
 
     @property
     def rxnorm(self) -> frozenset[str]:
@@ -149,6 +150,10 @@ class SafetyCheck:
 class OverrideReason:
     code: str
     display: str
+    topics: tuple[str, ...] = ()                 # offered only on these topics' cards (empty: on every card)
+
+    def applies_to(self, topic: str) -> bool:
+        return not self.topics or topic in self.topics
 
 
 @dataclass(frozen=True)
@@ -289,7 +294,7 @@ def _build(doc: dict[str, Any], source: str) -> Knowledge:
             components=tuple(Component(drugs[c["drug"]], c["dose"]) for c in r.get("components", [])),
             orderable=r.get("orderable", True), not_orderable_reason=r.get("not_orderable_reason"),
             exclude_if_received=tuple(drugs[d] for d in r.get("exclude_if_received", [])),
-            contraindicated_by=tuple(r.get("contraindicated_by", [])))
+            contraindicated_by=tuple(r.get("contraindicated_by", [])), requires=tuple(r.get("requires", [])))
         for r in doc["regimens"]}
     rules = {r["id"]: Rule(r["id"], r["title"], r["statement"], r["recommendation"], r["strength"], cites(r),
                            tuple(r["offers"]) if "offers" in r else None)
@@ -310,7 +315,8 @@ def _build(doc: dict[str, Any], source: str) -> Knowledge:
                                                    citations[c["source"]] if "source" in c else None)
                               for c in doc["safety_checks"]}),
         override_reason_system=doc["override_reason_system"],
-        override_reasons=tuple(OverrideReason(o["code"], o["display"]) for o in doc["override_reasons"]),
+        override_reasons=tuple(OverrideReason(o["code"], o["display"], tuple(o.get("topics", ())))
+                               for o in doc["override_reasons"]),
     )
 
 

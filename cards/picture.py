@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from cards.knowledge_base import Knowledge, TfiPolicy
 from cards.policy import Policy
+from dataclasses import replace
+
 from fhir_mappings.model import (ANTHRACYCLINE, CDK46, ENDOCRINE, FLUOROPYRIMIDINE, HER2_CLASSES, OTHER_CHEMO,
                                  PLATINUM, RX_CAPECITABINE, RX_TRASTUZUMAB,
-                                 RX_TUCATINIB, TAXANE, DraftOrder, Drug, Exposure, PatientSummary, ReceptorStatus,
-                                 Regimen, Setting)
+                                 RX_TUCATINIB, TAXANE, ConditionFact, DraftOrder, Drug, Exposure, Her2Result,
+                                 LvefMeasurement, PatientSummary, PregnancyFact, ReceptorStatus, Regimen, Setting)
 
 CHEMO_CLASSES = frozenset({TAXANE, ANTHRACYCLINE, PLATINUM, FLUOROPYRIMIDINE, OTHER_CHEMO})
 # Classes that make a drafted order part of an anticancer regimen (for the HER2-blockade check).
@@ -32,6 +34,23 @@ def draft_rxnorm(drafts: tuple[DraftOrder, ...]) -> frozenset[str]:
     return frozenset(d.rxnorm for o in drafts for d in o.drugs)
 
 
+# A metastatic-site Condition whose onset is more than this after the line started is documented
+# progression (contract v2); sites found by the staging work-up of the line's first weeks are not.
+PROGRESSION_SITE_GRACE_DAYS = 28
+# A HER2-negative specimen up to this long after a neoadjuvant HER2 regimen ended is the surgical
+# (residual-disease) specimen: HER2 loss there does not count as discordance (contract v2).
+RESIDUAL_SPECIMEN_DAYS = 30
+ENDED_CLINICAL_STATUS = frozenset({"inactive", "resolved", "remission"})
+
+
+@dataclass(frozen=True)
+class Discordance:
+    """HER2-positive on an earlier specimen, negative on the latest (a later date)."""
+
+    earlier: Her2Result
+    latest: Her2Result
+
+
 @dataclass(frozen=True)
 class ClinicalPicture:
     summary: PatientSummary
@@ -46,6 +65,27 @@ class ClinicalPicture:
     next_line: int                   # the line the next regimen would be
     ild: bool
     brain: bool
+    progression: tuple[str, ...] = ()          # how progression of the latest line is documented
+    discordance: Discordance | None = None
+    residual_her2_loss: bool = False           # latest HER2-negative result is residual disease after neoadjuvant
+    heart_failure: tuple[ConditionFact, ...] = ()   # active heart-failure diagnoses
+    lvef_baseline: LvefMeasurement | None = None    # last LVEF before the current HER2-directed therapy began
+
+    @property
+    def pregnancy(self) -> PregnancyFact | None:
+        return self.summary.pregnancy
+
+    @property
+    def any_positive_her2(self) -> bool:
+        return self.summary.her2.status == ReceptorStatus.POSITIVE or any(
+            h.status == ReceptorStatus.POSITIVE for h in self.summary.her2_history)
+
+    @property
+    def lvef_drop(self) -> float | None:
+        latest = self.summary.lvef.latest
+        if latest is None or self.lvef_baseline is None or self.lvef_baseline is latest:
+            return None
+        return self.lvef_baseline.value - latest.value
 
     @property
     def as_of(self) -> dt.date:
@@ -72,6 +112,19 @@ class ClinicalPicture:
             return self.lines[-1]
         return None
 
+    def drug_ongoing(self, match, window_days: float) -> tuple[Exposure, ...]:
+        """Exposures of drugs matching `match` (a Drug predicate) that are ongoing: an active order /
+        statement, or a dose within `window_days` (contract: 6 weeks). Stopped, cancelled and completed
+        orders count only through their dates."""
+        out = []
+        for e in self.summary.therapy.exposures:
+            if not match(e.drug):
+                continue
+            last = e.end or e.start
+            if e.ongoing or (last is not None and 0 <= (self.as_of - last).days <= window_days):
+                out.append(e)
+        return tuple(out)
+
     def on_her2_therapy(self, window_days: float) -> bool:
         """An active HER2 order, or a HER2 dose within `window_days` (contract: 6 weeks)."""
         t = self.summary.therapy
@@ -83,24 +136,97 @@ def counts_as_line(regimen: Regimen) -> bool:
     return regimen.setting == Setting.METASTATIC and bool(regimen.classes & (HER2_CLASSES | CHEMO_CLASSES))
 
 
+def documented_progression(summary: PatientSummary, line: Regimen) -> tuple[str, ...]:
+    """Contract v2: a new metastatic-site Condition recorded after the line started, a stop reason of
+    progression / no response on the line's orders, or a disease-status Observation of progression."""
+    out = []
+    if any(e.progressed for e in line.exposures):
+        out.append("stop reason of progression / no response on the line's orders")
+    if line.start is not None:
+        after = line.start + dt.timedelta(days=PROGRESSION_SITE_GRACE_DAYS)
+        out += [f"new metastatic site ({s.site}, {s.source}) on {s.onset.isoformat()}"
+                for s in summary.metastatic.sites if s.onset and s.onset > after]
+        out += [f"disease-status Observation of progression ({src}) on {d.isoformat()}"
+                for d, src in summary.progression_dates if d >= line.start]
+    return tuple(out)
+
+
+def _residual_after_neoadjuvant(summary: PatientSummary, result: Her2Result) -> bool:
+    if result.date is None:
+        return False
+    for r in summary.therapy.regimens:
+        if r.setting == Setting.NEOADJUVANT and r.classes & HER2_CLASSES and r.start and r.start <= result.date:
+            end = r.end or summary.as_of
+            if result.date <= end + dt.timedelta(days=RESIDUAL_SPECIMEN_DAYS):
+                return True
+    return False
+
+
+def her2_discordance(summary: PatientSummary) -> tuple[Discordance | None, bool]:
+    """(discordance, residual-disease HER2 loss). Results on the same date are not discordance (they make
+    the status unknown or are settled within the episode); a later positive after a negative is positive."""
+    hist = summary.her2_history
+    if summary.her2.status != ReceptorStatus.NEGATIVE or not hist or hist[-1].status != ReceptorStatus.NEGATIVE:
+        return None, False
+    latest = hist[-1]
+    earlier = [h for h in hist[:-1] if h.status == ReceptorStatus.POSITIVE and h.date and latest.date
+               and h.date < latest.date]
+    if not earlier:
+        return None, False
+    if _residual_after_neoadjuvant(summary, latest):
+        return None, True
+    return Discordance(earlier[-1], latest), False
+
+
+def current_her2_start(summary: PatientSummary, lines: tuple[Regimen, ...]) -> dt.date | None:
+    """Start of the current (or, off therapy, the latest) HER2-directed regimen."""
+    her2_regimens = [r for r in summary.therapy.regimens if r.classes & HER2_CLASSES and r.start]
+    if not her2_regimens:
+        return None
+    return her2_regimens[-1].start
+
+
+def lvef_baseline(summary: PatientSummary, start: dt.date | None) -> LvefMeasurement | None:
+    ms = summary.lvef.measurements
+    if not ms:
+        return None
+    if start is not None:
+        before = [m for m in ms if m.date <= start]
+        if before:
+            return before[-1]
+    return ms[0]
+
+
 def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> ClinicalPicture:
     t = summary.therapy
     # The seed's lines are lines of HER2-directed or chemotherapy treatment: an endocrine-only regimen
     # (counted by the mapping's `metastatic_lines`) does not move a patient to the next HER2 line.
     lines = tuple(r for r in t.regimens if counts_as_line(r))
+    progression: tuple[str, ...] = ()
+    if lines and lines[-1].ongoing and not lines[-1].progressed:
+        progression = documented_progression(summary, lines[-1])
+        if progression:
+            lines = lines[:-1] + (replace(lines[-1], progressed=True),)
+    elif lines:
+        progression = documented_progression(summary, lines[-1])
     lines_given = len(lines)
     ongoing = bool(lines) and lines[-1].ongoing and not lines[-1].progressed
     tfi = t.tfi_months
     tfi_policy = knowledge.tfi_policy(policy.tfi_policy)
     threshold = tfi_policy.threshold(t.early_her2_with_pertuzumab) if t.early_her2_end is not None else None
     early = tfi is not None and threshold is not None and tfi <= threshold
+    discordance, residual = her2_discordance(summary)
     her2_mbc = (summary.breast_cancer.present and summary.metastatic.metastatic
-                and summary.her2.status == ReceptorStatus.POSITIVE)
+                and (summary.her2.status == ReceptorStatus.POSITIVE or residual))
+    heart_failure = tuple(c for c in summary.heart_failure
+                          if c.kind == "heart-failure" and c.clinical_status not in ENDED_CLINICAL_STATUS)
     return ClinicalPicture(
         summary=summary, her2_positive_mbc=her2_mbc, lines=lines, lines_given=lines_given,
         current_line_ongoing=ongoing, tfi_months=tfi, tfi_policy=tfi_policy, tfi_threshold=threshold,
         early_relapse=early, next_line=lines_given + 1 + (1 if early else 0),
-        ild=bool(summary.ild), brain=summary.metastatic.brain)
+        ild=bool(summary.ild), brain=summary.metastatic.brain, progression=progression,
+        discordance=discordance, residual_her2_loss=residual, heart_failure=heart_failure,
+        lvef_baseline=lvef_baseline(summary, current_her2_start(summary, lines)))
 
 
 TRIPLET = frozenset({RX_TUCATINIB, RX_TRASTUZUMAB, RX_CAPECITABINE})

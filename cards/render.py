@@ -53,13 +53,16 @@ def _draft(component: Component, patient_id: str) -> dict[str, Any]:
 
 
 def _actions(p: Proposal, patient_id: str) -> list[dict[str, Any]]:
-    actions: list[dict[str, Any]] = [
-        {"type": "delete", "description": f"Remove the draft order {d.display or d.resource_id}".strip(),
-         "resourceId": d.resource_id}
-        for d in p.remove if RESOURCE_ID.match(d.resource_id or "")]   # a draft without a usable id cannot be deleted
+    # A replacement's `create` actions come first: a client that applies only some actions (or stops at
+    # the first failure) then never deletes the drafts without ordering the replacement (issue 10).
+    actions: list[dict[str, Any]] = []
     if p.regimen is not None:
         actions += [{"type": "create", "description": f"Draft {c.drug.label}: {c.dose}",
                      "resource": medication_request(c, patient_id)} for c in p.regimen.components]
+    actions += [
+        {"type": "delete", "description": f"Remove the draft order {d.display or d.resource_id}".strip(),
+         "resourceId": d.resource_id}
+        for d in p.remove if RESOURCE_ID.match(d.resource_id or "")]   # a draft without a usable id cannot be deleted
     return actions
 
 
@@ -98,5 +101,5 @@ def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, g
         card["selectionBehavior"] = "at-most-one"
     if d.about_drafts and d.indicator in ("warning", "critical"):
         card["overrideReasons"] = [{"system": knowledge.override_reason_system, "code": r.code, "display": r.display}
-                                   for r in knowledge.override_reasons]
+                                   for r in knowledge.override_reasons if r.applies_to(d.topic)]
     return card

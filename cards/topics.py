@@ -8,12 +8,15 @@ INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 # code -> (display, lowest indicator). Order = the stable order of cards of equal indicator.
 TOPICS: dict[str, tuple[str, str]] = {
+    "pregnancy": ("Pregnancy", "warning"),
     "anthracycline-her2-cardiotoxicity": ("Anthracycline with or soon after trastuzumab", "warning"),
+    "heart-failure": ("Heart failure", "warning"),
     "ild-pneumonitis": ("Interstitial lung disease / pneumonitis", "warning"),
     "first-line-restart": ("First-line restart within the treatment-free interval", "warning"),
     "tdxd-not-offered": ("T-DXd not yet offered", "warning"),
     "her2-blockade-gap": ("Regimen without HER2 blockade", "warning"),
     "lvef-monitoring": ("LVEF monitoring", "info"),
+    "her2-status-discordant": ("HER2 status discordant between specimens", "warning"),
     "her2-status-unknown": ("HER2 status unknown", "info"),
     "her2-next-regimen": ("Next regimen for HER2-positive metastatic breast cancer", "info"),
 }

@@ -39,6 +39,7 @@ class Settings:
     # --- clinical policy (see cards/knowledge)
     tfi_policy: str = "seed-12-months"            # HER2CDS_TFI_POLICY: seed-12-months | nccn-6-or-12-months
     list_post_seed_regimens: bool = True          # HER2CDS_LIST_POST_SEED_REGIMENS: list later-evidence regimens as alternatives
+    plan_at_progression_card: bool = False        # HER2CDS_PLAN_AT_PROGRESSION_CARD: next-regimen card while the line is ongoing
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
@@ -64,6 +65,19 @@ def _convert(kind: Any, raw: str) -> Any:
     return raw
 
 
+#: Boolean settings parsed strictly (true/false/1/0, any case): a typo must stop the service, not flip a
+#: clinical behaviour silently.
+STRICT_BOOL_FIELDS = frozenset({"plan_at_progression_card"})
+_STRICT_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _strict_bool(name: str, raw: str) -> bool:
+    try:
+        return _STRICT_BOOLS[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(f"HER2CDS_{name.upper()} must be true, false, 1 or 0, not {raw!r}") from None
+
+
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from `HER2CDS_<FIELD>` environment variables, then `overrides` (field names)."""
     env = os.environ if environ is None else environ
@@ -72,7 +86,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         raw = env.get(f"HER2CDS_{f.name.upper()}")
         if raw is not None and raw != "":
             kind = f.type if not isinstance(f.type, str) else f.type.split(" |")[0]
-            values[f.name] = _convert(kind, raw)
+            values[f.name] = _strict_bool(f.name, raw) if f.name in STRICT_BOOL_FIELDS else _convert(kind, raw)
     settings = Settings(**values)
     if overrides:
         unknown = set(overrides) - {f.name for f in fields(Settings)}

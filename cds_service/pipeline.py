@@ -37,7 +37,8 @@ def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, toda
     drafts, draft_issues = map_draft_orders(context.get("draftOrders"), context.get("selections"))
     clock.lap("map")
     policy = Policy() if settings is None else Policy(
-        tfi_policy=settings.tfi_policy, list_post_seed_regimens=settings.list_post_seed_regimens)
+        tfi_policy=settings.tfi_policy, list_post_seed_regimens=settings.list_post_seed_regimens,
+        plan_at_progression_card=settings.plan_at_progression_card)
     knowledge = load_knowledge()
     decisions = decide(summary, drafts, hook, knowledge=knowledge, policy=policy)
     clock.lap("decide")

@@ -90,7 +90,9 @@ def _ajcc(system: str) -> bool:
 
 
 # --- ILD, heart failure -------------------------------------------------------------------------------
-ILD_ICD_PREFIXES = ("J84", "J70.2", "J70.3", "J70.4")
+# Pneumonitis of any cause counts (contract v2): J84.* (incl. idiopathic and organising pneumonia),
+# J70.0 / J70.1 radiation pneumonitis / fibrosis, J70.2-J70.4 drug-induced ILD.
+ILD_ICD_PREFIXES = ("J84", "J70.0", "J70.1", "J70.2", "J70.3", "J70.4")
 ILD_SNOMED = frozenset({"233703007", "427046006", "205237003", "51615001", "700250006", "28168000", "196125002",
                         "233713004", "233723008", "64667001"})
 _ILD_TEXT = re.compile(r"interstitial lung|interstitial pneumon|pneumonitis|pulmonary fibrosis", re.I)

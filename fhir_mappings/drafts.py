@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .draft_timing import planned_period
 from .fhirpath import as_dict, as_list, as_str, ref_type_id
 from .medications import resolve_medication
 from .model import DraftOrder, RecordIssue
@@ -74,8 +75,10 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None) -> tup
                                                            f"unknown; mapped by name {m.display!r}"))
                 if m.display_conflict:
                     issues.append(RecordIssue(resource_id, "code/display conflict: " + m.display_conflict))
+                start, end = planned_period(r)
                 drafts.append(DraftOrder(resource_id=resource_id, drugs=m.drugs, display=m.display or resource_id,
-                                         selected=keys is None or resource_id in keys, unmapped=not m.drugs))
+                                         selected=keys is None or resource_id in keys, unmapped=not m.drugs,
+                                         planned_start=start, planned_end=end))
             except Exception as exc:   # noqa: BLE001 - one odd draft must not hide the others
                 issues.append(RecordIssue(where, f"draft order could not be read ({type(exc).__name__})"))
     except Exception as exc:   # noqa: BLE001

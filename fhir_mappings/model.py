@@ -214,6 +214,27 @@ class LvefSeries:
 
 
 @dataclass(frozen=True)
+class PregnancyFact:
+    """A current pregnancy (contract v2 `pregnancy`): an active pregnancy Condition of the last 10 months
+    with no later end, or a recent pregnancy-status Observation saying pregnant."""
+
+    since: dt.date | None            # onset (or recorded date) of the pregnancy Condition / Observation date
+    gestational_weeks: float | None  # as stated by the record (or derived from the onset), None when unknown
+    basis: str                       # what was read, e.g. "Z33.1 Pregnant state, incidental (active)"
+    source: str
+
+
+@dataclass(frozen=True)
+class Her2Result:
+    """One definitive HER2 result of a test episode (for discordance between specimens)."""
+
+    status: ReceptorStatus           # POSITIVE or NEGATIVE
+    date: dt.date | None
+    detail: str
+    source: str
+
+
+@dataclass(frozen=True)
 class RecordIssue:
     """Something in the record that could not be used: reported on cards, never silently dropped."""
 
@@ -234,6 +255,9 @@ class PatientSummary:
     ild: tuple[ConditionFact, ...] = ()            # ILD / pneumonitis history that counts (not refuted / entered in error)
     heart_failure: tuple[ConditionFact, ...] = ()  # heart failure or cardiomyopathy that counts
     lvef: LvefSeries = field(default_factory=LvefSeries)
+    pregnancy: PregnancyFact | None = None         # a current pregnancy in the record
+    her2_history: tuple[Her2Result, ...] = ()      # definitive HER2 results per test episode, chronological
+    progression_dates: tuple[tuple[dt.date, str], ...] = ()  # disease-status Observations of progression (date, source)
     unmapped: tuple[RecordIssue, ...] = ()         # codes we could not map (e.g. unknown medication)
     skipped: tuple[RecordIssue, ...] = ()          # resources that could not be read
 
@@ -256,3 +280,5 @@ class DraftOrder:
     display: str                     # what the order says it is (text / coding display)
     selected: bool = True            # in `selections` (or no selections given)
     unmapped: bool = False
+    planned_start: dt.date | None = None   # contract "Draft timing": None when the draft states no start
+    planned_end: dt.date | None = None     # None when the draft states no end

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .fhirpath import all_text, as_list, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date
-from .model import ReceptorResult, ReceptorStatus, RecordIssue
+from .model import Her2Result, ReceptorResult, ReceptorStatus, RecordIssue
 
 POS, NEG, EQV, UNK = ReceptorStatus.POSITIVE, ReceptorStatus.NEGATIVE, ReceptorStatus.EQUIVOCAL, ReceptorStatus.UNKNOWN
 
@@ -352,3 +352,14 @@ def settle(marker: str, tissue: Iterable[Evidence], conditions: Iterable[Evidenc
                                   bool(disagree), tuple(dict.fromkeys(e.source for e in definitive)))
     return ReceptorResult(UNK, None, "none", "", f"no {marker} tissue result in the record" + serum_note, False,
                           tuple(serum))
+
+
+def her2_results(tissue: Iterable[Evidence]) -> tuple[Her2Result, ...]:
+    """The definitive HER2 result of each tissue test episode, chronological (read by the discordance
+    rule: an earlier specimen positive, the latest negative)."""
+    out = []
+    for ep in _episodes([e for e in tissue if e.marker == HER2]):
+        status, chosen, _why, _inner = _settle_episode(HER2, ep)
+        if status in (POS, NEG):
+            out.append(Her2Result(status, chosen.date, chosen.detail, chosen.source))
+    return tuple(out)

@@ -11,14 +11,15 @@ import logging
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
-from .fhirpath import LOINC, SNOMED, as_dict, as_list, as_str, ref_type_id, source_of
+from .fhirpath import LOINC, SNOMED, as_dict, as_list, as_str, codings, ref_type_id, source_of
 from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
                     MetastaticSite, PatientSummary, RecordIssue)
+from .pregnancy import PREGNANCY_STATUS_LOINC, current_pregnancy
 from .lvef import LVEF_LOINC
 from .receptors import ER, HER2, LOINC_MARKERS, MISCODED_LOINC, PR, SERUM_HER2, Evidence, condition_evidence, \
-    observation_evidence, settle
+    her2_results, observation_evidence, settle
 from .regimens import build_history
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,13 @@ IGNORED_OBSERVATION_STATUS = frozenset({"entered-in-error", "cancelled"})
 _MAX_DEPTH = 3
 RECEPTOR_CODES = frozenset(LOINC_MARKERS) | SERUM_HER2 | frozenset(MISCODED_LOINC)
 STAGING_CODES = cond_mod.STAGE_GROUP_CODES | cond_mod.M_CATEGORY_CODES
+#: mCODE cancer disease status (STU3+: 97509-4; STU1/2: 88040-1); value 271299001 "Patient's condition
+#: worsened" is documented progression (contract v2, the next-regimen card).
+DISEASE_STATUS_CODES = frozenset({"97509-4", "88040-1"})
+PROGRESSION_STATUS_VALUES = frozenset({"271299001"})
 #: Observation codes any rule reads; everything else (labs, vitals) is skipped after one set lookup.
-RELEVANT_OBSERVATION_CODES = RECEPTOR_CODES | LVEF_LOINC | STAGING_CODES
+RELEVANT_OBSERVATION_CODES = (RECEPTOR_CODES | LVEF_LOINC | STAGING_CODES | DISEASE_STATUS_CODES
+                              | frozenset({PREGNANCY_STATUS_LOINC}))
 
 
 def observation_search_tokens() -> tuple[str, ...]:
@@ -183,6 +189,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
     status_conditions: list[Evidence] = []
     serum: list[str] = []
     lvefs: list[LvefMeasurement] = []
+    progression: list[tuple[dt.date, str]] = []
     exposures: list[Exposure] = []
     surgeries: list[dt.date] = []
 
@@ -224,6 +231,11 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                     found, issues = lvef_of(r, source, date=_obs_date(r))
                     lvefs.extend(found)
                     skipped.extend(issues)
+                if not DISEASE_STATUS_CODES.isdisjoint(codes):
+                    values = {c for _, c, _ in codings(r.get("valueCodeableConcept"))}
+                    when = _obs_date(r)
+                    if values & PROGRESSION_STATUS_VALUES and when:
+                        progression.append((when, source))
                 staging = hint or not STAGING_CODES.isdisjoint(codes) or _metastatic_hint(r)
                 kind_text = cond_mod.observation_metastatic(r) if staging else ""
                 if kind_text:
@@ -281,6 +293,9 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
         ild=tuple(f for f in facts if f.kind == "ild"),
         heart_failure=tuple(f for f in facts if f.kind in ("heart-failure", "cardiomyopathy")),
         lvef=LvefSeries(lvef_unique),
+        pregnancy=current_pregnancy(items, as_of),
+        her2_history=her2_results(tissue),
+        progression_dates=tuple(sorted(set(progression))),
         unmapped=tuple(unmapped), skipped=tuple(skipped))
 
 

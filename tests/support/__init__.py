@@ -17,9 +17,9 @@ SANDBOX = REPO / "sandbox"
 SHARED = REPO.parent / "shared"
 SCENARIOS = SHARED / "scenarios"
 TODAY = dt.datetime.now(dt.timezone.utc).date()
-# The card contract the service implements; scenarios whose cases.json says a later "contract" are skipped,
-# as the acceptance probe skips them at `--contract 1`. Raised to 2 when the clinical sign-off issue lands.
-CARD_CONTRACT = 1
+# The card contract the service implements (v2 since the clinical sign-off, issue 16); scenarios whose
+# cases.json says a later "contract" are skipped, as the acceptance probe skips them at a lower `--contract`.
+CARD_CONTRACT = 2
 
 
 def require_shared(path: Path = SCENARIOS) -> Path:

@@ -13,10 +13,11 @@ from support import SHARED
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$")
 LOWEST = {"her2-next-regimen": 0, "anthracycline-her2-cardiotoxicity": 1, "ild-pneumonitis": 1, "lvef-monitoring": 0,
-          "her2-status-unknown": 0, "her2-blockade-gap": 1, "tdxd-not-offered": 1, "first-line-restart": 1}
+          "her2-status-unknown": 0, "her2-blockade-gap": 1, "tdxd-not-offered": 1, "first-line-restart": 1,
+          "her2-status-discordant": 1, "heart-failure": 1, "pregnancy": 1}
 RANK = {"info": 0, "warning": 1, "critical": 2}
 DRAFT_TOPICS = {"anthracycline-her2-cardiotoxicity", "ild-pneumonitis", "her2-blockade-gap", "tdxd-not-offered",
-                "first-line-restart"}
+                "first-line-restart", "heart-failure"}
 RESPONSE_SCHEMA = SHARED / "probe" / "schemas" / "response.schema.json"
 
 

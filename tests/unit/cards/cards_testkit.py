@@ -172,3 +172,24 @@ def matches(codes: frozenset[str], expected: Iterable[str]) -> bool:
         rest = frozenset(c for c in exp if c != "TAXANE")
         return any(codes == rest | {t} for t in TAXANES)
     return codes == frozenset(exp)
+
+
+def timed(d: m.DraftOrder, start_days: int | None, end_days: int | None) -> m.DraftOrder:
+    """The draft with a planned start/end `start_days`/`end_days` after TODAY (contract v2, Draft timing)."""
+    fwd = lambda n: None if n is None else TODAY + dt.timedelta(days=n)   # noqa: E731
+    return replace(d, planned_start=fwd(start_days), planned_end=fwd(end_days))
+
+
+def hf_fact(status: str = "active", onset: dt.date | None = None) -> m.ConditionFact:
+    return m.ConditionFact("heart-failure", "I50.22", "http://hl7.org/fhir/sid/icd-10-cm",
+                           "Chronic systolic (congestive) heart failure", onset or ago(1500), status, "Condition/p-hf")
+
+
+def pregnant(weeks: float | None = 20) -> m.PregnancyFact:
+    since = ago(weeks * 7) if weeks is not None else None
+    return m.PregnancyFact(since=since, gestational_weeks=weeks, basis="Z33.1 Pregnant state, incidental (active)",
+                           source="Condition/p-pregnancy")
+
+
+def her2_result(status: m.ReceptorStatus, days_ago: int, detail: str, source: str) -> m.Her2Result:
+    return m.Her2Result(status, ago(days_ago), detail, source)

@@ -79,7 +79,7 @@ def s10():
 
 def s11():
     first = m.Regimen(
-        exposures=(regimen([m.RX_DOCETAXEL], ago(410), ago(280)).exposures
+        exposures=(regimen([m.RX_DOCETAXEL], ago(410), ago(280), progressed=False).exposures
                    + regimen([m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB], ago(410), ago(10), ongoing=True,
                              progressed=False).exposures),
         setting=m.Setting.METASTATIC, line=1, start=ago(410), end=None, ongoing=True, progressed=False)
@@ -161,9 +161,9 @@ def test_s08_de_novo_recommends_thp():
     assert matches(recommended_set(run(s08())), [m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB, "TAXANE"])
 
 
-def test_s08_epirubicin_signed_with_trastuzumab_is_critical():
+def test_s08_epirubicin_signed_with_trastuzumab_without_timing_warns():
     t = topics(run(s08(), "order-sign", drafts(m.RX_EPIRUBICIN, "3002", m.RX_TRASTUZUMAB)))
-    assert t["anthracycline-her2-cardiotoxicity"] == "critical"
+    assert t["anthracycline-her2-cardiotoxicity"] == "warning"
     assert "first-line-restart" not in t and "tdxd-not-offered" not in t
 
 
@@ -177,10 +177,13 @@ def test_s10_her2_negative_is_quiet():
     assert run(s10()) == []
 
 
-def test_s11_maintenance_lvef_overdue_and_tdxd_as_plan_at_progression():
-    out = run(s11())
-    t = topics(out)
-    assert t["lvef-monitoring"] == "info" and t["her2-next-regimen"] == "info"
+def test_s11_maintenance_lvef_overdue_and_no_next_regimen_card():
+    t = topics(run(s11()))
+    assert t == {"lvef-monitoring": "info"}
+
+
+def test_s11_plan_at_progression_card_is_a_setting():
+    out = run(s11(), policy=cards.Policy(plan_at_progression_card=True))
     assert recommended_set(out) == {TDXD}
     regimen_card = next(c for c in out if c["source"]["topic"]["code"] == "her2-next-regimen")
     assert regimen_card["summary"].startswith("Plan at progression")
