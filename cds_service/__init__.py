@@ -19,7 +19,9 @@ from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
 from cds_service.http_errors import drain_unread_body, refuse_oversized_body, register_error_handlers
 from cds_service.logging_setup import configure_logging
+from cds_service.paths import NormaliseSlashes
 from cds_service.services import ServiceRegistry
+from cds_service.smart_backend import BackendTokens, load_registrations
 from cds_service.state import ServiceState
 from cds_service.storage import Database
 
@@ -40,7 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     services = ServiceRegistry()
     sessions = SessionPool(pool_size=max(4, settings.fhir_max_workers * 2))
     state = ServiceState(settings=settings, services=services, sessions=sessions,
-                         gatherer=Gatherer(settings, sessions))
+                         gatherer=Gatherer(settings, sessions, _backend_tokens(settings, sessions)))
     app.extensions["her2cds"] = state
 
     state.database = Database(settings.feedback_db_url)
@@ -62,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
          methods=CORS_METHODS, max_age=600, supports_credentials=False)
+    app.wsgi_app = NormaliseSlashes(app.wsgi_app)   # `/cds-services/` and `//` route like the canonical path
     _warm_up()
     log.info("app.ready", extra={"services": list(services.ids), "auth_mode": settings.auth_mode})
     return app
@@ -85,6 +88,14 @@ def _authenticate() -> None:
 def request_state() -> ServiceState:
     from flask import current_app
     return current_app.extensions["her2cds"]
+
+
+def _backend_tokens(settings: Settings, sessions: SessionPool) -> BackendTokens | None:
+    """SMART Backend Services tokens for the FHIR servers the operator registered (a bad file stops startup)."""
+    if not settings.smart_backend_clients_file:
+        return None
+    return BackendTokens(load_registrations(settings.smart_backend_clients_file), sessions.session,
+                         timeout=settings.fhir_timeout_seconds)
 
 
 def _authenticator(settings: Settings, database: Database) -> Authenticator | None:

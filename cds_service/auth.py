@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from .config import Settings
 from .errors import Unauthorized
 from .jwks import ALLOWED_ALGORITHMS, TrustedIssuer, load_trusted_issuers
+from .paths import invoked_path, invoked_url
 from .storage import Database, used_jwt_ids_table
 
 log = logging.getLogger("her2cds.auth")   # under the service logger: JSON lines
@@ -115,10 +116,12 @@ class Authenticator:
             log.info("auth.configured", extra={"auth_mode": self.mode, "trusted_issuers": sorted(self.issuers)})
 
     def audience_for(self, request: flask.Request) -> str:
-        """The exact URL the client invoked, as it must appear in `aud` (public base URL behind a proxy)."""
+        """The exact URL the client invoked, as it must appear in `aud` (public base URL behind a proxy).
+
+        Extra slashes the client sent (`/cds-services//id`, routed as `/cds-services/id`) are kept."""
         if self.public_base_url:
-            return self.public_base_url + request.path
-        return request.base_url
+            return self.public_base_url + (invoked_path(request.environ) or request.path)
+        return invoked_url(request.environ)
 
     def authenticate(self, request: flask.Request) -> None:
         """Return if the request may proceed; raise `Unauthorized` (bare 401) otherwise."""

@@ -33,6 +33,7 @@ class Settings:
     fhir_deadline_seconds: float = 2.0            # HER2CDS_FHIR_DEADLINE_SECONDS: all FHIR reads of one hook call
     fhir_max_pages: int = 20                      # HER2CDS_FHIR_MAX_PAGES: link[next] pages followed per query
     fhir_max_workers: int = 8                     # HER2CDS_FHIR_MAX_WORKERS: concurrent FHIR queries per call
+    smart_backend_clients_file: str | None = None  # HER2CDS_SMART_BACKEND_CLIENTS_FILE: JSON list of SMART Backend Services registrations (token when the EHR sends none)
     # --- HTTP
     max_body_bytes: int = 1024 * 1024             # HER2CDS_MAX_BODY_BYTES: larger requests get 413
     log_level: str = "INFO"                       # HER2CDS_LOG_LEVEL

@@ -26,8 +26,10 @@ from cds_service.config import Settings
 from cds_service.errors import PreconditionFailed
 from cds_service.fhir_client import (FhirClient, FhirError, InvalidResponse, NotFound404, SessionPool, Timeout,
                                      next_link)
+from cds_service.medication_refs import REFERENCED_MEDICATIONS, fetch_medications, unresolved_medication_ids
 from cds_service.pipeline import GatheredRecord
 from cds_service.services import FhirQuery, ServiceDefinition, fill_template
+from cds_service.smart_backend import BackendTokens
 from fhir_mappings import dedupe_resources
 from fhir_mappings.model import RecordIssue
 
@@ -126,9 +128,10 @@ def _copy_into(target: KeyResult, source: KeyResult) -> None:
 class Gatherer:
     """Runs the decision table for one hook call. Stateless between calls; holds the shared session pool."""
 
-    def __init__(self, settings: Settings, sessions: SessionPool) -> None:
+    def __init__(self, settings: Settings, sessions: SessionPool, backend: BackendTokens | None = None) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.backend = backend          # SMART Backend Services tokens for calls without fhirAuthorization
 
     def gather(self, service: ServiceDefinition, body: Mapping[str, Any]) -> tuple[GatheredRecord, GatherReport]:
         started = time.monotonic()
@@ -137,7 +140,7 @@ class Gatherer:
         prefetch: Mapping[str, Any] = body.get("prefetch") or {}
         results = [classify_prefetch(q, prefetch, context) for q in service.queries]
 
-        client = self._client(body, deadline)
+        connect = _Once(lambda: self._connect(body, deadline))   # the token (if any) is fetched only when needed
         pending: list[tuple[KeyResult, str | None]] = []      # (key, continuation URL or None = full fetch)
         for result in results:
             if result.source == "missing":
@@ -147,14 +150,17 @@ class Gatherer:
                 if url:
                     pending.append((result, url))
 
+        client, no_client = connect() if pending else (None, None)
         if pending and client is None:
             for result, continuation in pending:
                 if continuation is None:
-                    result.source, result.error = "failed", "no-fhir-server"
+                    result.source, result.error = "failed", no_client
                 else:
-                    result.error = "paged-no-fhir-server"
+                    result.error = "paged-" + no_client if no_client == "no-fhir-server" else no_client
         elif pending:
             self._run(client, pending, context, deadline)
+        results.extend(self._referenced_medications(body, results, connect))
+        self._forget_refused_backend_token(body, results)
 
         report = GatherReport(
             hits=tuple(r.query.key for r in results if r.source == "prefetch"),
@@ -176,12 +182,22 @@ class Gatherer:
 
     # ---- helpers
 
+    def _connect(self, body: Mapping[str, Any], deadline: float) -> tuple[FhirClient | None, str | None]:
+        """(client, None), or (None, why there is none): no fhirServer, or no backend token to be had."""
+        try:
+            client = self._client(body, deadline)
+        except FhirError as exc:
+            return None, exc.kind
+        return (client, None) if client is not None else (None, "no-fhir-server")
+
     def _client(self, body: Mapping[str, Any], deadline: float) -> FhirClient | None:
         server = body.get("fhirServer")
         if not isinstance(server, str) or not server:
             return None
         auth = body.get("fhirAuthorization")
         token = auth.get("access_token") if isinstance(auth, dict) else None
+        if auth is None and self.backend:      # the EHR sent no token: our own, if registered for this server
+            token = self.backend.token_for(server, deadline=deadline)
         return FhirClient(self.sessions.session(), server, access_token=token if isinstance(token, str) else None,
                           timeout=self.settings.fhir_timeout_seconds, deadline=deadline)
 
@@ -259,6 +275,29 @@ class Gatherer:
         result.resources = result.resources + collected
         result.pages = pages_seen
 
+    def _referenced_medications(self, body: Mapping[str, Any], results: list[KeyResult],
+                                connect: "_Once") -> list[KeyResult]:
+        """Medications the gathered orders name by reference but nobody sent, read by id (never a 412)."""
+        server = body.get("fhirServer") if isinstance(body.get("fhirServer"), str) else None
+        wanted = unresolved_medication_ids((r for k in results for r in k.resources), server)
+        if not wanted:
+            return []
+        result = KeyResult(REFERENCED_MEDICATIONS)
+        client, no_client = connect()
+        if client is None:
+            result.source, result.error = "failed", no_client
+            return [result]
+        lookup = fetch_medications(client, wanted, max_pages=self.settings.fhir_max_pages)
+        result.resources, result.pages, result.issues = lookup.resources, lookup.pages, lookup.issues
+        result.source, result.error = ("failed", lookup.error) if lookup.error else ("fetched", None)
+        return [result]
+
+    def _forget_refused_backend_token(self, body: Mapping[str, Any], results: list[KeyResult]) -> None:
+        """A 401 to our own cached token (revoked, server restarted): the next call fetches a fresh one."""
+        if self.backend and "fhirAuthorization" not in body and isinstance(body.get("fhirServer"), str) \
+                and any(r.error == "unauthorized-401" for r in results):
+            self.backend.forget(body["fhirServer"])
+
     @staticmethod
     def _record(context: Mapping[str, Any], results: list[KeyResult]) -> GatheredRecord:
         """Resources deduped by type/id, in query order; every failed (optional) key becomes a named gap."""
@@ -267,15 +306,31 @@ class Gatherer:
         for r in results:
             gaps.extend(r.issues)
             if r.error:
-                gaps.append(RecordIssue(r.query.key, f"{r.query.resource_type} records could not be read "
+                gaps.append(RecordIssue(r.query.key, f"{r.query.records_label} could not be read "
                                                      f"({_describe(r.error)}); they are not considered here"))
             resources.extend(r.resources)
         return GatheredRecord(patient_id=str(context["patientId"]), resources=tuple(dedupe_resources(resources)),
                               gaps=tuple(gaps))
 
 
+class _Once:
+    """Calls `make` on first use and remembers the answer (one FHIR client, one token fetch per call)."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._value: Any = None
+        self._done = False
+
+    def __call__(self) -> Any:
+        if not self._done:
+            self._value, self._done = self._make(), True
+        return self._value
+
+
 _DESCRIPTIONS = {
     "no-fhir-server": "not in prefetch and no fhirServer given",
+    "backend-token-unavailable": "no access token could be obtained from the FHIR server's authorization "
+                                 "server (SMART Backend Services)",
     "paged-no-fhir-server": "the prefetched Bundle has more pages and no fhirServer was given to read them",
     "timeout": "the FHIR server did not answer in time",
     "unreachable": "the FHIR server could not be reached",

@@ -29,6 +29,11 @@ class FhirQuery:
     resource_type: str            # the type a read returns / the type a search is over
     required: bool                # failure policy: True -> 412, False -> answer with a data gap
     why: str                      # the reason for the policy, shown nowhere but kept next to it
+    records: str = ""             # what a failure leaves unread, as the cards' data gap names it (default: "<type> records")
+
+    @property
+    def records_label(self) -> str:
+        return self.records or f"{self.resource_type} records"
 
     @property
     def is_read(self) -> bool:
@@ -61,6 +66,14 @@ def _search(resource_type: str, extra: str = "") -> str:
     return f"{resource_type}?patient={{{{context.patientId}}}}{extra}&_count={SEARCH_PAGE_SIZE}"
 
 
+def _include_medication(resource_type: str) -> str:
+    """`_include` of the Medication a `medicationReference` names (Epic sends the drug only that way).
+
+    US Core servers support it; a server that ignores it leaves the references unresolved, and the
+    gather step then reads those Medications by id (`medication_refs`)."""
+    return f"&_include={resource_type}:medication"
+
+
 def _observation_codes() -> str:
     """Exactly the Observation codes the mapping reads (receptor status, LVEF, staging): one source of truth."""
     return ",".join(observation_search_tokens())
@@ -74,12 +87,22 @@ PATIENT_RECORD: tuple[FhirQuery, ...] = (
               "breast cancer, metastatic sites, ILD and heart failure history: without them no safe decision"),
     FhirQuery("observations", _search("Observation", f"&code={_observation_codes()}"), "Observation", True,
               "HER2/ER/PR status and LVEF: the regimen choice and the cardiac checks depend on them"),
-    FhirQuery("medicationRequests", _search("MedicationRequest"), "MedicationRequest", True,
+    FhirQuery("observationComponents", _search("Observation", f"&component-code={_observation_codes()}"),
+              "Observation", False,
+              "echo reports carry LVEF (and FISH panels the HER2 ratio) as a component, which `code` never "
+              "matches; `component-code` is a standard R4 parameter but not a US Core one, so a server that "
+              "rejects it leaves a named data gap instead of failing the call",
+              records="results held inside panels (Observation components, e.g. LVEF in an echo report)"),
+    FhirQuery("medicationRequests", _search("MedicationRequest", _include_medication("MedicationRequest")),
+              "MedicationRequest", True,
               "prior lines of therapy and anthracycline exposure: missing them could recommend a repeat "
               "or miss a cardiotoxic combination"),
-    FhirQuery("medicationStatements", _search("MedicationStatement"), "MedicationStatement", True,
+    FhirQuery("medicationStatements", _search("MedicationStatement", _include_medication("MedicationStatement")),
+              "MedicationStatement", True,
               "therapy given elsewhere is often only a MedicationStatement; same safety reason as requests"),
-    FhirQuery("medicationAdministrations", _search("MedicationAdministration"), "MedicationAdministration", False,
+    FhirQuery("medicationAdministrations",
+              _search("MedicationAdministration", _include_medication("MedicationAdministration")),
+              "MedicationAdministration", False,
               "administrations refine dates of therapy already known from requests/statements; without them "
               "the answer is still safe, so the cards say what could not be read"),
 )

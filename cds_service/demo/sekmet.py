@@ -111,8 +111,9 @@ class SekmetServer:
     """Context manager: a fresh sekmet-fhir on 127.0.0.1, stopped by PID on exit."""
 
     def __init__(self, port: int | None = None, venv: Path | None = None, *, keep_log: Path | None = None,
-                 ready_timeout: float = _READY_TIMEOUT_SECONDS) -> None:
+                 ready_timeout: float = _READY_TIMEOUT_SECONDS, extra_config: str = "") -> None:
         self.port = port or free_port()
+        self.extra_config = extra_config      # more sekmet.yaml, e.g. `server_auth:` to make /fhir require tokens
         self.venv = Path(venv) if venv is not None else None
         self.keep_log = keep_log
         self.ready_timeout = ready_timeout
@@ -138,7 +139,7 @@ class SekmetServer:
             f"own_private_key_path: {work / 'keys' / 'sekmet_private.pem'}\n"
             "simulator: {enabled: false}\n"
             "validation: {inbound: warn}\n"
-            "log_inbound: false\n",
+            "log_inbound: false\n" + self.extra_config,
             encoding="utf-8")
         return config
 

@@ -64,16 +64,23 @@ def searchset(resources: list[dict], next_url: str | None = None) -> dict[str, A
     return bundle
 
 
-SEARCH_KEYS = {"conditions": "Condition", "observations": "Observation", "medicationRequests": "MedicationRequest",
+SEARCH_KEYS = {"conditions": "Condition", "observations": "Observation", "observationComponents": "Observation",
+               "medicationRequests": "MedicationRequest",
                "medicationStatements": "MedicationStatement",
                "medicationAdministrations": "MedicationAdministration"}
 
 
+def record_id(key: str) -> str:
+    """The id of the one resource each search key finds (two keys search Observation: distinct ids)."""
+    rtype = SEARCH_KEYS[key]
+    return f"{rtype.lower()}-components-1" if key == "observationComponents" else f"{rtype.lower()}-1"
+
+
 def full_prefetch(patient: str = PATIENT) -> dict[str, Any]:
-    """What a client that prefetched every key sends: one resource of each type."""
+    """What a client that prefetched every key sends: one resource per key."""
     out: dict[str, Any] = {"patient": resource("Patient", patient)}
     for key, rtype in SEARCH_KEYS.items():
-        out[key] = searchset([resource(rtype, f"{rtype.lower()}-1", patient)])
+        out[key] = searchset([resource(rtype, record_id(key), patient)])
     return out
 
 
@@ -91,10 +98,12 @@ def serve_record(rsps: responses.RequestsMock, *, base: str = FHIR, patient: str
                 return code, {}, json.dumps({"resourceType": "OperationOutcome", "issue": []})
             if rtype == "Patient":
                 return 200, {}, json.dumps(resource("Patient", patient))
-            return 200, {}, json.dumps(searchset([resource(rtype, f"{rtype.lower()}-1", patient)]))
+            key = next(k for k, t in SEARCH_KEYS.items() if t == rtype
+                       and ("component-code=" in request.url) == (k == "observationComponents"))
+            return 200, {}, json.dumps(searchset([resource(rtype, record_id(key), patient)]))
         return callback
 
-    for rtype in ["Patient", *SEARCH_KEYS.values()]:
+    for rtype in ["Patient", *dict.fromkeys(SEARCH_KEYS.values())]:
         rsps.add_callback(responses.GET, re.compile(re.escape(f"{base}/{rtype}") + r"([/?].*)?$"),
                           callback=answer(rtype), content_type="application/fhir+json")
     return seen

@@ -83,5 +83,5 @@ def test_observation_template_asks_for_exactly_the_codes_the_mapping_reads():
 
 def test_required_policy_is_declared_per_query():
     policy = {q.key: q.required for q in SERVICES[0].queries}
-    assert policy == {"patient": True, "conditions": True, "observations": True, "medicationRequests": True,
-                      "medicationStatements": True, "medicationAdministrations": False}
+    assert policy == {"patient": True, "conditions": True, "observations": True, "observationComponents": False,
+                      "medicationRequests": True, "medicationStatements": True, "medicationAdministrations": False}

@@ -1,0 +1,144 @@
+"""Referenced Medication resources: which `Medication/<id>` the gathered record names but does not hold,
+and reading them from the FHIR server by id, in batches.
+
+Why: Epic's MedicationRequest / MedicationAdministration name the drug only through
+`medicationReference` -> `Medication/<id>` held on the server. The prefetch templates `_include`
+them, but a client may prefetch without the include and a server may ignore it; whatever is still
+unresolved after the searches is read here (`Medication?_id=a,b,c`), within the hook call's deadline.
+The Medications found are handed to the mapping as ordinary resources (it resolves the references).
+
+Failure policy: never a 412. A Medication that cannot be read is a named data gap on the cards; one
+the server does not have is named too, so a therapy never disappears silently. No clinical logic here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from cds_service.fhir_client import ClientError4xx, FhirClient, FhirError, NotFound404
+from cds_service.services import SEARCH_PAGE_SIZE, FhirQuery
+from fhir_mappings.model import RecordIssue
+
+#: Resource types whose `medicationReference` names the drug (R4).
+REFERRING_TYPES = frozenset({"MedicationRequest", "MedicationAdministration", "MedicationStatement",
+                             "MedicationDispense"})
+#: Ids per `Medication?_id=` search: keeps the URL well under the 2 kB many proxies accept.
+BATCH_SIZE = 40
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_RELATIVE = re.compile(r"^Medication/([^/?#]+)(?:/_history/[^/?#]+)?$")
+
+#: The key under which this lookup appears in the gather report and in data gaps (not a prefetch key:
+#: CDS Hooks 2.0 prefetch tokens cannot name ids found in other resources).
+REFERENCED_MEDICATIONS = FhirQuery(
+    "referencedMedications", "Medication?_id={ids}", "Medication", False,
+    "the drug of an order that names it by reference; unreadable -> the cards say so, the call still answers",
+    records="Medication resources named by medication orders")
+
+
+@dataclass
+class MedicationLookup:
+    """The outcome of reading the referenced Medications: what was read and what went wrong."""
+
+    wanted: tuple[str, ...]
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    pages: int = 0
+    error: str | None = None                       # FhirError.kind of the first failure, if any
+    issues: list[RecordIssue] = field(default_factory=list)
+
+
+def medication_id(reference: Any, fhir_base: str | None) -> str | None:
+    """The id of a `Medication` a reference names on the client's FHIR server, else None.
+
+    Contained (`#x`) and `urn:uuid:` references are the mapping's business (they resolve inside the
+    record); an absolute URL counts only when it is on `fhir_base` (ids on other servers are not ours
+    to look up, and our token must never go there)."""
+    if not isinstance(reference, str):
+        return None
+    ref = reference.strip()
+    if fhir_base and ref.lower().startswith(("http://", "https://")):
+        base = fhir_base.rstrip("/") + "/"
+        if not ref.lower().startswith(base.lower()):
+            return None
+        ref = ref[len(base):]
+    match = _RELATIVE.match(ref)
+    if not match or not _FHIR_ID.match(match.group(1)):
+        return None
+    return match.group(1)
+
+
+def unresolved_medication_ids(resources: Iterable[Mapping[str, Any]], fhir_base: str | None) -> tuple[str, ...]:
+    """Ids of Medications referenced by the record's medication resources but absent from it, in order."""
+    resources = list(resources)
+    present = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
+    wanted: dict[str, None] = {}
+    for resource in resources:
+        if resource.get("resourceType") not in REFERRING_TYPES:
+            continue
+        reference = resource.get("medicationReference")
+        mid = medication_id(reference.get("reference") if isinstance(reference, dict) else None, fhir_base)
+        if mid is not None and mid not in present:
+            wanted.setdefault(mid)
+    return tuple(wanted)
+
+
+def fetch_medications(client: FhirClient, ids: Iterable[str], *, max_pages: int) -> MedicationLookup:
+    """Read `ids` as `Medication?_id=a,b,c` in batches; never raises (failures land on the lookup).
+
+    A server that refuses the `_id` search (4xx) is asked by instance reads instead. Ids the server
+    does not hold become one issue; the client's deadline bounds the whole lookup."""
+    lookup = MedicationLookup(tuple(dict.fromkeys(ids)))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(lookup.wanted), BATCH_SIZE):
+        batch = lookup.wanted[start:start + BATCH_SIZE]
+        try:
+            try:
+                _search_batch(client, batch, found, lookup, max_pages)
+            except (ClientError4xx, NotFound404):
+                _read_each(client, batch, found, lookup)
+        except FhirError as exc:
+            lookup.error = exc.kind
+            break
+    lookup.resources = list(found.values())
+    if lookup.error is None:
+        absent = [mid for mid in lookup.wanted if mid not in found]
+        if absent:
+            lookup.issues.append(RecordIssue(
+                REFERENCED_MEDICATIONS.key,
+                f"{len(absent)} Medication resource(s) named by medication orders were not found on the FHIR "
+                "server; the drugs of those orders are unknown"))
+    return lookup
+
+
+def _search_batch(client: FhirClient, batch: tuple[str, ...], found: dict[str, dict[str, Any]],
+                  lookup: MedicationLookup, max_pages: int) -> None:
+    url: str | None = f"Medication?_id={','.join(batch)}&_count={min(len(batch), SEARCH_PAGE_SIZE)}"
+    pages = 0
+    while url and pages < max(1, max_pages):
+        page = client.search_page(url, what=REFERENCED_MEDICATIONS.key)
+        pages += 1
+        _keep(page.bundle.get("entry"), batch, found)
+        url = page.next_url
+    lookup.pages += pages
+
+
+def _read_each(client: FhirClient, batch: tuple[str, ...], found: dict[str, dict[str, Any]],
+               lookup: MedicationLookup) -> None:
+    for mid in batch:
+        if mid in found:
+            continue
+        try:
+            resource = client.get(f"Medication/{mid}", what=REFERENCED_MEDICATIONS.key)
+        except NotFound404:
+            continue
+        lookup.pages += 1
+        _keep([{"resource": resource}], batch, found)
+
+
+def _keep(entries: Any, batch: tuple[str, ...], found: dict[str, dict[str, Any]]) -> None:
+    """Only Medications we asked for (a server that ignores `_id` must not flood the record)."""
+    for entry in entries or ():
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Medication" \
+                and resource.get("id") in batch:
+            found.setdefault(resource["id"], resource)
