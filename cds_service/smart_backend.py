@@ -203,6 +203,9 @@ class BackendTokens:
                     with self._lock:
                         self._tokens[key] = token
                     return token.value
+                except BackendTokenUnavailable as exc:             # the operator needs the why; no secrets in it
+                    log.warning("smart_backend.token_failed", extra={"fhir_server": key, "reason": str(exc)[:200]})
+                    raise
                 finally:
                     with self._lock:
                         self._inflight.pop(key, None)

@@ -285,3 +285,13 @@ def test_the_registration_matches_the_fhir_server_however_it_is_spelled(tmp_path
 def test_the_private_key_never_shows_in_repr(tmp_path, rsa_key):
     (registration,) = load_registrations(write_registrations(tmp_path, rsa_key)).values()
     assert "PRIVATE" not in repr(registration) and "private_key" not in repr(registration)
+
+
+def test_a_refused_token_request_is_logged_with_its_reason_and_no_secret(backend_client, fhir, logs):
+    serve_discovery(fhir)
+    serve_token(fhir, status=401)
+    serve_record(fhir)
+    call(backend_client, hook_body())
+    (line,) = [json.loads(x) for x in logs.getvalue().splitlines() if "smart_backend.token_failed" in x]
+    assert line["fhir_server"] == FHIR and "HTTP 401" in line["reason"]
+    assert "client_assertion" not in logs.getvalue() and "PRIVATE" not in logs.getvalue()
