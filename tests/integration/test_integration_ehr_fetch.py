@@ -70,7 +70,8 @@ def ehr_shaped(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
             mid = f"{PREFIX}med-{code}"
             medications.setdefault(mid, {"resourceType": "Medication", "id": mid, "code": concept})
             del resource["medicationCodeableConcept"]
-            resource["medicationReference"] = {"reference": f"Medication/{mid}", "display": concept.get("text", "")}
+            # no `display`: the drug must come from the Medication itself (a display would be matched by name)
+            resource["medicationReference"] = {"reference": f"Medication/{mid}"}
         if resource["resourceType"] == "Observation" and \
                 {c.get("code") for c in resource.get("code", {}).get("coding", [])} & LVEF_CODES:
             value = {k: resource.pop(k) for k in list(resource) if k.startswith("value")}
