@@ -34,9 +34,11 @@ def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, 
 
 
 def render_cards(decisions: Sequence[Decision], summary: PatientSummary, drafts: Sequence[DraftOrder], *,
-                 knowledge: Knowledge, data_gaps: Sequence[RecordIssue] = ()) -> list[dict[str, Any]]:
-    """The `cards` array for these decisions, in their order."""
-    return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts) for d in decisions]
+                 knowledge: Knowledge, data_gaps: Sequence[RecordIssue] = (),
+                 app_launch_url: str | None = None) -> list[dict[str, Any]]:
+    """The `cards` array for these decisions, in their order (`app_launch_url`: see `render_card`)."""
+    return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts, app_launch_url=app_launch_url)
+            for d in decisions]
 
 
 def build_cards(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, knowledge: Knowledge,

@@ -76,8 +76,11 @@ def _suggestion(p: Proposal, patient_id: str, recommended_allowed: bool) -> dict
     return s
 
 
+APP_LINK_LABEL = "Therapy timeline and reasoning"
+
+
 def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, gaps: Sequence[RecordIssue] = (),
-                drafts: Sequence[DraftOrder] = ()) -> dict[str, Any]:
+                drafts: Sequence[DraftOrder] = (), app_launch_url: str | None = None) -> dict[str, Any]:
     display, _lowest = TOPICS[d.topic]
     citation = card_citation(d)
     card: dict[str, Any] = {
@@ -102,4 +105,6 @@ def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, g
     if d.about_drafts and d.indicator in ("warning", "critical"):
         card["overrideReasons"] = [{"system": knowledge.override_reason_system, "code": r.code, "display": r.display}
                                    for r in knowledge.override_reasons if r.applies_to(d.topic)]
+    if app_launch_url:   # the explanation view, launched by the EHR as a SMART app (CDS Hooks 2.0 Link type smart)
+        card["links"] = card.get("links", []) + [{"label": APP_LINK_LABEL, "url": app_launch_url, "type": "smart"}]
     return card

@@ -61,6 +61,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from cds_service.hooks import blueprint as hooks_blueprint
     app.register_blueprint(hooks_blueprint)
     app.register_blueprint(create_feedback_blueprint(state.database, services.ids))
+    from cds_service import explain
+    explain.register(app, state)                 # the SMART app at /app (explanation view)
 
     CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
          methods=CORS_METHODS, max_age=600, supports_credentials=False)

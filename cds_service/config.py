@@ -41,12 +41,21 @@ class Settings:
     tfi_policy: str = "seed-12-months"            # HER2CDS_TFI_POLICY: seed-12-months | nccn-6-or-12-months
     list_post_seed_regimens: bool = True          # HER2CDS_LIST_POST_SEED_REGIMENS: list later-evidence regimens as alternatives
     plan_at_progression_card: bool = False        # HER2CDS_PLAN_AT_PROGRESSION_CARD: next-regimen card while the line is ongoing
+    # --- explanation view (the SMART app at /app; see cds_service/explain)
+    fhir_servers: str = ""                        # HER2CDS_FHIR_SERVERS: comma-separated FHIR bases the app may read (its `iss` allowlist); empty: none
+    app_client_id: str = "her2-cds"               # HER2CDS_APP_CLIENT_ID: the app's client_id registered at the EHR
+    app_client_secret: str | None = None          # HER2CDS_APP_CLIENT_SECRET: confidential client (client_secret_basic); unset: public client (PKCE only)
+    app_frame_ancestors: str = "'self'"           # HER2CDS_APP_FRAME_ANCESTORS: CSP frame-ancestors, e.g. "https://ehr.example.org" (EHRs embedding the app)
+    app_cookie_samesite: str = "Lax"              # HER2CDS_APP_COOKIE_SAMESITE: Lax | Strict | None (None: cross-site iframe in the EHR; https only)
+    app_session_seconds: int = 3600               # HER2CDS_APP_SESSION_SECONDS: lifetime of an app session (and of its access token at most)
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
             raise ValueError(f"HER2CDS_AUTH_MODE must be one of {AUTH_MODES}, not {self.auth_mode!r}")
         if self.tfi_policy not in TFI_POLICIES:
             raise ValueError(f"HER2CDS_TFI_POLICY must be one of {TFI_POLICIES}, not {self.tfi_policy!r}")
+        if self.app_cookie_samesite not in ("Lax", "Strict", "None"):
+            raise ValueError(f"HER2CDS_APP_COOKIE_SAMESITE must be Lax, Strict or None, not {self.app_cookie_samesite!r}")
 
     @property
     def cors_origin_list(self) -> list[str] | str:

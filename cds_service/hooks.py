@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from cds_service import pipeline
 from cds_service.errors import ApiError, NotFound
+from cds_service.explain import app_launch_url
 from cds_service.gather import RequiredDataUnavailable
 from cds_service.logging_setup import get_logger
 from cds_service.request_validation import check_content_type, parse_json, validate_hook_request
@@ -59,7 +60,8 @@ def call_service(service_id: str) -> Response:
         t1 = time.monotonic()
         cards = pipeline.evaluate(service.hook, body["context"], record,
                                   today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings,
-                                  timings=timings)      # adds map / decide / render
+                                  timings=timings,      # adds map / decide / render
+                                  app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
         timings["evaluate"] = _ms(t1)
         entry.update(status=200, cards=len(cards), gaps=len(record.gaps), resources=len(record.resources))
         if state.card_log is not None:   # written by a background thread: never slows the answer

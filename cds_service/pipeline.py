@@ -13,7 +13,8 @@ from typing import Any
 from cards import Policy, decide, load_knowledge, render_cards
 from cds_service.config import Settings
 from fhir_mappings import map_draft_orders, summarize
-from fhir_mappings.model import RecordIssue
+from cards.decision import Decision
+from fhir_mappings.model import PatientSummary, RecordIssue
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,34 @@ class GatheredRecord:
     gaps: tuple[RecordIssue, ...] = field(default=())  # optional data that could not be read (say so on cards)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything one evaluation produced: the explanation view shows the summary and decisions behind
+    exactly the cards the hook would answer with (one code path, so the page and the card never disagree)."""
+
+    summary: PatientSummary
+    decisions: tuple[Decision, ...]
+    cards: list[dict[str, Any]]
+    gaps: tuple[RecordIssue, ...]
+
+
 def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
-             settings: Settings | None = None, timings: dict[str, float] | None = None) -> list[dict[str, Any]]:
+             settings: Settings | None = None, timings: dict[str, float] | None = None,
+             app_launch_url: str | None = None) -> list[dict[str, Any]]:
     """Cards for one hook call: map the gathered resources and drafts, decide, render.
 
     `settings` carries the clinical policy switches (None: defaults). When `timings` is given, the
     milliseconds of each phase (map, decide, render) are added to it for the call's log line.
+    `app_launch_url` (absolute) adds the explanation view's `smart` link to every card.
     """
+    return explain(hook, context, record, today=today, settings=settings, timings=timings,
+                   app_launch_url=app_launch_url).cards
+
+
+def explain(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
+            settings: Settings | None = None, timings: dict[str, float] | None = None,
+            app_launch_url: str | None = None) -> Evaluation:
+    """`evaluate`, keeping the summary and the decisions the cards were rendered from."""
     clock = _PhaseClock(timings)
     summary = summarize(record.resources, record.patient_id, today)
     drafts, draft_issues = map_draft_orders(context.get("draftOrders"), context.get("selections"))
@@ -42,10 +64,11 @@ def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, toda
     knowledge = load_knowledge()
     decisions = decide(summary, drafts, hook, knowledge=knowledge, policy=policy)
     clock.lap("decide")
-    cards = render_cards(decisions, summary, drafts, knowledge=knowledge,
-                         data_gaps=tuple(record.gaps) + tuple(draft_issues))
+    gaps = tuple(record.gaps) + tuple(draft_issues)
+    cards = render_cards(decisions, summary, drafts, knowledge=knowledge, data_gaps=gaps,
+                         app_launch_url=app_launch_url)
     clock.lap("render")
-    return cards
+    return Evaluation(summary=summary, decisions=tuple(decisions), cards=cards, gaps=gaps)
 
 
 class _PhaseClock:

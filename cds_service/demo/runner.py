@@ -59,6 +59,11 @@ def sandbox_url(fhir_base: str, patient_id: str, discovery_url: str) -> str:
                                          "serviceDiscoveryURL": discovery_url}, quote_via=quote, safe="")
 
 
+def app_url(service_base: str, fhir_base: str, patient_id: str) -> str:
+    """The explanation view in open-server mode (demo: auth off, the demo FHIR server allowed)."""
+    return f"{service_base}/app?" + urlencode({"iss": fhir_base, "patient": patient_id}, quote_via=quote, safe="")
+
+
 def hook_request(hook: str, fhir_base: str, patient_id: str, drafts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A CDS Hooks 2.0 request in fetch mode (no prefetch: the service reads `fhirServer` itself)."""
     context: dict[str, Any] = {"userId": "Practitioner/demo-user", "patientId": patient_id}
@@ -127,6 +132,8 @@ class DemoInstructions:
             path.write_text(json.dumps(hook_request(hook, self.fhir_base, patient, orders), indent=2), encoding="utf-8")
             lines += ["", f"{hook} for {patient} ({what}; request body in {path}):",
                       "  " + curl_command(self.services[hook], body_file=path)]
+        lines += ["", f"Explanation view (therapy timeline and reasoning) for {PATIENT_VIEW_PATIENT}, in a browser:",
+                  "  " + app_url(self.service_base, self.fhir_base, PATIENT_VIEW_PATIENT)]
         lines += ["",
                   "Offline, no servers needed:",
                   f"  her2-cds evaluate --bundle {_shown(loader.PATIENTS_DIR / 'demo-4-brain-metastases.json')} --format markdown",
@@ -177,7 +184,7 @@ def run_demo(port: int = 8080, fhir_port: int | None = None, venv: Path | None =
         except (SekmetError, loader.LoadError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        service = start_service(port, work)
+        service = start_service(port, work, env={"HER2CDS_FHIR_SERVERS": fhir.base_url})   # the app may read it
         base = f"http://127.0.0.1:{port}"
         if not wait_for_http(f"{base}/cds-services", _SERVICE_READY_SECONDS, service):
             print(f"error: the service did not answer at {base}/cds-services (see its log above)", file=sys.stderr)

@@ -52,13 +52,14 @@ def scenario_load_errors(fhir_server: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    """`her2-cds serve` (real gunicorn, real HTTP) on a free port."""
+def live_service(tmp_path_factory: pytest.TempPathFactory, fhir_server: str) -> Iterator[LiveService]:
+    """`her2-cds serve` (real gunicorn, real HTTP) on a free port; the explanation view may read `fhir_server`."""
     work = tmp_path_factory.mktemp("service")
     port = free_port()
     log_path = work / "service.log"
     with open(log_path, "wb") as log:
-        process = start_service(port, work, env={"HER2CDS_FHIR_DEADLINE_SECONDS": "10"}, log=log)
+        process = start_service(port, work, env={"HER2CDS_FHIR_DEADLINE_SECONDS": "10",
+                                                  "HER2CDS_FHIR_SERVERS": fhir_server}, log=log)
     base = f"http://127.0.0.1:{port}"
     try:
         if not wait_for_http(f"{base}/cds-services", 60, process):

@@ -37,7 +37,7 @@ def _run_printed_curl(command: str) -> dict:
     return requests.post(argv[-1], data=data, headers={"Content-Type": "application/json"}, timeout=30).json()
 
 
-def test_demo_prints_a_working_patient_view_curl_and_stops_cleanly_on_sigterm():
+def test_demo_prints_a_working_patient_view_curl_and_app_url_and_stops_cleanly_on_sigterm():
     env = {**os.environ, "HER2CDS_SEKMET_VENV": str(ensure_sekmet())}
     env.pop("HER2CDS_FEEDBACK_DB_URL", None)
     process = subprocess.Popen([sys.executable, "-P", "-m", "cds_service.cli", "demo", "--port", str(free_port())],
@@ -51,6 +51,9 @@ def test_demo_prints_a_working_patient_view_curl_and_stops_cleanly_on_sigterm():
         cards = _run_printed_curl(curl)["cards"]
         assert any(c["source"]["topic"]["code"] == "her2-next-regimen" for c in cards)
         fhir = next(line.split(":", 1)[1].split()[0] for line in lines if "FHIR R4 server" in line)
+        app = next(lines[i + 1].strip() for i, line in enumerate(lines) if line.startswith("Explanation view"))
+        page = requests.get(app, timeout=30)
+        assert page.status_code == 200 and "Therapy timeline" in page.text and "demo-1-pat" in page.text
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -46,3 +46,8 @@ def test_a_busy_port_is_detected():
         s.bind(("127.0.0.1", 0))
         s.listen()
         assert runner.port_is_free(s.getsockname()[1]) is False
+
+
+def test_instructions_print_the_explanation_view_url_for_the_demo_patient(tmp_path):
+    text = runner.DemoInstructions("http://127.0.0.1:8080", "http://127.0.0.1:9000/fhir", {}, tmp_path).text()
+    assert ("http://127.0.0.1:8080/app?iss=http%3A%2F%2F127.0.0.1%3A9000%2Ffhir&patient=demo-1-pat") in text
