@@ -197,3 +197,13 @@ def test_page_loads_without_csp_violations_or_outside_requests(browser, live_ser
     origins = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
     assert set(origins) <= {live_service.base}            # plotly.js from the service itself, no CDN
+
+
+def test_page_prints_to_pdf_with_its_plots(browser, live_service, fhir_server):
+    import base64
+
+    _open(browser, _app_url(live_service, fhir_server, "demo-2-pat"), plots=2)
+    pdf = base64.b64decode(browser.execute_cdp_cmd("Page.printToPDF", {"printBackground": True})["data"])
+    assert pdf.startswith(b"%PDF")
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOT_DIR / "demo-2-pat.pdf").write_bytes(pdf)

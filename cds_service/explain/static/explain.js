@@ -14,5 +14,6 @@ document.addEventListener("DOMContentLoaded", function () {
   });
 });
 window.addEventListener("beforeprint", function () {
+  document.querySelectorAll("details").forEach(function (el) { el.open = true; });   // print every source
   document.querySelectorAll("[data-rendered]").forEach(function (el) { Plotly.Plots.resize(el); });
 });
