@@ -44,6 +44,14 @@ def timeline_figure(page: ExplanationPage) -> dict[str, Any] | None:
             hovertext=[f"<b>{r.label}</b>: {r.regimen}<br>{r.start} → {r.end} ({r.ended})<br>"
                        f"source: {_sources(r.sources)}" for _, r in picked],
             hoverinfo="text", cliponaxis=False))
+    sites = [site for site in page.sites if site.date is not None]
+    if sites:   # metastatic sites on a row of their own, when each was first recorded; brain in red
+        fig.add_trace(go.Scatter(
+            name="metastatic site", mode="markers", y=["Metastatic sites"] * len(sites),
+            x=[site.date.isoformat() for site in sites],
+            marker={"symbol": "diamond", "size": 13, "color": ["#b00020" if site.brain else "#444" for site in sites]},
+            hovertext=[f"<b>{'Brain / CNS: ' if site.brain else ''}{site.display or site.site}</b> {site.date}<br>"
+                       f"source: {site.source}" for site in sites], hoverinfo="text"))
     shapes: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     if page.tfi is not None:
@@ -61,7 +69,7 @@ def timeline_figure(page: ExplanationPage) -> dict[str, Any] | None:
                             "yanchor": "bottom", "xanchor": "right", "showarrow": False, "font": {"color": "#b00020"},
                             "text": f"metastatic disease {page.metastatic_since} ┊"})
     fig.update_layout(
-        barmode="overlay", showlegend=True, font=_FONT, height=140 + 44 * len(rows),
+        barmode="overlay", showlegend=True, font=_FONT, height=140 + 44 * (len(rows) + bool(sites)),
         margin={"l": 10, "r": 10, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.25},
         xaxis={"type": "date", "title": None}, yaxis={"autorange": "reversed", "automargin": True},
         shapes=shapes, annotations=annotations, plot_bgcolor="white", paper_bgcolor="white")

@@ -135,7 +135,8 @@ def test_timeline_shows_each_line_with_its_dates(browser, live_service, fhir_ser
              for r in rows]
     assert shown == TIMELINES[patient]
     bars = browser.execute_script(
-        "return document.getElementById('plot-timeline').data.map(t => [t.y, t.base, t.hovertext])")
+        "return document.getElementById('plot-timeline').data.filter(t => t.type === 'bar')"
+        ".map(t => [t.y, t.base, t.hovertext])")
     drawn = sorted((y.split(". ", 1)[1], base[:10]) for ys, bases, _ in bars for y, base in zip(ys, bases))
     assert drawn == sorted((label, start) for label, start, _, _ in TIMELINES[patient])
     hover = " ".join(h for _, _, hovers in bars for h in hovers)
@@ -173,8 +174,8 @@ def test_decision_matches_the_card_of_the_same_patient(browser, live_service, fh
         assert options == [(s["label"], bool(s.get("isRecommended"))) for s in card.get("suggestions", [])]
         assert d.find_elements(By.CSS_SELECTOR, "[data-testid=rule] a[href^='http']"), "every decision cites its rules"
     for card in cards:
-        assert card["links"] == [{"label": "Therapy timeline and reasoning", "type": "smart",
-                                  "url": f"{live_service.base}/app/launch"}]
+        assert [link for link in card["links"] if link["type"] == "smart"] == [
+            {"label": "Therapy timeline and reasoning", "type": "smart", "url": f"{live_service.base}/app/launch"}]
 
 
 def test_page_without_javascript_shows_the_tables(browser_without_js, live_service, fhir_server):
@@ -207,3 +208,15 @@ def test_page_prints_to_pdf_with_its_plots(browser, live_service, fhir_server):
     assert pdf.startswith(b"%PDF")
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     (SCREENSHOT_DIR / "demo-2-pat.pdf").write_bytes(pdf)
+
+
+def test_brain_metastases_are_highlighted_in_the_list_and_on_the_timeline(browser, live_service, fhir_server):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, _app_url(live_service, fhir_server, "demo-4-pat"), plots=2)
+    brain = browser.find_elements(By.CSS_SELECTOR, "[data-testid=sites] li.brain")
+    assert len(brain) == 1 and "brain" in brain[0].text.lower()
+    markers = browser.execute_script(
+        "const t = document.getElementById('plot-timeline').data.find(t => t.type === 'scatter');"
+        "return t.hovertext.filter((h, i) => t.marker.color[i] === '#b00020');")
+    assert len(markers) == 1 and "Condition/demo-4-brain" in markers[0]
