@@ -52,6 +52,12 @@ def timeline_figure(page: ExplanationPage) -> dict[str, Any] | None:
             marker={"symbol": "diamond", "size": 13, "color": ["#b00020" if site.brain else "#444" for site in sites]},
             hovertext=[f"<b>{'Brain / CNS: ' if site.brain else ''}{site.display or site.site}</b> {site.date}<br>"
                        f"source: {site.source}" for site in sites], hoverinfo="text"))
+    if page.progression:   # documented progression, on the same row as the sites
+        fig.add_trace(go.Scatter(
+            name="progression", mode="markers", y=["Metastatic sites"] * len(page.progression),
+            x=[d.isoformat() for d, _ in page.progression],
+            marker={"symbol": "x", "size": 12, "color": "#b00020"},
+            hovertext=[f"<b>progression</b> {d}<br>source: {src}" for d, src in page.progression], hoverinfo="text"))
     shapes: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     if page.tfi is not None:
@@ -69,7 +75,7 @@ def timeline_figure(page: ExplanationPage) -> dict[str, Any] | None:
                             "yanchor": "bottom", "xanchor": "right", "showarrow": False, "font": {"color": "#b00020"},
                             "text": f"metastatic disease {page.metastatic_since} ┊"})
     fig.update_layout(
-        barmode="overlay", showlegend=True, font=_FONT, height=140 + 44 * (len(rows) + bool(sites)),
+        barmode="overlay", showlegend=True, font=_FONT, height=140 + 44 * (len(rows) + bool(sites or page.progression)),
         margin={"l": 10, "r": 10, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.25},
         xaxis={"type": "date", "title": None}, yaxis={"autorange": "reversed", "automargin": True},
         shapes=shapes, annotations=annotations, plot_bgcolor="white", paper_bgcolor="white")

@@ -117,6 +117,7 @@ class ExplanationPage:
     timeline: tuple[TimelineRow, ...]
     tfi: TfiMark | None
     metastatic_since: dt.date | None
+    progression: tuple[tuple[dt.date, str], ...]   # documented progression (disease-status Observations)
     lvef: tuple[LvefPoint, ...]
     her2_periods: tuple[tuple[dt.date, dt.date], ...]
     receptors: tuple[ReceptorRow, ...]
@@ -209,12 +210,12 @@ def safety_facts(summary: PatientSummary) -> tuple[FactRow, ...]:
                      c.onset, (c.source,)) for c in summary.heart_failure]
     if not summary.heart_failure:
         rows.append(FactRow("Heart failure / cardiomyopathy", "none recorded", None, ()))
-    pregnancy = getattr(summary, "pregnancy", None)   # a fact the mapping may add; shown when it exists
-    if pregnancy is None:
-        rows.append(FactRow("Pregnancy", "not assessed by this version of the service", None, ()))
+    p = summary.pregnancy
+    if p is None:
+        rows.append(FactRow("Pregnancy", "no current pregnancy recorded", None, ()))
     else:
-        rows.append(FactRow("Pregnancy", str(getattr(pregnancy, "value", None) or getattr(pregnancy, "status", pregnancy)),
-                            getattr(pregnancy, "date", None), tuple(getattr(pregnancy, "sources", ()) or ())))
+        weeks = f", {p.gestational_weeks:g} weeks" if p.gestational_weeks is not None else ""
+        rows.append(FactRow("Pregnancy", f"pregnant{weeks}: {p.basis}", p.since, (p.source,)))
     return tuple(rows)
 
 
@@ -245,7 +246,7 @@ def build_page(evaluation: Evaluation, resources: Iterable[Mapping[str, Any]]) -
     rows = timeline_rows(s)
     return ExplanationPage(
         patient_id=s.patient_id, as_of=s.as_of, timeline=rows, tfi=tfi_mark(s),
-        metastatic_since=s.metastatic.first_known, lvef=lvef_points(s), her2_periods=her2_periods(rows),
+        metastatic_since=s.metastatic.first_known, progression=tuple(s.progression_dates), lvef=lvef_points(s), her2_periods=her2_periods(rows),
         receptors=receptor_rows(resources, s), sites=site_rows(s), safety_facts=safety_facts(s),
         decisions=tuple(_decision_view(d, c) for d, c in zip(evaluation.decisions, evaluation.cards)),
         gaps=gap_rows(s, evaluation.gaps))

@@ -217,6 +217,6 @@ def test_brain_metastases_are_highlighted_in_the_list_and_on_the_timeline(browse
     brain = browser.find_elements(By.CSS_SELECTOR, "[data-testid=sites] li.brain")
     assert len(brain) == 1 and "brain" in brain[0].text.lower()
     markers = browser.execute_script(
-        "const t = document.getElementById('plot-timeline').data.find(t => t.type === 'scatter');"
+        "const t = document.getElementById('plot-timeline').data.find(t => t.name === 'metastatic site');"
         "return t.hovertext.filter((h, i) => t.marker.color[i] === '#b00020');")
     assert len(markers) == 1 and "Condition/demo-4-brain" in markers[0]
