@@ -48,7 +48,7 @@ def plotly_js_path() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def create_blueprint(app: Flask, state: ServiceState) -> Blueprint:
+def create_blueprint(state: ServiceState) -> Blueprint:
     assert state.database is not None
     store = SessionStore(state.database, state.settings.app_session_seconds)
     bp = Blueprint("explain", __name__, url_prefix="/app", template_folder="templates",
@@ -135,7 +135,7 @@ def create_blueprint(app: Flask, state: ServiceState) -> Blueprint:
         return _render(iss, patient, None)
 
     def _render(iss: str, patient: str, token: str | None) -> str | tuple[str, int]:
-        service = next(s for s in (state.services.get(i) for i in state.services.ids) if s and s.hook == HOOK)
+        service = next(s for s in map(state.services.get, state.services.ids) if s is not None and s.hook == HOOK)
         body: dict[str, Any] = {"hook": HOOK, "hookInstance": str(uuid.uuid4()), "fhirServer": iss,
                                 "context": {"patientId": patient, "userId": "Practitioner/unknown"}}
         if token is not None:
@@ -177,4 +177,4 @@ def _error(status: int, message: str) -> tuple[str, int]:
 
 def register(app: Flask, state: ServiceState) -> None:
     """Mount the app under /app (called by the app factory)."""
-    app.register_blueprint(create_blueprint(app, state))
+    app.register_blueprint(create_blueprint(state))
