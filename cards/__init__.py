@@ -2,7 +2,7 @@
 
 Public API (used by `cds_service.pipeline` and the CLI):
 - `load_knowledge(path=None)` -> `Knowledge` (validated YAML, cached per path)
-- `Policy(tfi_policy="seed-12-months", list_post_seed_regimens=True)`
+- `Policy(tfi_policy=None (the knowledge default), list_post_seed_regimens=True)`
 - `build_cards(summary, drafts, hook, *, knowledge, policy, data_gaps=())` -> list of card dicts
   (= `render_cards(decide(...), ...)`, the two steps the service times separately)
 - `knowledge_markdown(knowledge)` -> the whole knowledge base as Markdown

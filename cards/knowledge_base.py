@@ -179,7 +179,10 @@ class Knowledge:
     def check(self, check_id: str) -> SafetyCheck:
         return self.safety_checks[check_id]
 
-    def tfi_policy(self, policy_id: str) -> TfiPolicy:
+    def tfi_policy(self, policy_id: str | None = None) -> TfiPolicy:
+        """The named policy; None: the one the knowledge file marks `default: true`."""
+        if policy_id is None:
+            return next(p for p in self.tfi_policies.values() if p.default)
         try:
             return self.tfi_policies[policy_id]
         except KeyError:

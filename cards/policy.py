@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TFI_POLICIES = ("seed-12-months", "nccn-6-or-12-months")
-
 
 @dataclass(frozen=True)
 class Policy:
@@ -14,10 +12,12 @@ class Policy:
     progression, patient-view shows no next-regimen card (contract v2) unless this is on; then a
     plan-at-progression card is shown (each chart opening of a stable patient would repeat it)."""
 
-    tfi_policy: str = "seed-12-months"
+    tfi_policy: str | None = None         # None: the knowledge file's `default: true` policy
     list_post_seed_regimens: bool = True
     plan_at_progression_card: bool = False
 
     def __post_init__(self) -> None:
-        if self.tfi_policy not in TFI_POLICIES:
-            raise ValueError(f"tfi_policy must be one of {TFI_POLICIES}, not {self.tfi_policy!r}")
+        from cards.knowledge_base import load_knowledge   # the policies exist only in the knowledge file
+        known = sorted(load_knowledge().tfi_policies)
+        if self.tfi_policy is not None and self.tfi_policy not in known:
+            raise ValueError(f"tfi_policy must be one of {known}, not {self.tfi_policy!r}")

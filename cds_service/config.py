@@ -10,7 +10,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 AUTH_MODES = ("required", "optional", "off")
-TFI_POLICIES = ("seed-12-months", "nccn-6-or-12-months")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_DATA_DIR = "/var/lib/her2-cds"            # the default SQLite file lives here (created 0700, file 0600)
 
 
 @dataclass(frozen=True)
@@ -25,9 +28,11 @@ class Settings:
     public_base_url: str | None = None            # HER2CDS_PUBLIC_BASE_URL: e.g. https://cds.example.org (aud check behind a proxy)
     jwt_leeway_seconds: int = 60                  # HER2CDS_JWT_LEEWAY_SECONDS: clock skew allowed on exp/iat/nbf
     jwks_cache_seconds: int = 3600                # HER2CDS_JWKS_CACHE_SECONDS: how long a fetched JWKS is trusted
-    cors_origins: str = "*"                       # HER2CDS_CORS_ORIGINS: "*" or comma-separated origins
+    cors_origins: str = ""                        # HER2CDS_CORS_ORIGINS: none by default; comma-separated origins, or "*" (demo)
     # --- storage
-    feedback_db_url: str = "sqlite:///var/her2cds.sqlite3"   # HER2CDS_FEEDBACK_DB_URL (SQLAlchemy URL; also holds the JWT replay store)
+    feedback_db_url: str = f"sqlite:///{DEFAULT_DATA_DIR}/her2cds.sqlite3"   # HER2CDS_FEEDBACK_DB_URL (SQLAlchemy URL; also holds the JWT replay store)
+    retention_days: int = 365                     # HER2CDS_RETENTION_DAYS: issued cards and feedback older than this are purged
+    purge_interval_seconds: int = 3600            # HER2CDS_PURGE_INTERVAL_SECONDS: how often each worker purges in the background
     # --- FHIR access
     fhir_timeout_seconds: float = 1.5             # HER2CDS_FHIR_TIMEOUT_SECONDS: per HTTP request to the FHIR server
     fhir_deadline_seconds: float = 2.0            # HER2CDS_FHIR_DEADLINE_SECONDS: all FHIR reads of one hook call
@@ -38,7 +43,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024             # HER2CDS_MAX_BODY_BYTES: larger requests get 413
     log_level: str = "INFO"                       # HER2CDS_LOG_LEVEL
     # --- clinical policy (see cards/knowledge)
-    tfi_policy: str = "seed-12-months"            # HER2CDS_TFI_POLICY: seed-12-months | nccn-6-or-12-months
+    tfi_policy: str | None = None                 # HER2CDS_TFI_POLICY: an id of the knowledge file's tfi_policies (None: its default)
     list_post_seed_regimens: bool = True          # HER2CDS_LIST_POST_SEED_REGIMENS: list later-evidence regimens as alternatives
     plan_at_progression_card: bool = False        # HER2CDS_PLAN_AT_PROGRESSION_CARD: next-regimen card while the line is ongoing
     # --- explanation view (the SMART app at /app; see cds_service/explain)
@@ -52,8 +57,18 @@ class Settings:
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
             raise ValueError(f"HER2CDS_AUTH_MODE must be one of {AUTH_MODES}, not {self.auth_mode!r}")
-        if self.tfi_policy not in TFI_POLICIES:
-            raise ValueError(f"HER2CDS_TFI_POLICY must be one of {TFI_POLICIES}, not {self.tfi_policy!r}")
+        if self.tfi_policy is not None:
+            from cards import load_knowledge   # the policies are defined in the knowledge file, nowhere else
+            known = sorted(load_knowledge().tfi_policies)
+            if self.tfi_policy not in known:
+                raise ValueError(f"HER2CDS_TFI_POLICY must be one of {known} (cards/knowledge tfi_policies), "
+                                 f"not {self.tfi_policy!r}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"HER2CDS_LOG_LEVEL must be one of {LOG_LEVELS}, not {self.log_level[:40]!r}")
+        if self.retention_days < 1:
+            raise ValueError(f"HER2CDS_RETENTION_DAYS must be at least 1, not {self.retention_days!r}")
+        if self.purge_interval_seconds < 1:
+            raise ValueError(f"HER2CDS_PURGE_INTERVAL_SECONDS must be at least 1, not {self.purge_interval_seconds!r}")
         if self.app_cookie_samesite not in ("Lax", "Strict", "None"):
             raise ValueError(f"HER2CDS_APP_COOKIE_SAMESITE must be Lax, Strict or None, not {self.app_cookie_samesite!r}")
 
@@ -65,13 +80,24 @@ class Settings:
         return [o.strip() for o in value.split(",") if o.strip()]
 
 
-def _convert(kind: Any, raw: str) -> Any:
+def _convert(name: str, kind: Any, raw: str) -> Any:
+    """The typed value of variable `name`; ValueError naming the variable for anything not clearly valid
+    (a typo such as `ture` must stop start-up, not silently mean false)."""
     if kind in (bool, "bool"):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if kind in (int, "int"):
-        return int(raw)
-    if kind in (float, "float"):
-        return float(raw)
+        word = raw.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError(f"{name} must be one of {TRUE_WORDS + FALSE_WORDS}, not {raw[:40]!r}")
+    try:
+        if kind in (int, "int"):
+            return int(raw.strip())
+        if kind in (float, "float"):
+            return float(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a number ({kind if isinstance(kind, str) else kind.__name__}), "
+                         f"not {raw[:40]!r}") from None
     return raw
 
 
@@ -93,10 +119,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        raw = env.get(f"HER2CDS_{f.name.upper()}")
+        name = f"HER2CDS_{f.name.upper()}"
+        raw = env.get(name)
         if raw is not None and raw != "":
             kind = f.type if not isinstance(f.type, str) else f.type.split(" |")[0]
-            values[f.name] = _strict_bool(f.name, raw) if f.name in STRICT_BOOL_FIELDS else _convert(kind, raw)
+            values[f.name] = (_strict_bool(f.name, raw) if f.name in STRICT_BOOL_FIELDS
+                              else _convert(name, kind, raw))
     settings = Settings(**values)
     if overrides:
         unknown = set(overrides) - {f.name for f in fields(Settings)}
