@@ -249,10 +249,10 @@ class Gatherer:
             if page.next_url:
                 self._follow(client, result, page.next_url)
             result.source = "fetched"
-        except FhirError as exc:
+        except FhirError as exc:     # bad data or an unreachable server: this key fails (412 or a gap)
             result.error = exc.kind
-        except Exception:   # a bug here must not become a 500 for the whole call: this key fails instead
-            result.error = "internal-error"
+        # Anything else is a bug in our code: it propagates (future.result() re-raises it) and the call is a
+        # 500 with a logged traceback, never a 412 that blames the EHR's FHIR server.
         if result.error and result.source != "prefetch":
             result.source, result.resources = "failed", []
         return result
@@ -341,7 +341,6 @@ _DESCRIPTIONS = {
     "not-found-404": "the FHIR server does not support the query (404)",
     "gone-410": "the FHIR server does not support the query (410)",
     "invalid-response": "the FHIR server's answer was not a FHIR Bundle/resource",
-    "internal-error": "an internal error while reading",
     "error": "the query could not be issued",
 }
 

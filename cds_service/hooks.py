@@ -7,6 +7,7 @@ Every step is timed and logged as one JSON line per call (no PHI, no tokens).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from cds_service.gather import RequiredDataUnavailable
 from cds_service.logging_setup import get_logger
 from cds_service.request_validation import check_content_type, parse_json, validate_hook_request
 from cds_service.state import ServiceState
+from fhir_mappings.model import RecordIssue
 
 blueprint = Blueprint("cds_hooks", __name__)
 log = get_logger("hooks")
@@ -58,12 +60,15 @@ def call_service(service_id: str) -> Response:
         timings["gather"] = _ms(t0)
         entry["prefetch"] = report.as_log()
         t1 = time.monotonic()
+        issues: list[RecordIssue] = []
         cards = pipeline.evaluate(service.hook, body["context"], record,
                                   today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings,
-                                  timings=timings,      # adds map / decide / render
+                                  timings=timings, issues=issues,      # adds map / decide / render
                                   app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
         timings["evaluate"] = _ms(t1)
-        entry.update(status=200, cards=len(cards), gaps=len(record.gaps), resources=len(record.resources))
+        entry.update(status=200, cards=len(cards), gaps=len(issues), resources=len(record.resources))
+        if issues:   # bad data is answered with a named gap on the cards, and said in the log
+            entry["gap_kinds"] = _gap_kinds(issues)
         if state.card_log is not None:   # written by a background thread: never slows the answer
             state.card_log.record_later(service.id, body["hookInstance"], cards)
         return jsonify({"cards": cards})
@@ -76,7 +81,17 @@ def call_service(service_id: str) -> Response:
     finally:
         timings["total"] = _ms(started)
         entry["timing_ms"] = timings
-        log.info("hook.call", extra=entry)
+        log.log(logging.WARNING if entry.get("gaps") or entry.get("status", 500) >= 500 else logging.INFO,
+                "hook.call", extra=entry)
+
+
+def _gap_kinds(issues: list[RecordIssue]) -> dict[str, int]:
+    """How many gaps per resource type or prefetch key (no ids: `Observation/123` counts as `Observation`)."""
+    kinds: dict[str, int] = {}
+    for issue in issues:
+        kind = issue.source.split("/", 1)[0][:40]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
 
 
 def _ms(since: float) -> float:

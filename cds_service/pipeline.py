@@ -39,25 +39,29 @@ class Evaluation:
 
 def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
              settings: Settings | None = None, timings: dict[str, float] | None = None,
-             app_launch_url: str | None = None) -> list[dict[str, Any]]:
+             app_launch_url: str | None = None, issues: list[RecordIssue] | None = None) -> list[dict[str, Any]]:
     """Cards for one hook call: map the gathered resources and drafts, decide, render.
 
     `settings` carries the clinical policy switches (None: defaults). When `timings` is given, the
     milliseconds of each phase (map, decide, render) are added to it for the call's log line.
-    `app_launch_url` (absolute) adds the explanation view's `smart` link to every card.
+    `app_launch_url` (absolute) adds the explanation view's `smart` link to every card. When `issues` is
+    given, every piece of bad or unusable data the cards report as a gap is appended to it (gather gaps,
+    unreadable resources, unmapped medications, bad draft orders), so the caller can count and log them.
     """
     return explain(hook, context, record, today=today, settings=settings, timings=timings,
-                   app_launch_url=app_launch_url).cards
+                   app_launch_url=app_launch_url, issues=issues).cards
 
 
 def explain(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
             settings: Settings | None = None, timings: dict[str, float] | None = None,
-            app_launch_url: str | None = None) -> Evaluation:
+            app_launch_url: str | None = None, issues: list[RecordIssue] | None = None) -> Evaluation:
     """`evaluate`, keeping the summary and the decisions the cards were rendered from."""
     clock = _PhaseClock(timings)
     summary = summarize(record.resources, record.patient_id, today)
     drafts, draft_issues = map_draft_orders(context.get("draftOrders"), context.get("selections"))
     clock.lap("map")
+    if issues is not None:
+        issues.extend((*record.gaps, *summary.skipped, *summary.unmapped, *draft_issues))
     policy = Policy() if settings is None else Policy(
         tfi_policy=settings.tfi_policy, list_post_seed_regimens=settings.list_post_seed_regimens,
         plan_at_progression_card=settings.plan_at_progression_card)

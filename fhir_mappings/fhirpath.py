@@ -16,7 +16,11 @@ SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
-_DATE = re.compile(r"^\s*(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+# A FHIR date, dateTime or instant, anchored at both ends: "20240510" or "2024-5-1" must not be read as
+# 2024-01-01 (the year prefix), which would silently move treatment dates. Time and zone are checked
+# for form only; the calendar date is taken as written (no time-zone shift).
+_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
+                   r"(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?")
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -91,6 +95,8 @@ def parse_date(value: Any, *, end: bool = False) -> dt.date | None:
     """The calendar date of a FHIR date/dateTime/instant as written (no time-zone shift).
 
     Partial dates: "2024-05" is the 1st of the month (the last day when `end`), "2024" likewise.
+    Anything else (including "20240510", "2024-5-1", "2024-02-30") is None; `is_malformed_date` tells a
+    malformed value from an absent one, so the mapping can report it as a gap.
     """
     if isinstance(value, dt.datetime):
         return value.date()
@@ -103,7 +109,7 @@ def parse_date(value: Any, *, end: bool = False) -> dt.date | None:
 
 @lru_cache(maxsize=8192)          # pure function of immutable arguments; a chart repeats its dates a lot
 def _parse_date_str(value: str, end: bool) -> dt.date | None:
-    m = _DATE.match(value)
+    m = _DATE.fullmatch(value.strip())
     if not m:
         return None
     try:
@@ -116,6 +122,36 @@ def _parse_date_str(value: str, end: bool) -> dt.date | None:
         return dt.date(year, 12, 31) if end else dt.date(year, 1, 1)
     except ValueError:
         return None
+
+
+def is_malformed_date(value: Any) -> bool:
+    """True for a value present but not a usable FHIR date (a gap to report), False for absent or valid."""
+    if value is None or isinstance(value, (dt.date, dt.datetime)):
+        return False
+    return not isinstance(value, str) or parse_date(value) is None
+
+
+# The date elements the mapping reads (top level; a `...Period` is checked at start/end).
+DATE_ELEMENTS = ("effectiveDateTime", "effectiveInstant", "effectivePeriod", "issued", "onsetDateTime",
+                 "onsetPeriod", "abatementDateTime", "abatementPeriod", "recordedDate", "authoredOn",
+                 "dateAsserted", "occurrenceDateTime", "occurrencePeriod", "performedDateTime",
+                 "performedPeriod", "birthDate")
+
+
+def malformed_dates(resource: dict[str, Any]) -> list[str]:
+    """`element: 'value'` for each date element of `resource` that is present but malformed."""
+    found: list[str] = []
+    for element in DATE_ELEMENTS:
+        if element not in resource:
+            continue
+        value = resource[element]
+        if element.endswith("Period"):
+            for part in ("start", "end"):
+                if is_malformed_date(as_dict(value).get(part)):
+                    found.append(f"{element}.{part} {str(as_dict(value).get(part))[:40]!r}")
+        elif is_malformed_date(value):
+            found.append(f"{element} {str(value)[:40]!r}")
+    return found
 
 
 def period(value: Any) -> tuple[dt.date | None, dt.date | None]:

@@ -11,7 +11,7 @@ import logging
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
-from .fhirpath import LOINC, SNOMED, as_dict, as_list, as_str, codings, ref_type_id, source_of
+from .fhirpath import LOINC, SNOMED, as_dict, as_list, as_str, codings, malformed_dates, ref_type_id, source_of
 from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
@@ -203,6 +203,8 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                 continue          # labs and vitals no rule reads: one set lookup
         rid = r.get("id")
         source = f"{rtype}/{rid}" if isinstance(rid, str) and rid else source_of(r)
+        skipped.extend(RecordIssue(source, f"{bad} is not a FHIR date; that date is not used")
+                       for bad in malformed_dates(r))
         try:
             if rtype == "Condition":
                 if cond_mod.verification_ignored(r):

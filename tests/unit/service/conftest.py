@@ -24,7 +24,8 @@ class EvaluateRecorder:
     raises: Exception | None = None
 
     def __call__(self, hook: str, context: dict, record: pipeline.GatheredRecord, *, today: Any,
-                 settings: Any = None, timings: dict | None = None, app_launch_url: Any = None) -> list[dict]:
+                 settings: Any = None, timings: dict | None = None, app_launch_url: Any = None,
+                 issues: list | None = None) -> list[dict]:
         self.calls.append({"hook": hook, "context": context, "record": record, "today": today})
         if self.raises:
             raise self.raises
@@ -47,7 +48,7 @@ def evaluate(monkeypatch: pytest.MonkeyPatch) -> EvaluateRecorder:
 
 @pytest.fixture
 def settings_overrides(tmp_path: Any) -> dict[str, Any]:
-    return {"auth_mode": "off", "feedback_db_url": f"sqlite:///{tmp_path}/feedback.sqlite3",
+    return {"auth_mode": "off", "feedback_db_url": f"sqlite:///{tmp_path}/feedback.sqlite3", "cors_origins": "*",
             "fhir_timeout_seconds": 0.5, "fhir_deadline_seconds": 1.0, "fhir_max_pages": 5,
             "max_body_bytes": 256 * 1024}
 
