@@ -12,8 +12,10 @@ from flask_cors import CORS
 
 from cards import load_knowledge
 from cds_service.auth import Authenticator
+from cds_service.client_identity import remember_caller
 from cds_service.config import Settings, load_settings
 from cds_service.feedback import CardLog
+from cds_service.retention import Retention
 from cds_service.feedback import create_blueprint as create_feedback_blueprint
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
@@ -47,7 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     state.database = Database(settings.feedback_db_url)
     state.database.create_all()
-    state.card_log = CardLog(state.database)
+    state.card_log = CardLog(state.database, retention=Retention(settings.retention_days,
+                                                                 settings.purge_interval_seconds))
     state.authenticator = _authenticator(settings, state.database)
     if settings.auth_mode == "off":
         log.warning("auth.disabled: HER2CDS_AUTH_MODE=off accepts every caller; for demos only",
@@ -60,7 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from cds_service.hooks import blueprint as hooks_blueprint
     app.register_blueprint(hooks_blueprint)
-    app.register_blueprint(create_feedback_blueprint(state.database, services.ids))
+    app.register_blueprint(create_feedback_blueprint(state.database, services.ids, card_log=state.card_log))
     from cds_service import explain
     explain.register(app, state)                 # the SMART app at /app (explanation view)
 
@@ -81,10 +84,14 @@ def _warm_up() -> None:
 def _authenticate() -> None:
     """`before_request`: JWT check on every API call except CORS preflights (browsers send no token)."""
     state: ServiceState = request_state()
-    if request.method == "OPTIONS" or state.authenticator is None:
+    if request.method == "OPTIONS":
+        return
+    if state.authenticator is None:
+        remember_caller(request, auth_enabled=False)
         return
     if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
         state.authenticator.authenticate(request)
+        remember_caller(request, auth_enabled=True)   # cards and feedback belong to this issuer
 
 
 def request_state() -> ServiceState:

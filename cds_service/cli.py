@@ -161,6 +161,33 @@ def cmd_feedback_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------- purge
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Retention by hand (cron, or before a backup): the same purge the workers run every interval."""
+    from cds_service.config import load_settings
+    from cds_service.retention import purge
+    from cds_service.storage import Database
+
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    days = args.older_than_days if args.older_than_days is not None else settings.retention_days
+    if days < 1:
+        print(f"error: --older-than-days must be at least 1, not {days}", file=sys.stderr)
+        return 2
+    db = Database(args.db or settings.feedback_db_url)
+    try:
+        db.create_all()
+        counts = purge(db, days)
+    finally:
+        db.dispose()
+    print(f"purged {counts.issued_cards} issued card(s) and {counts.feedback} feedback item(s) older than "
+          f"{days} days, and {counts.replay_rows} expired JWT replay row(s)")
+    return 0
+
+
 # ------------------------------------------------------------------------------------- knowledge
 def cmd_knowledge(args: argparse.Namespace) -> int:
     import cards
@@ -216,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("feedback-report", help="summarise card feedback (accepted / overridden, reasons)")
     p.add_argument("--db", default=None, help="SQLAlchemy URL (default $HER2CDS_FEEDBACK_DB_URL)")
     p.set_defaults(func=cmd_feedback_report)
+
+    p = sub.add_parser("purge", help="delete issued cards and feedback older than the retention age, and expired JWT ids")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default $HER2CDS_FEEDBACK_DB_URL)")
+    p.add_argument("--older-than-days", type=int, default=None,
+                   help="retention age in days (default $HER2CDS_RETENTION_DAYS or 365)")
+    p.set_defaults(func=cmd_purge)
 
     p = sub.add_parser("knowledge", help="print the guideline knowledge base (statements, citations) as Markdown")
     p.set_defaults(func=cmd_knowledge)

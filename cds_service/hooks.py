@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from cds_service import pipeline
+from cds_service.client_identity import caller_issuer
 from cds_service.errors import ApiError, NotFound
 from cds_service.explain import app_launch_url
 from cds_service.gather import RequiredDataUnavailable
@@ -70,7 +71,7 @@ def call_service(service_id: str) -> Response:
         if issues:   # bad data is answered with a named gap on the cards, and said in the log
             entry["gap_kinds"] = _gap_kinds(issues)
         if state.card_log is not None:   # written by a background thread: never slows the answer
-            state.card_log.record_later(service.id, body["hookInstance"], cards)
+            state.card_log.record_later(service.id, body["hookInstance"], cards, issuer=caller_issuer())
         return jsonify({"cards": cards})
     except ApiError as exc:
         entry.setdefault("status", exc.status)

@@ -71,7 +71,13 @@ issued_cards_table = Table(
     Column("indicator", Text),
     Column("suggestion_uuids", Text),              # JSON array
     Column("issued_at", String(40), nullable=False),
+    Column("issuer", String(512)),                 # `iss` of the client the card was issued to (feedback owner)
 )
+Index("ix_cds_issued_cards_issued_at", issued_cards_table.c.issued_at)
+Index("ix_cds_feedback_received_at", feedback_table.c.received_at)
+
+# Columns added after a table first shipped: (table, column DDL) added by `create_all` when missing.
+_ADDED_COLUMNS = ((issued_cards_table, "issuer", "VARCHAR(512)"),)
 
 # JWT ids already used, per issuer, kept until the token could no longer be accepted anyway.
 used_jwt_ids_table = Table(
@@ -108,7 +114,9 @@ class Database:
         if self.is_sqlite and not _is_memory_sqlite(self.url):
             database = self.url.database or ""
             if not database.startswith("file:"):
-                Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+                directory = Path(database).expanduser().resolve().parent
+                if not directory.exists():
+                    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     @property
     def is_sqlite(self) -> bool:
@@ -155,10 +163,37 @@ class Database:
 
     def create_all(self) -> None:
         """Create the tables that do not exist yet (idempotent, safe to run from several processes)."""
+        self._restrict_sqlite_file()
         try:
             metadata.create_all(self.engine)
         except SQLAlchemyError:  # another process may have created them between the check and the CREATE
             metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _restrict_sqlite_file(self) -> None:
+        """The SQLite file holds who got which card and the clinicians' comments: owner-only (0600).
+
+        Created empty with that mode before SQLite opens it (SQLite gives its -wal/-shm files the
+        database file's mode); an existing file is tightened too."""
+        if not self.is_sqlite or _is_memory_sqlite(self.url) or (self.url.database or "").startswith("file:"):
+            return
+        path = Path(self.url.database or "").expanduser()
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+
+    def _add_missing_columns(self) -> None:
+        """A database made by an earlier version lacks later columns: add them (nullable, idempotent)."""
+        from sqlalchemy import inspect
+        for table, column, ddl in _ADDED_COLUMNS:
+            if column in {c["name"] for c in inspect(self.engine).get_columns(table.name)}:
+                continue
+            try:
+                with self.begin() as conn:
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} {ddl}")
+            except SQLAlchemyError:   # another process added it first
+                if column not in {c["name"] for c in inspect(self.engine).get_columns(table.name)}:
+                    raise
 
     def dispose(self) -> None:
         """Close this process's pooled connections (tests, shutdown)."""

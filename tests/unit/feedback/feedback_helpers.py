@@ -7,8 +7,9 @@ from typing import Any
 import flask
 from sqlalchemy import select
 
+from cds_service.client_identity import AUTH_OFF_ISSUER
 from cds_service.errors import ApiError
-from cds_service.feedback import create_blueprint
+from cds_service.feedback import CardLog, create_blueprint
 from cds_service.storage import Database, feedback_table
 
 SERVICES = ("her2-patient-view", "her2-order-select", "her2-order-sign")
@@ -16,9 +17,10 @@ PV = SERVICES[0]
 TOPIC_SYSTEM = "https://her2-cds.example/card-topic"
 
 
-def feedback_app(db: Database) -> flask.Flask:
+def feedback_app(db: Database, **blueprint_options: Any) -> flask.Flask:
+    blueprint_options.setdefault("lookup_wait_seconds", 0.1)    # unknown cards: do not wait the full 2 s
     app = flask.Flask("feedback-test")
-    app.register_blueprint(create_blueprint(db, SERVICES))
+    app.register_blueprint(create_blueprint(db, SERVICES, **blueprint_options))
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> tuple[flask.Response, int]:
@@ -59,3 +61,26 @@ def card(topic: str, *, indicator: str = "warning", suggestions: int = 0) -> dic
     if suggestions:
         out["suggestions"] = [{"label": f"s{n}", "uuid": str(uuid.uuid4())} for n in range(suggestions)]
     return out
+
+
+def issue(db: Database, items: list[dict[str, Any]], *, service: str = PV, issuer: str = AUTH_OFF_ISSUER,
+          topic: str | None = "her2-next-regimen") -> None:
+    """Log, as issued by `service` to `issuer`, the cards the feedback `items` name (with the suggestions
+    they accept), as the hook endpoint does before a client can send feedback on them."""
+    cards: dict[str, dict[str, Any]] = {}
+    for item in items:
+        entry = cards.setdefault(item["card"].lower(), {
+            "uuid": item["card"].lower(), "summary": "issued", "indicator": "info",
+            "source": {"label": "HER2 CDS", "topic": {"system": TOPIC_SYSTEM, "code": topic}}, "suggestions": []})
+        for suggestion in item.get("acceptedSuggestions") or ():
+            if isinstance(suggestion, dict) and isinstance(suggestion.get("id"), str):
+                entry["suggestions"].append({"label": "s", "uuid": suggestion["id"]})
+    CardLog(db).record(service, None, list(cards.values()), issuer=issuer)
+
+
+def send(client: Any, db: Database, body: dict[str, Any], *, service: str = PV) -> Any:
+    """Issue the cards `body` names to `service`, then POST the feedback to it."""
+    items = body.get("feedback") if isinstance(body, dict) else None
+    if isinstance(items, list):
+        issue(db, [i for i in items if isinstance(i, dict) and isinstance(i.get("card"), str)], service=service)
+    return client.post(f"/cds-services/{service}/feedback", json=body)

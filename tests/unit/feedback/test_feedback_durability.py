@@ -10,7 +10,7 @@ import requests
 from werkzeug.serving import make_server
 
 from cds_service.storage import Database
-from feedback_helpers import PV, accepted, feedback_app, overridden, stored
+from feedback_helpers import PV, accepted, feedback_app, issue, overridden, stored
 
 REQUESTS = 20
 ITEMS_PER_REQUEST = 50
@@ -39,6 +39,7 @@ def send_all(url: str, bodies: list[dict]) -> list[int]:
 def test_a_thousand_items_in_twenty_concurrent_requests_are_all_stored_and_retries_add_none(server_url, db):
     bodies = [{"feedback": [overridden(ts=f"2026-12-01T10:{n % 60:02d}:00Z") if n % 2 else accepted()
                             for n in range(ITEMS_PER_REQUEST)]} for _ in range(REQUESTS)]
+    issue(db, [i for b in bodies for i in b["feedback"]])
     url = f"{server_url}/cds-services/{PV}/feedback"
     assert send_all(url, bodies) == [200] * REQUESTS
     rows = stored(db)
@@ -55,6 +56,7 @@ def test_writers_in_two_databases_on_one_file_do_not_lose_items(db_url):
     first.create_all()
     apps = [feedback_app(first).test_client(), feedback_app(second).test_client()]
     bodies = [{"feedback": [overridden() for _ in range(25)]} for _ in range(20)]
+    issue(first, [i for b in bodies for i in b["feedback"]])
 
     def send(n: int) -> int:
         return apps[n % 2].post(f"/cds-services/{PV}/feedback", json=bodies[n]).status_code

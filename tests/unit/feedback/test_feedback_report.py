@@ -6,7 +6,7 @@ import uuid
 from cds_service.feedback import CardLog, feedback_report
 from cds_service.storage import Database
 from support import captured_logs
-from feedback_helpers import PV, SERVICES, accepted, card, overridden
+from feedback_helpers import PV, SERVICES, accepted, card, issue, overridden
 
 
 def table_rows(report: str) -> dict[str, list[str]]:
@@ -21,7 +21,7 @@ def table_rows(report: str) -> dict[str, list[str]]:
 def test_an_empty_database_gives_a_report_saying_so(db_url):
     report = feedback_report(db_url)
     assert "no feedback" in report
-    assert "Total: 0 feedback item(s)" in report
+    assert "Total: 0 card(s) with feedback" in report
 
 
 def test_rates_are_reported_per_logged_card_topic(db, db_url, client):
@@ -40,12 +40,31 @@ def test_rates_are_reported_per_logged_card_topic(db, db_url, client):
     assert rows["anthracycline-her2-cardiotoxicity"][6] == "Benefit outweighs risk (2)"
 
 
-def test_feedback_for_cards_that_were_not_logged_is_reported_per_service(db_url, client):
-    client.post(f"/cds-services/{SERVICES[0]}/feedback", json={"feedback": [accepted(), overridden()]})
-    client.post(f"/cds-services/{SERVICES[2]}/feedback", json={"feedback": [overridden()]})
+def test_cards_logged_without_a_topic_are_reported_per_service(db, db_url, client):
+    items = [accepted(), overridden()]
+    issue(db, items, service=SERVICES[0], topic=None)
+    assert client.post(f"/cds-services/{SERVICES[0]}/feedback", json={"feedback": items}).status_code == 200
     rows = table_rows(feedback_report(db_url))
-    assert rows[f"(topic unknown) service {SERVICES[0]}"][2:6] == ["1", "1", "50%", "50%"]
-    assert rows[f"(topic unknown) service {SERVICES[2]}"][2:6] == ["0", "1", "0%", "100%"]
+    assert rows[f"(topic unknown) service {SERVICES[0]}"][:6] == ["2", "2", "1", "1", "50%", "50%"]
+
+
+def test_the_last_outcome_of_a_card_wins(db, db_url, client):
+    """Accepted at 10:00, overridden at 10:05 (sent first): one card, overridden; not two outcomes."""
+    issued = card("her2-next-regimen", suggestions=1)
+    CardLog(db).record(PV, None, [issued])
+    later = overridden(issued["uuid"], ts="2026-12-01T10:05:00Z", code="patient-preference", display="Patient preference")
+    earlier = accepted(issued["uuid"], suggestions=[issued["suggestions"][0]["uuid"]], ts="2026-12-01T10:00:00Z")
+    for item in (later, earlier):
+        assert client.post(f"/cds-services/{PV}/feedback", json={"feedback": [item]}).status_code == 200
+    assert table_rows(feedback_report(db_url))["her2-next-regimen"][:7] == [
+        "1", "1", "0", "1", "0%", "100%", "Patient preference (1)"]
+
+
+def test_feedback_rows_whose_card_is_not_logged_are_not_counted(db, db_url):
+    """Rows stored before cards were checked (or whose card was purged) do not count."""
+    from cds_service.feedback import FeedbackItem, FeedbackStore
+    FeedbackStore(db).save([FeedbackItem.from_json(PV, None, overridden())])
+    assert "Total: 0 card(s) with feedback" in feedback_report(db_url)
 
 
 def test_issued_cards_without_feedback_show_up_with_no_rate(db, db_url):

@@ -13,7 +13,7 @@ import pytest
 from cds_service.auth import ReplayStore
 from cds_service.feedback import CardLog, feedback_report
 from cds_service.storage import Database, metadata
-from feedback_helpers import PV, accepted, card, feedback_app, overridden, stored
+from feedback_helpers import PV, accepted, card, feedback_app, issue, overridden, stored
 
 PG_URL = os.environ.get("HER2CDS_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="HER2CDS_TEST_POSTGRES_URL not set")
@@ -35,6 +35,7 @@ def test_feedback_is_stored_once_per_item_on_postgresql(pg):
     client = feedback_app(pg).test_client()
     body = {"feedback": [overridden(), accepted(), overridden()]}
     body["feedback"].append(dict(body["feedback"][0]))
+    issue(pg, body["feedback"])
     assert client.post(f"/cds-services/{PV}/feedback", json=body).status_code == 200
     assert client.post(f"/cds-services/{PV}/feedback", json=body).status_code == 200
     assert len(stored(pg)) == 3
@@ -43,6 +44,7 @@ def test_feedback_is_stored_once_per_item_on_postgresql(pg):
 def test_concurrent_batches_are_all_stored_on_postgresql(pg):
     client_for = [feedback_app(pg).test_client() for _ in range(4)]
     bodies = [{"feedback": [overridden() for _ in range(50)]} for _ in range(20)]
+    issue(pg, [i for b in bodies for i in b["feedback"]])
 
     def send(n: int) -> int:
         return client_for[n % 4].post(f"/cds-services/{PV}/feedback", json=bodies[n]).status_code
@@ -73,6 +75,7 @@ def test_long_client_texts_fit_on_postgresql(pg):
     item = overridden(code="c" * 2000, comment="u" * 5000, display="d" * 2000,
                       ts="2026-12-01T10:05:31." + "1" * 60 + "Z")
     item["overrideReason"]["reason"]["system"] = "https://example.org/" + "s" * 2000
+    issue(pg, [item])
     client = feedback_app(pg).test_client()
     assert client.post(f"/cds-services/{PV}/feedback", json={"feedback": [item]}).status_code == 200
     assert len(stored(pg)) == 1
