@@ -16,6 +16,10 @@ import traceback
 from typing import Any
 
 LOGGER_NAME = "her2cds"
+# Every logger of our code: the service's, and the mapping and card packages' (`logging.getLogger(__name__)`),
+# which would otherwise reach stderr as plain text, unscrubbed.
+PACKAGE_LOGGERS = (LOGGER_NAME, "fhir_mappings", "cards")
+MAX_FIELD_CHARS = 400     # any logged string (event, header-derived values) is cut here: no log flooding
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/=]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -26,6 +30,22 @@ def scrub(text: str) -> str:
     return _JWT.sub("[jwt]", _BEARER.sub(r"\1[redacted]", text))
 
 
+def bounded(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """`text` scrubbed and cut to `limit` characters (attacker-supplied header values can be 8 KiB+)."""
+    text = scrub(text)
+    return text if len(text) <= limit else f"{text[:limit]}...[{len(text) - limit} more chars]"
+
+
+def _bounded_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return bounded(value)
+    if isinstance(value, (list, tuple)):
+        return [_bounded_value(v) for v in value[:50]]
+    if isinstance(value, dict):
+        return {bounded(str(k), 100): _bounded_value(v) for k, v in list(value.items())[:50]}
+    return value
+
+
 class JsonLinesFormatter(logging.Formatter):
     """`logger.info("event", extra={...})` -> {"ts", "level", "logger", "event", ...extra} on one line."""
 
@@ -34,32 +54,41 @@ class JsonLinesFormatter(logging.Formatter):
             "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": scrub(record.getMessage()),
+            "event": bounded(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                out[key] = scrub(value) if isinstance(value, str) else value
+                out[key] = _bounded_value(value)
         if record.exc_info:
             out["traceback"] = scrub("".join(traceback.format_exception(*record.exc_info)))
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> logging.Logger:
-    """Attach one JSON-lines handler to the service logger (idempotent: app factories may run many times)."""
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(level.upper())
-    logger.propagate = False
+    """Attach one JSON-lines handler to each of our package loggers (idempotent: app factories may run many
+    times), and to the root logger when nothing else configured it, so library warnings are JSON too."""
     target = stream if stream is not None else sys.stderr
+    for name in PACKAGE_LOGGERS:
+        _attach(logging.getLogger(name), target, level)
+    root = logging.getLogger()
+    if not root.handlers:
+        _attach(root, target, None)
+    return logging.getLogger(LOGGER_NAME)
+
+
+def _attach(logger: logging.Logger, target: Any, level: str | None) -> None:
+    if level is not None:
+        logger.setLevel(level.upper())
+        logger.propagate = False
     for handler in logger.handlers:
         if isinstance(handler.formatter, JsonLinesFormatter) and getattr(handler, "stream", None) is target:
-            return logger
+            return
     for handler in list(logger.handlers):
         if isinstance(handler.formatter, JsonLinesFormatter):
             logger.removeHandler(handler)
     handler = logging.StreamHandler(target)
     handler.setFormatter(JsonLinesFormatter())
     logger.addHandler(handler)
-    return logger
 
 
 def get_logger(name: str = "") -> logging.Logger:

@@ -42,7 +42,7 @@ def check_content_type(content_type: str | None) -> None:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media not in JSON_MEDIA_TYPES:
         raise UnsupportedMediaType(
-            f"Content-Type must be application/json (got {media or 'none'!r})")
+            f"Content-Type must be application/json (got {media[:64] or 'none'!r})")   # header: echo a bounded part
 
 
 def parse_json(raw: bytes) -> Any:

@@ -39,8 +39,8 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
         "graceful_timeout": 10,
         "accesslog": "-",
         # path without the query string (the app's /app/callback?code=...&state=... and /app?patient=...
-        # must not reach the logs) and no referer (it can carry the same)
-        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s',
+        # must not reach the logs), no referer (it can carry the same), no User-Agent (client-supplied, unbounded)
+        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
         "errorlog": "-",
         "loglevel": log_level.lower(),
         "proc_name": "her2-cds",

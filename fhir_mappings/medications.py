@@ -183,7 +183,7 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
                                             f"table; mapped by name {mapping.display!r} to "
                                             f"{', '.join(d.name for d in mapping.drugs)}"))
     if mapping.display_conflict:
-        log.info("%s: code/display conflict: %s", source, mapping.display_conflict)
+        log.info("mapping.display_conflict", extra={"resource_type": rtype})   # no ids or drug names in logs
         unmapped.append(RecordIssue(source, "code/display conflict: " + mapping.display_conflict))
     if start and end and end < start:
         start, end = end, start

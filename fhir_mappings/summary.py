@@ -256,7 +256,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                 if d:
                     surgeries.append(d)
         except Exception as exc:   # noqa: BLE001 - one broken resource must not hide the rest
-            log.debug("resource %s skipped", source, exc_info=True)
+            log.debug("mapping.resource_skipped", extra={"resource_type": rtype, "error": type(exc).__name__})
             skipped.append(RecordIssue(source, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"))
 
     breast.sort(key=lambda b: (b[0] or dt.date.max, b[1]))

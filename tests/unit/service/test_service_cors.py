@@ -84,3 +84,13 @@ def test_configured_origins_are_echoed_and_others_refused(settings_overrides, ev
         "Access-Control-Request-Headers": "authorization,content-type"})
     assert response.headers["Access-Control-Allow-Origin"] == "https://ehr.example.org"
     assert "Access-Control-Allow-Origin" not in preflight(client, f"/cds-services/{PV}").headers
+
+
+def test_no_origin_is_allowed_unless_configured(settings_overrides, evaluate):
+    """The default: a browser page on any origin cannot read the service's answers (the demo and CI set `*`)."""
+    defaults = {k: v for k, v in settings_overrides.items() if k != "cors_origins"}
+    client = create_app(defaults).test_client()
+    for url in URLS:
+        assert "Access-Control-Allow-Origin" not in preflight(client, url).headers
+    answer = client.get("/cds-services", headers={"Origin": ORIGIN})
+    assert answer.status_code == 200 and "Access-Control-Allow-Origin" not in answer.headers

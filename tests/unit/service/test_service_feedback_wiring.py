@@ -25,7 +25,7 @@ class AcceptEverything:
 
 
 def bearer(iss: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + jwt.encode({"iss": iss}, "not-checked-here", algorithm="HS256")}
+    return {"Authorization": "Bearer " + jwt.encode({"iss": iss}, "not-checked-here-by-this-stand-in-authenticator", algorithm="HS256")}
 
 
 def test_feedback_sent_right_after_the_hook_answer_is_accepted(client):
