@@ -11,6 +11,15 @@ from typing import Any, Callable
 from gunicorn.app.base import BaseApplication
 
 
+# The access log as JSON lines like the service's own logs, without User-Agent / Referer (client-supplied,
+# unbounded; a referer can carry the app's query) and without the query string (the app's
+# /app/callback?code=...&state=... and /app?patient=... must not reach the logs); gunicorn escapes
+# double quotes inside the values.
+ACCESS_LOG_FORMAT = ('{"ts": "%(t)s", "level": "info", "logger": "gunicorn.access", "event": "http.access", '
+                     '"remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", "status": "%(s)s", '
+                     '"bytes": "%(B)s", "ms": "%(M)s"}')
+
+
 class EmbeddedGunicorn(BaseApplication):
     """A gunicorn application whose WSGI app comes from a factory, with options from a dict."""
 
@@ -38,9 +47,7 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
         "timeout": timeout,
         "graceful_timeout": 10,
         "accesslog": "-",
-        # path without the query string (the app's /app/callback?code=...&state=... and /app?patient=...
-        # must not reach the logs), no referer (it can carry the same), no User-Agent (client-supplied, unbounded)
-        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
+        "access_log_format": ACCESS_LOG_FORMAT,
         "errorlog": "-",
         "loglevel": log_level.lower(),
         "proc_name": "her2-cds",

@@ -71,3 +71,26 @@ def test_a_huge_content_type_is_not_echoed_in_full(client):
     reply = client.post(f"/cds-services/{PV}", data=b"{}", content_type="text/" + "x" * 5000)
     assert reply.status_code == 415
     assert len(reply.get_json()["issue"][0]["details"]["text"]) < 200
+
+
+def test_the_gunicorn_access_log_is_a_json_line_without_client_headers_or_query():
+    import datetime
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger, SafeAtoms
+
+    from cds_service.serve import gunicorn_options
+
+    config = Config()
+    config.set("access_log_format", gunicorn_options("127.0.0.1", 8080, 1)["access_log_format"])
+    response = SimpleNamespace(status="200 OK", response_length=12, sent=12, headers=[])
+    request = SimpleNamespace(headers=[("USER-AGENT", "evil-agent"), ("REFERER", "https://evil.example")],
+                              method="POST", path='/cds-services/x"y', query="patient=secret", uri="/", version=(1, 1))
+    environ = {"REMOTE_ADDR": "127.0.0.1", "REQUEST_METHOD": "POST", "RAW_URI": '/cds-services/x"y?patient=secret',
+               "PATH_INFO": '/cds-services/x"y', "QUERY_STRING": "patient=secret", "SERVER_PROTOCOL": "HTTP/1.1",
+               "HTTP_USER_AGENT": "evil-agent", "HTTP_REFERER": "https://evil.example"}
+    atoms = Logger(config).atoms(response, request, environ, datetime.timedelta(milliseconds=5))
+    line = json.loads(config.access_log_format % SafeAtoms(atoms))      # as gunicorn's Logger.access formats it
+    assert line["logger"] == "gunicorn.access" and line["status"] == "200" and line["path"] == '/cds-services/x"y'
+    assert "evil" not in json.dumps(line) and "secret" not in json.dumps(line)
