@@ -58,12 +58,14 @@ def call_service(service_id: str) -> Response:
         timings["gather"] = _ms(t0)
         entry["prefetch"] = report.as_log()
         t1 = time.monotonic()
+        record_issues: dict[str, int] = {}
         cards = pipeline.evaluate(service.hook, body["context"], record,
                                   today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings,
-                                  timings=timings,      # adds map / decide / render
+                                  timings=timings, issue_counts=record_issues,      # adds map / decide / render
                                   app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
         timings["evaluate"] = _ms(t1)
-        entry.update(status=200, cards=len(cards), gaps=len(record.gaps), resources=len(record.resources))
+        entry.update(status=200, cards=len(cards), gaps=len(record.gaps), resources=len(record.resources),
+                     record_issues=record_issues)
         if state.card_log is not None:   # written by a background thread: never slows the answer
             state.card_log.record_later(service.id, body["hookInstance"], cards)
         return jsonify({"cards": cards})

@@ -24,7 +24,8 @@ class EvaluateRecorder:
     raises: Exception | None = None
 
     def __call__(self, hook: str, context: dict, record: pipeline.GatheredRecord, *, today: Any,
-                 settings: Any = None, timings: dict | None = None, app_launch_url: Any = None) -> list[dict]:
+                 settings: Any = None, timings: dict | None = None, app_launch_url: Any = None,
+                 issue_counts: dict | None = None) -> list[dict]:
         self.calls.append({"hook": hook, "context": context, "record": record, "today": today})
         if self.raises:
             raise self.raises
