@@ -73,15 +73,36 @@ def _obs_date(obs: dict[str, Any]) -> dt.date | None:
 _RECEPTOR_WORDS = re.compile(r"her-?\s?2|erbb|c-?erb|estrogen|oestrogen|progesterone|\ber\b|\bpr\b", re.I)
 
 
-def _names_receptor(obs: dict[str, Any]) -> bool:
-    """Cheap pre-check: does the code text of an Observation without a known code name HER2/ER/PR?"""
-    code = obs.get("code")
-    return isinstance(code, dict) and bool(_RECEPTOR_WORDS.search(all_text(code))) and bool(text_markers(code))
+def _names_by_text(concept: Any, memo: dict[Any, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """(names HER2/ER/PR, names LVEF) for a code without a known LOINC code.
+
+    Memoised per code - its text, first coding and number of codings (the same lab code under the same
+    name is the same test): a regex over every lab's text would double the mapping time.
+    """
+    try:
+        coding = concept["coding"]
+        first = coding[0]
+        key: Any = (concept.get("text"), first.get("system"), first.get("code"), first.get("display"), len(coding))
+        hit = memo.get(key)
+    except (TypeError, KeyError, IndexError, AttributeError):      # odd shapes: not memoised
+        key = hit = None
+    if hit is not None:
+        return hit
+    receptor = isinstance(concept, dict) and bool(_RECEPTOR_WORDS.search(all_text(concept))) \
+        and bool(text_markers(concept))
+    flags = (receptor, names_lvef(concept))
+    if key is not None:
+        memo[key] = flags
+    return flags
 
 
-def _names_lvef(obs: dict[str, Any]) -> bool:
-    """Does the Observation or one of its components (an echo report panel) name LVEF in its code text?"""
-    return names_lvef(obs.get("code")) or any(names_lvef(as_dict(c).get("code")) for c in as_list(obs.get("component")))
+def _text_relevance(obs: dict[str, Any], memo: dict[Any, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """(receptor by text, LVEF by text) for an Observation and its components (an echo report panel)."""
+    receptor, lvef = _names_by_text(obs.get("code"), memo)
+    if "component" in obs:
+        for c in as_list(obs.get("component")):
+            lvef = lvef or _names_by_text(as_dict(c).get("code"), memo)[1]
+    return receptor, lvef
 
 
 def _receptor_reports(items: list[dict[str, Any]]) -> tuple[dict[str, tuple], list[tuple[dict[str, Any], tuple]]]:
@@ -224,6 +245,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
     exposures: list[Exposure] = []
     surgeries: list[dt.date] = []
     report_context, receptor_reports = _receptor_reports(items)
+    text_memo: dict[Any, tuple[bool, bool]] = {}
 
     for r in items:
         rtype = r["resourceType"]
@@ -231,8 +253,10 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
             codes = _all_codes(r)
             unknown_codes = RELEVANT_OBSERVATION_CODES.isdisjoint(codes)
             hint = unknown_codes and _metastatic_hint(r)
-            by_text = unknown_codes and (as_str(r.get("id")) in report_context or _names_receptor(r))
-            lvef_by_text = unknown_codes and _names_lvef(r)
+            by_text = lvef_by_text = False
+            if unknown_codes:
+                by_text, lvef_by_text = _text_relevance(r, text_memo)
+                by_text = by_text or as_str(r.get("id")) in report_context
             if (not hint and not by_text and not lvef_by_text and unknown_codes) \
                     or as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
                 continue          # labs and vitals no rule reads: one set lookup
