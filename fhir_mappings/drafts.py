@@ -19,6 +19,7 @@ from .draft_timing import planned_period
 from .fhirpath import as_dict, as_list, as_str, ref_type_id
 from .medications import resolve_medication
 from .model import DraftOrder, RecordIssue
+from .terminology import oncology_class_hint
 
 
 def _bundled_medications(draft_orders: Any, known: Mapping[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -99,12 +100,15 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None,
                 mapped = resolve_medication(r, bundled)
                 m = mapped.mapping
                 if not m.drugs:
+                    hint = oncology_class_hint(m)      # short first: cards clip long lines
+                    what = f"probably {hint}, not checked (check by hand)" if hint else \
+                        (m.display or ', '.join(m.unknown_codes) or 'no code')
                     issues.append(RecordIssue(resource_id, (mapped.reference_problem or "drafted medication not in the "
-                                                            "RxNorm/ATC roll-up table") + f": {m.display or ', '.join(m.unknown_codes) or 'no code'}"))
+                                                            "RxNorm/ATC roll-up table") + f": {what}"))
                 elif m.via == "name":
                     why = mapped.reference_problem or f"drafted medication code {', '.join(m.unknown_codes) or '(none)'} unknown"
-                    issues.append(RecordIssue(resource_id, f"{why}; identified by name {m.display!r} as "
-                                                           f"{', '.join(d.name for d in m.drugs)}", info=True))
+                    issues.append(RecordIssue(resource_id, f"identified by name as {', '.join(d.name for d in m.drugs)} "
+                                                           f"({why}): {m.display!r}", info=True))
                 if m.display_conflict:
                     issues.append(RecordIssue(resource_id, "code/display conflict: " + m.display_conflict))
                 start, end = planned_period(r)

@@ -70,7 +70,7 @@ def resolve_medication(resource: dict[str, Any], medications: Mapping[str, dict[
             med = medications.get(tid[1])
     if med is None:
         if reference:
-            problem = f"medication reference {reference!r} not found in the record"
+            problem = f"medication reference {reference!r} not found"
         elif ref_display:
             problem = "medicationReference without a reference"
         else:
@@ -205,8 +205,8 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
         return [], unmapped, []
     if mapping.via == "name":
         why = mapped.reference_problem or f"code {', '.join(mapping.unknown_codes) or '(none)'} not in the roll-up table"
-        unmapped.append(RecordIssue(source, f"{why}; identified by name {mapping.display!r} as "
-                                            f"{', '.join(d.name for d in mapping.drugs)}", info=True))
+        unmapped.append(RecordIssue(source, f"identified by name as {', '.join(d.name for d in mapping.drugs)} "
+                                            f"({why}): {mapping.display!r}", info=True))
     if mapping.display_conflict:
         log.info("%s: code/display conflict: %s", source, mapping.display_conflict)
         unmapped.append(RecordIssue(source, "code/display conflict: " + mapping.display_conflict))

@@ -223,3 +223,28 @@ def map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMappin
     if by_name:
         return MedicationMapping(by_name, "name", display, tuple(unknown))
     return MedicationMapping((), "none", display, tuple(unknown))
+
+
+#: ATC groups (prefix -> class) used only to say what an unidentified medication probably is. Group codes
+#: as in clinical.md §4.2 (L01DB anthracyclines, L01FD HER2 antibodies/ADCs, L01EH HER2 kinase inhibitors,
+#: L01CD taxanes); L01 antineoplastic, L02 endocrine therapy of cancer.
+_ATC_CLASS_HINTS = (("L01DB", "an anthracycline"), ("L01FD", "a HER2-targeted antibody or conjugate"),
+                    ("L01EH", "a HER2 kinase inhibitor"), ("L01CD", "a taxane"), ("L01", "an antineoplastic agent"),
+                    ("L02", "an endocrine cancer therapy"))
+_STEM_HINTS = ((re.compile(r"rubicin\b|anthracycl", re.I), "an anthracycline"), (re.compile(r"taxel\b", re.I), "a taxane"),
+               (re.compile(r"chemotherap|antineoplast|cytotoxic", re.I), "an antineoplastic agent"))
+
+
+def oncology_class_hint(mapping: MedicationMapping) -> str:
+    """What an unidentified medication probably is ("an anthracycline"), from an ATC group code or a USAN
+    stem in its name; "" when nothing says it is an oncology drug. Used to say why a draft matters."""
+    for unknown in mapping.unknown_codes:
+        if unknown.startswith("ATC "):
+            code = unknown[4:].upper()
+            for prefix, hint in _ATC_CLASS_HINTS:
+                if code.startswith(prefix):
+                    return hint
+    for pattern, hint in _STEM_HINTS:
+        if pattern.search(mapping.display or ""):
+            return hint
+    return ""

@@ -116,7 +116,7 @@ def test_unresolved_reference_is_reported_with_its_date_not_dropped():
 def test_unresolved_reference_with_a_display_is_identified_by_name_and_said():
     s = summary(administration("a1", "Medication/missing", display="trastuzumab-dkst (OGIVRI) 420 mg"))
     assert s.therapy.ever_given == {RX_TRASTUZUMAB}
-    assert "not found in the record" in s.notes[0].problem and "identified by name" in s.notes[0].problem
+    assert "not found" in s.notes[0].problem and "identified by name" in s.notes[0].problem
 
 
 # --- drafts -------------------------------------------------------------------------------------------
@@ -151,3 +151,16 @@ def test_unresolvable_draft_is_reported():
     drafts, issues = map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": _draft("d1", "Medication/zz")}]},
                                       None)
     assert drafts[0].unmapped and "Medication/zz" in issues[0].problem and not issues[0].info
+
+
+@pytest.mark.parametrize("concept, hint", [
+    ({"coding": [{"system": "http://www.whocc.no/atc", "code": "L01DB99"}]}, "an anthracycline"),
+    ({"coding": [{"system": "http://www.whocc.no/atc", "code": "L01FD99"}]}, "a HER2-targeted antibody or conjugate"),
+    ({"text": "investigational anthracycline XY-7"}, "an anthracycline"),
+    ({"text": "pixantrone-free valrubicin analogue"}, "an anthracycline"),
+])
+def test_unidentified_draft_of_a_known_oncology_class_says_what_it_probably_is(concept, hint):
+    draft = {"resourceType": "MedicationRequest", "id": "d", "status": "draft", "intent": "order",
+             "medicationCodeableConcept": concept}
+    drafts, issues = map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": draft}]}, None)
+    assert drafts[0].unmapped and f"probably {hint}" in issues[0].problem and "by hand" in issues[0].problem
