@@ -95,7 +95,7 @@ _MARKER_NAMES = (
 )
 _TEXT_MARKER = {
     HER2: re.compile(r"her2_marker|her2_cep17"),
-    ER: re.compile(r"\b(?:er|estrogen|oestrogen|esr1?)\b(?!\s*/)"),
+    ER: re.compile(r"\b(?:er|estrogen|oestrogen|esr1?)\b"),
     PR: re.compile(r"\b(?:pr|pgr|progesterone)\b"),
 }
 _ANY_MARKER = re.compile(r"her2_marker|her2_cep17|ki67_marker|\b(?:er|estrogen|oestrogen|pr|pgr|progesterone)\b")
@@ -114,6 +114,7 @@ _POS_WORDS = re.compile(r"\bpositive\b|\bpos\b|\bover-?\s?expressed\b|\bover-?\s
 _ISH_CONTEXT = re.compile(r"\bfish\b|\bish\b|\bsish\b|\bcish\b|\bddish\b|in\s+situ|her2_cep17|cep17_marker|\bratio\b|amplif|copy|copies")
 _RATIO = re.compile(r"(?:her2_cep17|\bratio)\s*(?:of|is|was|=|:|-)?\s*(?:(>=?|≥|<=?|≤|greater than|more than|less than|"
                     r"above|below)\s*)?(\d+(?:\.\d+)?)")
+_COPIES = re.compile(r"(?:copy\s+number|copies|signals)\D{0,30}?(>=?|≥)?\s*(\d+(?:\.\d+)?)")
 _TEXT_SCORE = re.compile(r"(?<![\d.])([0-3])\s*\+|\b(?:score|ihc)\s*(?:of|is|was|=|:)?\s*([0-3])(?![\d.%])")
 _PERCENT = re.compile(r"(<|less than|>|greater than)?\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?)\s*)?%")
 
@@ -206,6 +207,9 @@ def read_text(text: str, marker: str, method: str = "interpretation", kind: str 
                                                   f"{lt.group(1)} {lt.group(2)}" if lt else bare.group(1)))
         if ratio:
             found.append((ratio[0], ratio[1], True))
+            copies = _COPIES.search(t)
+            if ratio[0] == NEG and copies and float(copies.group(2)) >= 6:
+                return AMBIGUOUS        # ratio < 2.0 with >= 6 copies (ASCO/CAP ISH group 3): needs the IHC work-up
         score = _TEXT_SCORE.search(t)
         if score is None and method == "IHC":
             score = re.fullmatch(r"[\s:]*(?:her2_marker)?[\s:]*(?:ihc)?[\s:]*(?:score)?[\s:]*([0-3])\s*", t)

@@ -27,6 +27,8 @@ NEGATIVE_PHRASES = [
     "HER2 IHC 2+ equivocal. Reflex FISH: no amplification (ratio 1.2)",
     "Negative for HER2 protein overexpression. Positive and negative controls stained appropriately.",
     "ER positive (95%); PR positive (40%); HER2 negative (IHC 1+)",
+    "ER/PR positive, HER2 negative", "HER-2/neu 1+ (negative)", "Negative, score 0",
+    "FISH: not amplified (HER2/CEP17 ratio = 1.06; mean HER2 copy number 1.9)",
 ]
 POSITIVE_PHRASES = [
     "Positive (3+)", "3+", "IHC 3+", "HER2 positive", "HER2-positive", "Amplified", "AMPLIFIED",
@@ -35,7 +37,8 @@ POSITIVE_PHRASES = [
 ]
 EQUIVOCAL_PHRASES = ["2+ (Equivocal)", "Equivocal", "IHC 2+", "Score 2+ (equivocal)", "Indeterminate",
                      "greater than 1.8"]
-AMBIGUOUS_PHRASES = ["HER2 positive but not amplified", "Positive (1+)", "Negative (3+)", "3+, not amplified"]
+AMBIGUOUS_PHRASES = ["HER2 positive but not amplified", "Positive (1+)", "Negative (3+)", "3+, not amplified",
+                     "HER2/CEP17 ratio 1.8; average HER2 copy number 6.3 signals/cell"]
 
 # (code, method) every phrase may arrive under: overall interpretation, IHC, ISH, a local code named HER2
 CODES = [("48676-1", LOINC, ""), ("85319-2", LOINC, ""), ("85318-4", LOINC, ""), ("12345", LOCAL, "HER2 status")]
@@ -106,6 +109,8 @@ def test_unreadable_her2_text_is_reported():
     ("<1%", ER, S.NEGATIVE),
     ("Negative (0%)", PR, S.NEGATIVE),
     ("Weakly positive (5%)", PR, S.POSITIVE),
+    ("ER/PR positive, HER2 negative", ER, S.POSITIVE),
+    ("ER/PR positive, HER2 negative", PR, S.POSITIVE),
 ])
 def test_er_pr_text(text, marker, expected):
     read = read_text(text, marker, "IHC", "presence")
