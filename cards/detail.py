@@ -111,7 +111,7 @@ def _rule_line(rule: Rule) -> str:
 def _issues(summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequence[DraftOrder]) -> list[str]:
     items = [("could not be read", i) for i in summary.skipped]
     items += [("not mapped", i) for i in summary.unmapped]
-    items += [("not available", i) for i in gaps]
+    items += [("not available", i) for i in gaps if not i.info]
     lines = [f"- {text(i.source)} ({kind}): {text(_clip(i.problem, 100))}" for kind, i in items]
     lines += [f"- {text(d.resource_id)} (draft not mapped): {text(d.display or 'unknown medication')}"
               for d in drafts if d.unmapped]
@@ -171,6 +171,10 @@ def _body(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue], dra
     issues = _issues(summary, gaps, drafts)
     if issues:
         out += ["**Missing from or unreadable in the record**", ""] + issues + [""]
+    by_name = list(dict.fromkeys(f"- {text(i.source)}: {text(_clip(i.problem, 100))}"
+                                 for i in [*summary.notes, *(g for g in gaps if g.info)]))
+    if by_name:     # information, not a gap: the drug was read, from its name rather than a known code
+        out += ["**Read from names, not codes**", ""] + by_name[:MAX_ISSUES] + [""]
     return out
 
 

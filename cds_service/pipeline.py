@@ -39,26 +39,36 @@ class Evaluation:
 
 def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
              settings: Settings | None = None, timings: dict[str, float] | None = None,
-             app_launch_url: str | None = None, issues: list[RecordIssue] | None = None) -> list[dict[str, Any]]:
+             app_launch_url: str | None = None, issues: list[RecordIssue] | None = None,
+             issue_counts: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Cards for one hook call: map the gathered resources and drafts, decide, render.
 
     `settings` carries the clinical policy switches (None: defaults). When `timings` is given, the
     milliseconds of each phase (map, decide, render) are added to it for the call's log line.
     `app_launch_url` (absolute) adds the explanation view's `smart` link to every card. When `issues` is
-    given, every piece of bad or unusable data the cards report as a gap is appended to it (gather gaps,
-    unreadable resources, unmapped medications, bad draft orders), so the caller can count and log them.
+    given, every piece of bad or unusable data the cards report is appended to it (gather gaps,
+    unreadable resources, unmapped medications, bad draft orders; `info` ones were read by name), so the
+    caller can count and log them; `issue_counts` gets the same by kind (unreadable, unmapped, drafts_unread,
+    by_name) for the call's log line.
     """
     return explain(hook, context, record, today=today, settings=settings, timings=timings,
-                   app_launch_url=app_launch_url, issues=issues).cards
+                   app_launch_url=app_launch_url, issues=issues, issue_counts=issue_counts).cards
 
 
 def explain(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
             settings: Settings | None = None, timings: dict[str, float] | None = None,
-            app_launch_url: str | None = None, issues: list[RecordIssue] | None = None) -> Evaluation:
+            app_launch_url: str | None = None, issues: list[RecordIssue] | None = None,
+            issue_counts: dict[str, int] | None = None) -> Evaluation:
     """`evaluate`, keeping the summary and the decisions the cards were rendered from."""
     clock = _PhaseClock(timings)
     summary = summarize(record.resources, record.patient_id, today)
-    drafts, draft_issues = map_draft_orders(context.get("draftOrders"), context.get("selections"))
+    medications = {r["id"]: r for r in record.resources
+                   if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
+    drafts, draft_issues = map_draft_orders(context.get("draftOrders"), context.get("selections"), medications)
+    if issue_counts is not None:
+        issue_counts.update(unreadable=len(summary.skipped), unmapped=len(summary.unmapped),
+                            drafts_unread=sum(1 for i in draft_issues if not i.info),
+                            by_name=len(summary.notes) + sum(1 for i in draft_issues if i.info))
     clock.lap("map")
     if issues is not None:
         issues.extend((*record.gaps, *summary.skipped, *summary.unmapped, *draft_issues))

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, codings, extensions, is_icd10,
+from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions, is_icd10,
                        is_snomed, parse_date, ref_id, status_code)
 from .model import ConditionFact, MetastaticSite
 
@@ -136,6 +136,7 @@ class CancerKind:
     other_primary: bool = False
     secondary: MetastaticSite | None = None   # site template (onset/source filled by caller)
     regional_only: bool = False
+    says_metastatic: bool = False             # a breast-cancer code whose name says the disease is metastatic
 
 
 def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
@@ -149,13 +150,28 @@ def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
             c = _icd_norm(code)
             for prefix, site, cns, distant in ICD_SECONDARY:
                 if c.startswith(prefix):
-                    s = MetastaticSite(site, cns, c, system, display or text, when, source)
+                    s = MetastaticSite(site, cns, c, system, clean_display(display or text), when, source)
                     return CancerKind(secondary=s, regional_only=not distant)
     for system, code, display in codings(code_cc):
         if is_snomed(system) and code in SNOMED_SECONDARY:
             site, cns, distant = SNOMED_SECONDARY[code]
-            return CancerKind(secondary=MetastaticSite(site, cns, code, system, display or text, when, source),
+            return CancerKind(secondary=MetastaticSite(site, cns, code, system, clean_display(display or text), when, source),
                               regional_only=not distant)
+    # Codes over text: a specific primary code decides before any word of the name ("Metastatic breast
+    # cancer" coded C50.912 is breast cancer that is metastatic, not a metastasis site).
+    for system, code, _ in codings(code_cc):
+        if is_icd10(system):
+            c = _icd_norm(code)
+            if c.startswith(("C50", "Z85.3")):       # Z85.3: personal history of breast cancer (recurrence charts)
+                return CancerKind(breast=True, says_metastatic=_says_metastatic(text))
+            if c.startswith(("C80", "C76")):         # unspecified site: the body site or the name decides
+                if _breast_site(cond):
+                    return CancerKind(breast=True, says_metastatic=_says_metastatic(text))
+                continue
+            if c.startswith("C") and c[1:3].isdigit() and (int(c[1:3]) <= 75 or 81 <= int(c[1:3]) <= 97):
+                return CancerKind(other_primary=True)
+        elif is_snomed(system) and code in BREAST_SNOMED:
+            return CancerKind(breast=True, says_metastatic=_says_metastatic(text))
     if MCODE_SECONDARY in profiles or (_SECONDARY_WORD.search(text) and _MALIGNANT_WORD.search(text)):
         for pattern, site, cns, distant in _SITE_WORDS:
             if pattern.search(text):
@@ -163,21 +179,13 @@ def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
         else:
             site, cns, distant = "other", False, True
         system, code, _ = next(codings(code_cc), ("", "", ""))
-        return CancerKind(secondary=MetastaticSite(site, cns, code, system, text, when, source), regional_only=not distant)
+        return CancerKind(secondary=MetastaticSite(site, cns, code, system, clean_display(text), when, source),
+                          regional_only=not distant)
     for system, code, _ in codings(code_cc):
-        if is_icd10(system):
-            c = _icd_norm(code)
-            if c.startswith(("C50", "Z85.3")):       # Z85.3: personal history of breast cancer (recurrence charts)
-                return CancerKind(breast=True)
-            if c.startswith("C") and c[1:3].isdigit() and (int(c[1:3]) <= 76 or 80 <= int(c[1:3]) <= 97):
-                if c.startswith(("C80", "C76")) and _breast_site(cond):
-                    return CancerKind(breast=True)
-                return CancerKind(other_primary=True)
-        elif is_snomed(system):
-            if code in BREAST_SNOMED:
-                return CancerKind(breast=True)
-            if code in GENERIC_MALIGNANCY_SNOMED:
-                return CancerKind(breast=True) if _breast_site(cond) else CancerKind(other_primary=True)
+        if is_icd10(system) and _icd_norm(code).startswith(("C80", "C76")):
+            return CancerKind(other_primary=True)
+        if is_snomed(system) and code in GENERIC_MALIGNANCY_SNOMED:
+            return CancerKind(breast=True) if _breast_site(cond) else CancerKind(other_primary=True)
     if _MALIGNANT_WORD.search(text) and not re.search(r"benign|in situ|history of|screening|family", text, re.I):
         if _BREAST_WORD.search(text) or _breast_site(cond):
             return CancerKind(breast=True)
@@ -186,6 +194,15 @@ def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
     elif MCODE_PRIMARY in profiles:
         return CancerKind(breast=True) if _breast_site(cond) else CancerKind(other_primary=True)
     return CancerKind()
+
+
+_NOT_METASTATIC = re.compile(r"non-?\s?metasta|not\s+metasta|no\s+(?:evidence\s+of\s+)?(?:distant\s+)?metasta|"
+                             r"without\s+(?:distant\s+)?metasta|history\s+of|\bm0\b|rule\s+out", re.I)
+
+
+def _says_metastatic(text: str) -> bool:
+    """The name of a breast-cancer Condition says the disease is metastatic ("Metastatic breast cancer")."""
+    return bool(re.search(r"metasta|\bstage\s*(?:iv|4)\b|\bm1\b", text, re.I)) and not _NOT_METASTATIC.search(text)
 
 
 def _breast_site(cond: dict[str, Any]) -> bool:
@@ -280,7 +297,7 @@ def condition_fact(cond: dict[str, Any], source: str) -> ConditionFact | None:
     if not kind or chosen is None:
         return None
     system, code, display = chosen
-    return ConditionFact(kind, code, system, display or all_text(code_cc), onset(cond),
+    return ConditionFact(kind, code, system, clean_display(display or all_text(code_cc)), onset(cond),
                          status_code(cond.get("clinicalStatus")), source)
 
 

@@ -216,3 +216,17 @@ def status_code(concept: Any) -> str:
 
 def source_of(resource: dict[str, Any]) -> str:
     return f"{as_str(resource.get('resourceType')) or '?'}/{as_str(resource.get('id')) or '?'}"
+
+
+_SEMANTIC_TAG = re.compile(r"\s*\((?:disorder|finding|situation|procedure|morphologic abnormality|substance|product|"
+                           r"observable entity|qualifier value|body structure|regime/therapy|clinical drug|"
+                           r"medicinal product(?: form)?|event|record artifact|attribute|navigational concept)\)", re.I)
+
+
+def clean_display(text: str) -> str:
+    """A coded term as a clinician should read it: no SNOMED semantic tags ("(disorder)", "(situation)"),
+    no empty or repeated " ; " parts, no stray separators at either end."""
+    if not isinstance(text, str) or not text:
+        return ""
+    parts = [" ".join(_SEMANTIC_TAG.sub("", p).split()) for p in text.split(";")]
+    return " ; ".join(dict.fromkeys(p for p in parts if p))

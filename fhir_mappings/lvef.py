@@ -17,15 +17,36 @@ LVEF_LOINC = frozenset({"10230-1", "18043-0", "8806-2", "77891-0", "77889-4", "8
 _NUM = re.compile(r"(\d+(?:\.\d+)?)")
 
 
+#: Names of LVEF in echo reports whose components carry local codes only ("LV Ejection Fraction", "LVEF
+#: (Biplane)", "EF Simpson's"): read when no LVEF LOINC code is present. Right-ventricular EF is not LVEF.
+LVEF_TEXT = re.compile(r"\blvef\b|\blv\s*ef\b|\blv\s+ejection\s+fraction|left\s+ventric\w*\s+ejection\s+fraction|"
+                       r"^\s*(?:ef|ejection\s+fraction)\b(?!.*\b(?:rv|right)\b)", re.I)
+
+
 def _lvef_code(concept: Any) -> str:
-    """The LVEF LOINC code of a concept ('' if none); LOINC codes are distinctive, the system is not checked."""
+    """The LVEF LOINC code of a concept ('' if none); LOINC codes are distinctive, the system is not checked.
+
+    Without one, a code whose text names LVEF gives its own code (or "text") - codes first, then words.
+    """
     coding = concept.get("coding") if isinstance(concept, dict) else None
     if isinstance(coding, list):
         for c in coding:
             code = c.get("code") if isinstance(c, dict) else None
             if isinstance(code, str) and code.strip() in LVEF_LOINC:
                 return code.strip()
+    if names_lvef(concept):
+        first = next((c.get("code") for c in coding or [] if isinstance(c, dict) and isinstance(c.get("code"), str)), "")
+        return first.strip() or "text"
     return ""
+
+
+def names_lvef(concept: Any) -> bool:
+    """Does the text of a code (text or any display) name left-ventricular ejection fraction?"""
+    if not isinstance(concept, dict):
+        return False
+    texts = [concept.get("text")] + [c.get("display") for c in concept.get("coding") or [] if isinstance(c, dict)] \
+        if isinstance(concept.get("coding", []), list) else [concept.get("text")]
+    return any(isinstance(t, str) and LVEF_TEXT.search(t) for t in texts)
 
 
 def _value(part: dict[str, Any]) -> float | None:

@@ -5,6 +5,14 @@ except entered-in-error / not-taken / not-done / cancelled / draft records and r
 proposal or plan (those are suggestions, not treatment). Dates come from effective[x]; for requests
 from dosageInstruction timing bounds (boundsPeriod, boundsDuration, count x period), then
 dispenseRequest.validityPeriod, then authoredOn.
+
+Reported history (issue 10): outside records arrive as MedicationStatements, or as requests with
+`reportedBoolean` / `reportedReference`, often with intent `plan`. A plan or proposal whose status is
+`completed`, or a reported one that is `active`, is therapy that happened: its status and dates say so.
+
+The drug is named by `medicationCodeableConcept`, or by `medicationReference` to a contained Medication
+("#id") or one gathered with the record (`Medication/<id>`, absolute URL, `urn:uuid:` fullUrl). A
+reference that resolves nowhere is identified by its display if it has one, and is always reported.
 """
 from __future__ import annotations
 
@@ -14,8 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, codings, extensions, parse_date, period,
-                       ref_type_id, source_of)
+from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions,
+                       parse_date, period, ref_type_id, source_of)
 from .model import Drug, Exposure, RecordIssue
 from .terminology import MedicationMapping, map_codeable_concept
 
@@ -56,11 +64,17 @@ def resolve_medication(resource: dict[str, Any], medications: Mapping[str, dict[
                 med = c
                 break
     elif reference:
-        tid = ref_type_id(reference)
+        med = medications.get(reference)                 # urn:uuid:... (Bundle fullUrl) or an exact key
+        tid = ref_type_id(reference) if med is None else None
         if tid and tid[0] == "Medication":
             med = medications.get(tid[1])
     if med is None:
-        problem = f"medication reference {reference!r} not found" if reference else "no medication given"
+        if reference:
+            problem = f"medication reference {reference!r} not found"
+        elif ref_display:
+            problem = "medicationReference without a reference"
+        else:
+            problem = "no medication given"
         return MappedMedication(map_codeable_concept({}, ref_display), problem)
     mapping = map_codeable_concept(med.get("code") if isinstance(med.get("code"), dict) else {}, ref_display)
     if not mapping.drugs:                     # a Medication with only ingredients (combination / compounded)
@@ -78,6 +92,15 @@ def resolve_medication(resource: dict[str, Any], medications: Mapping[str, dict[
     return MappedMedication(mapping)
 
 
+def _reported(resource: dict[str, Any]) -> bool:
+    return resource.get("reportedBoolean") is True or isinstance(resource.get("reportedReference"), dict)
+
+
+def _happened(request: dict[str, Any], status: str) -> bool:
+    """A plan/proposal request that records therapy given: completed, or reported from elsewhere and active."""
+    return status == "completed" or (_reported(request) and status in ("active", "on-hold", "stopped"))
+
+
 def procedure_intent(resource: dict[str, Any]) -> str | None:
     for ext in extensions(resource, "mcode-procedure-intent"):
         for _, code, _ in codings(ext.get("valueCodeableConcept")):
@@ -92,7 +115,7 @@ def _status_reason(resource: dict[str, Any]) -> tuple[str, bool]:
     concepts = list(as_list(resource.get("statusReason")))
     concepts += [as_dict(e).get("valueCodeableConcept") for e in extensions(resource, "treatment-termination-reason")]
     concepts += list(as_list(resource.get("reasonNotTaken")))
-    text = " ; ".join(t for t in (all_text(c) for c in concepts if isinstance(c, dict)) if t)
+    text = clean_display(" ; ".join(t for t in (all_text(c) for c in concepts if isinstance(c, dict)) if t))
     progressed = any(code in PROGRESSION_CODES for c in concepts for _, code, _ in codings(c)) \
         or bool(_PROGRESSION_TEXT.search(text))
     return text, progressed
@@ -158,7 +181,7 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
         return [], [], []
     if rtype == "MedicationRequest":
         intent = as_str(resource.get("intent")).lower()
-        if intent in NOT_HISTORY_INTENT:
+        if intent in NOT_HISTORY_INTENT and not _happened(resource, status):
             return [], [], []
         if as_dict(resource.get("doNotPerform")) or resource.get("doNotPerform") is True:
             return [], [], []
@@ -175,13 +198,15 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
     if not mapping.drugs:
         what = mapping.display or ", ".join(mapping.unknown_codes) or "no code or name"
         problem = mapped.reference_problem or "medication not in the RxNorm/ATC roll-up table"
+        when = f" ({rtype}, {start.isoformat()})" if start else f" ({rtype}, undated)"
         unmapped.append(RecordIssue(source, f"{problem}: {what}" + (f" ({', '.join(mapping.unknown_codes)})"
-                                                                       if mapping.unknown_codes and mapping.display else "")))
+                                                                       if mapping.unknown_codes and mapping.display else "")
+                                    + (when if mapped.reference_problem else "")))
         return [], unmapped, []
     if mapping.via == "name":
-        unmapped.append(RecordIssue(source, f"code {', '.join(mapping.unknown_codes) or '(none)'} not in the roll-up "
-                                            f"table; mapped by name {mapping.display!r} to "
-                                            f"{', '.join(d.name for d in mapping.drugs)}"))
+        why = mapped.reference_problem or f"code {', '.join(mapping.unknown_codes) or '(none)'} not in the roll-up table"
+        unmapped.append(RecordIssue(source, f"identified by name as {', '.join(d.name for d in mapping.drugs)} "
+                                            f"({why}): {mapping.display!r}", info=True))
     if mapping.display_conflict:
         log.info("mapping.display_conflict", extra={"resource_type": rtype})   # no ids or drug names in logs
         unmapped.append(RecordIssue(source, "code/display conflict: " + mapping.display_conflict))

@@ -240,6 +240,7 @@ class RecordIssue:
 
     source: str                      # "Type/id" or a prefetch key
     problem: str                     # human-readable, no PHI beyond codes/displays
+    info: bool = False               # read, but not the usual way (e.g. a drug identified by name): said, not a gap
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ class PatientSummary:
     progression_dates: tuple[tuple[dt.date, str], ...] = ()  # disease-status Observations of progression (date, source)
     unmapped: tuple[RecordIssue, ...] = ()         # codes we could not map (e.g. unknown medication)
     skipped: tuple[RecordIssue, ...] = ()          # resources that could not be read
+    notes: tuple[RecordIssue, ...] = ()            # read, but say how (e.g. medication identified by name only)
 
     @property
     def hr_status(self) -> ReceptorStatus:

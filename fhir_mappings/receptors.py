@@ -83,6 +83,168 @@ _NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
 _GREATER = re.compile(r"(greater than|more than|above|over|>=?|≥)\s*(\d+(?:\.\d+)?)", re.I)
 _LESS = re.compile(r"(less than|below|under|<=?|≤)\s*(\d+(?:\.\d+)?)", re.I)
 
+# --- free text (valueString, text-only codes, report conclusions) ------------------------------------
+# Words before digits: marker names carry digits ("HER2", "CEP17", "ERBB2") that are neither a score nor
+# a ratio, so they are replaced by tokens before any number is read; negated phrases are read (and
+# removed) before the positive words they contain ("not amplified" contains "amplified").
+_MARKER_NAMES = (
+    (re.compile(r"her2\s*/\s*cep\s*-?\s*17|erbb-?2\s*/\s*cep\s*-?\s*17", re.I), " her2_cep17 "),
+    (re.compile(r"\b(?:c-?erb-?b-?2|erbb-?2|her-?2(?:\s*/\s*neu)?|her\s+2|neu)(?![a-z0-9])", re.I), " her2_marker "),
+    (re.compile(r"\bcep\s*-?\s*17\b|\bchromosome\s*17\b|\bchr\.?\s*17\b|\bd17z1\b", re.I), " cep17_marker "),
+    (re.compile(r"\bki\s*-?\s*67\b", re.I), " ki67_marker "),
+)
+_TEXT_MARKER = {
+    HER2: re.compile(r"her2_marker|her2_cep17"),
+    ER: re.compile(r"\b(?:er|estrogen|oestrogen|esr1?)\b"),
+    PR: re.compile(r"\b(?:pr|pgr|progesterone)\b"),
+}
+_ANY_MARKER = re.compile(r"her2_marker|her2_cep17|ki67_marker|\b(?:er|estrogen|oestrogen|pr|pgr|progesterone)\b")
+_CONTROLS = re.compile(r"\b(?:positive|negative|pos|neg)(?:\s+and\s+(?:positive|negative))?\s+(?:internal\s+|external\s+)?controls?\b")
+_NEG_ISH = re.compile(r"\bnot\s+amplified\b|\bnon-?\s?amplified\b|\bunamplified\b|\bno\s+(?:evidence\s+of\s+)?(?:her2_marker\s+)?(?:gene\s+)?amplification\b|"
+                      r"\bwithout\s+amplification\b|\b(?:gene\s+)?amplification\s*[:\-]?\s*(?:was\s+|is\s+)?(?:not\s+(?:detected|identified|seen|present|observed)|absent|negative|none)\b|"
+                      r"\bnegative\s+for\s+(?:her2_marker\s+)?(?:gene\s+)?amplification\b")
+_NEG_WORDS = re.compile(r"\bnot\s+(?:positive|pos|her2_marker[\s-]*positive)\b|\bnegative\s+for\s+(?:her2_marker\s+)?(?:protein\s+)?over-?\s?expression\b|"
+                        r"\bno\s+(?:her2_marker\s+)?(?:protein\s+)?over-?\s?expression\b|\bnot\s+over-?\s?expressed\b|"
+                        r"\bher2_marker\s*[-:]?\s*(?:ultra-?\s?)?low\b|\b(?:ultra-?\s?)?low\s+her2_marker\b|"
+                        r"\bnegative\b|\bneg\b|\bnot\s+detected\b|\babsent\b|\bno\s+staining\b|\b0\s*%\s+(?:of\s+)?(?:tumou?r\s+)?cells\b")
+_EQV_WORDS = re.compile(r"\bequivocal\b|\bindeterminate\b|\bborderline\b|\binconclusive\b")
+_POS_ISH = re.compile(r"\bamplified\b|\bamplification\s*[:\-]?\s*(?:was\s+|is\s+)?(?:detected|identified|present|seen|observed|positive)\b|"
+                      r"\bpositive\s+for\s+(?:her2_marker\s+)?(?:gene\s+)?amplification\b|\bgene\s+amplification\b")
+_POS_WORDS = re.compile(r"\bpositive\b|\bpos\b|\bover-?\s?expressed\b|\bover-?\s?expression\b")
+_ISH_CONTEXT = re.compile(r"\bfish\b|\bish\b|\bsish\b|\bcish\b|\bddish\b|in\s+situ|her2_cep17|cep17_marker|\bratio\b|amplif|copy|copies")
+_RATIO = re.compile(r"(?:her2_cep17|\bratio)\s*(?:of|is|was|=|:|-)?\s*(?:(>=?|≥|<=?|≤|greater than|more than|less than|"
+                    r"above|below)\s*)?(\d+(?:\.\d+)?)")
+_COPIES = re.compile(r"(?:copy\s+number|copies|signals)\D{0,30}?(>=?|≥)?\s*(\d+(?:\.\d+)?)")
+_TEXT_SCORE = re.compile(r"(?<![\d.])([0-3])\s*\+|\b(?:score|ihc)\s*(?:of|is|was|=|:)?\s*([0-3])(?![\d.%])")
+_PERCENT = re.compile(r"(<|less than|>|greater than)?\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?)\s*)?%")
+
+#: A text read that could not be settled: contradictory words, or nothing recognisable.
+AMBIGUOUS = "ambiguous"
+
+
+def _normalise(text: str) -> str:
+    t = text.lower()
+    for pattern, token in _MARKER_NAMES:
+        t = pattern.sub(token, t)
+    return _CONTROLS.sub(" ", t)
+
+
+def _marker_segments(t: str, marker: str) -> str:
+    """The clauses of a normalised text that speak about `marker` (all of it when no marker is named).
+
+    "ER positive (95%); PR negative; HER2 1+ negative": only "HER2 1+ negative" is read for HER2.
+    """
+    parts = [p for p in re.split(r"[;\n|]|(?<!\d)[.,](?!\d)", t) if p.strip()]
+    named = [p for p in parts if _ANY_MARKER.search(p)]
+    if not named:
+        return t
+    mine = [p for p in parts if _TEXT_MARKER[marker].search(p)]
+    if not mine:
+        return ""
+    # clauses after one naming this marker, up to the next naming another, belong to it too
+    out: list[str] = []
+    current = False
+    for p in parts:
+        if _ANY_MARKER.search(p):
+            current = bool(_TEXT_MARKER[marker].search(p))
+        if current:
+            out.append(p)
+    return " ; ".join(out)
+
+
+def _ratio_status(t: str) -> tuple[ReceptorStatus, str] | None:
+    m = _RATIO.search(t)
+    if not m:
+        return None
+    comparator, value = (m.group(1) or "").strip(), float(m.group(2))
+    if comparator in (">", ">=", "≥", "greater than", "more than", "above"):
+        if value >= ISH_RATIO_POSITIVE:
+            return POS, f"HER2/CEP17 ratio > {value:g}"
+        return EQV, f"HER2/CEP17 ratio > {value:g} (does not establish >= {ISH_RATIO_POSITIVE:g})"
+    if comparator in ("<", "<=", "≤", "less than", "below"):
+        if value <= ISH_RATIO_POSITIVE:
+            return NEG, f"HER2/CEP17 ratio < {value:g}"
+        return EQV, f"HER2/CEP17 ratio < {value:g} (does not establish < {ISH_RATIO_POSITIVE:g})"
+    return (POS if value >= ISH_RATIO_POSITIVE else NEG), f"HER2/CEP17 ratio {value:g}"
+
+
+def read_text(text: str, marker: str, method: str = "interpretation", kind: str = "presence"
+              ) -> tuple[ReceptorStatus, str] | str | None:
+    """Receptor status from free text: (status, detail), `AMBIGUOUS` when the text contradicts itself, or
+    None when it says nothing about the marker.
+
+    Order: marker names out, controls out, then negated phrases (and removed), then equivocal and positive
+    words; then the numbers that are left (HER2 ratio and IHC score, ER/PR percent). Words and numbers
+    that disagree make the text ambiguous - never a guess: a misread HER2 is the worst error here.
+    """
+    t = _marker_segments(_normalise(text), marker)
+    if not t.strip():
+        return None
+    found: list[tuple[ReceptorStatus, str, bool]] = []          # (status, detail, from ISH evidence)
+    rest = t
+    for m in _NEG_ISH.finditer(t):
+        found.append((NEG, "not amplified", True))
+    rest = _NEG_ISH.sub(" ", rest)
+    for m in _NEG_WORDS.finditer(rest):
+        word = m.group(0).strip()
+        found.append((NEG, "HER2-low (not HER2-positive)" if "low" in word else word, False))
+    rest = _NEG_WORDS.sub(" ", rest)
+    if _EQV_WORDS.search(rest):
+        found.append((EQV, "equivocal", False))
+    for m in _POS_ISH.finditer(rest):
+        found.append((POS, "amplified", True))
+    rest = _POS_ISH.sub(" ", rest)
+    if _POS_WORDS.search(rest):
+        found.append((POS, _POS_WORDS.search(rest).group(0), False))
+    ish_context = bool(_ISH_CONTEXT.search(t))
+    if marker == HER2:
+        ratio = _ratio_status(t)
+        if ratio is None and method == "ISH" and kind in ("ratio", "presence"):
+            g, lt = _GREATER.search(t), _LESS.search(t)
+            bare = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*", t)
+            if g or lt or bare:
+                ratio = _ratio_status("ratio " + (f"{g.group(1)} {g.group(2)}" if g else
+                                                  f"{lt.group(1)} {lt.group(2)}" if lt else bare.group(1)))
+        if ratio:
+            found.append((ratio[0], ratio[1], True))
+            copies = _COPIES.search(t)
+            if ratio[0] == NEG and copies and float(copies.group(2)) >= 6:
+                return AMBIGUOUS        # ratio < 2.0 with >= 6 copies (ASCO/CAP ISH group 3): needs the IHC work-up
+        score = _TEXT_SCORE.search(t)
+        if score is None and method == "IHC":
+            score = re.fullmatch(r"[\s:]*(?:her2_marker)?[\s:]*(?:ihc)?[\s:]*(?:score)?[\s:]*([0-3])\s*", t)
+        if score:
+            value = int(next(g for g in score.groups() if g is not None))
+            found.append((_score_status(value), f"IHC {value}+", False))
+    elif kind == "percent" or "%" in t:
+        pct = _PERCENT.search(t)
+        if pct:
+            comparator, value = (pct.group(1) or "").strip(), float(pct.group(2))
+            if comparator in ("<", "less than") and value <= PERCENT_POSITIVE:
+                found.append((NEG, f"{marker} < {value:g}%", False))
+            else:
+                found.append((POS if value >= PERCENT_POSITIVE else NEG, f"{marker} {value:g}%", False))
+    if not found:
+        return None
+    statuses = {st for st, _, _ in found}
+    if statuses == {POS} or statuses == {NEG} or statuses == {EQV}:
+        status = statuses.pop()
+    elif POS in statuses and NEG in statuses:
+        return AMBIGUOUS
+    else:                                       # equivocal with one definitive reading
+        definitive = next(st for st in (POS, NEG) if st in statuses)
+        if any(st == definitive and ish for st, _, ish in found) or (ish_context and marker == HER2):
+            status = definitive                 # IHC 2+ resolved by ISH, as a pathologist writes it
+        else:
+            return AMBIGUOUS
+    details = [d for st, d, _ in found if st == status]
+    scores = [d for d in details if d.startswith(("IHC ", "HER2/CEP17", f"{marker} "))]
+    words = [d for d in details if d in ("not amplified", "amplified")]
+    detail = scores[0] if scores else f"{marker} {words[0]}" if words else f"{marker} {status.value}"
+    if status == NEG and any("HER2-low" in d for d in details):
+        detail = "HER2-low (not HER2-positive)" if not scores else f"{scores[0]}, HER2-low (not HER2-positive)"
+    return status, detail
+
 
 @dataclass(frozen=True)
 class Evidence:
@@ -94,39 +256,8 @@ class Evidence:
     source: str
 
 
-def _word_status(text: str) -> ReceptorStatus | None:
-    t = text.lower()
-    if re.search(r"\b(not amplified|non-?amplified|negative|neg)\b", t):
-        return NEG
-    if re.search(r"\b(equivocal|indeterminate|borderline)\b", t):
-        return EQV
-    if re.search(r"\b(amplified|positive|pos)\b", t):
-        return POS
-    return None
-
-
 def _score_status(score: float) -> ReceptorStatus:
     return POS if score >= 3 else EQV if score >= 2 else NEG
-
-
-def _ratio_from_text(text: str) -> tuple[ReceptorStatus, str] | None:
-    g = _GREATER.search(text)
-    if g:
-        bound = float(g.group(2))
-        if bound >= ISH_RATIO_POSITIVE:
-            return POS, f"HER2/CEP17 ratio > {bound:g}"
-        return EQV, f"HER2/CEP17 ratio > {bound:g} (does not establish >= {ISH_RATIO_POSITIVE:g})"
-    lt = _LESS.search(text)
-    if lt:
-        bound = float(lt.group(2))
-        if bound <= ISH_RATIO_POSITIVE:
-            return NEG, f"HER2/CEP17 ratio < {bound:g}"
-        return EQV, f"HER2/CEP17 ratio < {bound:g} (does not establish < {ISH_RATIO_POSITIVE:g})"
-    n = _NUMBER.search(text)
-    if n:
-        ratio = float(n.group(1))
-        return (POS if ratio >= ISH_RATIO_POSITIVE else NEG), f"HER2/CEP17 ratio {ratio:g}"
-    return None
 
 
 def _read_value(obs: dict[str, Any], marker: str, method: str, kind: str) -> tuple[ReceptorStatus, str] | None:
@@ -146,13 +277,8 @@ def _read_value(obs: dict[str, Any], marker: str, method: str, kind: str) -> tup
                 break
         text = all_text(cc)
         score = _SCORE.search(text) if marker == HER2 and method == "IHC" else None
-        if status is None:                      # code unknown: text, e.g. "3+" or "Positive"
-            if score:
-                status = _score_status(int(score.group(1)))
-            else:
-                status = _word_status(text)
-        if status is None:
-            return None
+        if status is None:                      # code unknown: text, e.g. "3+", "2+ (Equivocal)", "Positive"
+            return read_text(text, marker, method, kind) if text else None
         detail = f"IHC {score.group(1)}+" if score else f"{label} {status.value}"
         return status, detail
     q = obs.get("valueQuantity")
@@ -178,21 +304,9 @@ def _read_value(obs: dict[str, Any], marker: str, method: str, kind: str) -> tup
         return None
     s = obs.get("valueString")
     if isinstance(s, str) and s.strip():
-        if marker == HER2 and method == "ISH":
-            r = _ratio_from_text(s) if (kind == "ratio" or _NUMBER.search(s)) else None
-            if r:
-                return r
-        if marker == HER2 and method == "IHC":
-            score = _SCORE.search(s)
-            if score:
-                return _score_status(int(score.group(1))), f"IHC {score.group(1)}+"
-        if kind == "percent" and _NUMBER.search(s):
-            value = float(_NUMBER.search(s).group(1))
-            return (POS if value >= PERCENT_POSITIVE else NEG), f"{marker} {value:g}%"
-        status = _word_status(s)
-        if status:
-            return status, f"{label} {s.strip()!r}"
-        return None
+        if kind == "percent" and "%" not in s and re.fullmatch(r"\s*[<>]?\s*\d+(?:\.\d+)?\s*", s):
+            s = s.strip() + "%"                 # a bare number under a percent code
+        return read_text(s, marker, method, kind)
     # no value: Observation.interpretation (POS/NEG) as a last resort
     for _, code, _ in codings(obs.get("interpretation")):
         if code in POSITIVE_CODES:
@@ -200,6 +314,15 @@ def _read_value(obs: dict[str, Any], marker: str, method: str, kind: str) -> tup
         if code in NEGATIVE_CODES:
             return NEG, f"{label} interpretation NEG"
     return None
+
+
+def _value_text(part: dict[str, Any]) -> str:
+    """The value of an Observation (or component) as a clinician would read it, for issue messages."""
+    if isinstance(part.get("valueString"), str):
+        return part["valueString"].strip()
+    if isinstance(part.get("valueCodeableConcept"), dict):
+        return all_text(part["valueCodeableConcept"])
+    return ""
 
 
 def _markers_of(code_concept: Any) -> tuple[tuple[tuple[str, str, str], ...], bool, str]:
@@ -216,8 +339,48 @@ def _markers_of(code_concept: Any) -> tuple[tuple[tuple[str, str, str], ...], bo
     return (), False, ""
 
 
-def observation_evidence(obs: dict[str, Any], source: str) -> tuple[list[Evidence], bool, list[RecordIssue]]:
-    """Receptor evidence from one Observation (and its components): (evidence, was-serum-HER2, issues)."""
+_TEXT_HER2 = re.compile(r"\bher-?\s?2\b|\berbb-?2\b|c-?erb-?b-?2|\bher2/neu\b|\bher2neu\b", re.I)
+_TEXT_ER = re.compile(r"\bestrogen\s+receptor|\boestrogen\s+receptor|\ber\s+(?:status|ihc|receptor|result|by|%|percent)|^\s*er\s*$", re.I)
+_TEXT_PR = re.compile(r"\bprogesterone\s+receptor|\bpr\s+(?:status|ihc|receptor|result|by|%|percent)|^\s*pr\s*$", re.I)
+_TEXT_SERUM = re.compile(r"\bserum\b|\bplasma\b|\bblood\b|\bcirculating\b|\bshed\b|\becd\b", re.I)
+_TEXT_ISH = re.compile(r"\bfish\b|\bish\b|\bsish\b|\bcish\b|\bddish\b|in\s+situ|amplif|\bratio\b|cep\s*-?17|copy|copies", re.I)
+_TEXT_IHC = re.compile(r"\bihc\b|immunohisto|immune\s*stain|immunostain|\bscore\b|\bstain", re.I)
+_TEXT_PERCENT = re.compile(r"%|percent|\bcells\b", re.I)
+
+
+def text_markers(concept: Any) -> tuple[tuple[str, str, str], ...]:
+    """(marker, method, kind) named by the text of a code that has no known LOINC code.
+
+    Real feeds send receptor results under local codes ("HER2 IHC", "ER %", "HER2/CEP17 RATIO") next to,
+    or instead of, LOINC. Serum HER2 tests are never tissue status and give nothing here.
+    """
+    text = all_text(concept)
+    if not text or _TEXT_SERUM.search(text):
+        return ()
+    out: list[tuple[str, str, str]] = []
+    if _TEXT_HER2.search(text):
+        if _TEXT_ISH.search(text):
+            kind = "ratio" if re.search(r"ratio|cep\s*-?17", text, re.I) else \
+                "copies" if re.search(r"cop(y|ies)|signals", text, re.I) else "presence"
+            out.append((HER2, "ISH", kind))
+        elif _TEXT_IHC.search(text):
+            out.append((HER2, "IHC", "score"))
+        else:
+            out.append((HER2, "interpretation", "presence"))
+    for marker, pattern in ((ER, _TEXT_ER), (PR, _TEXT_PR)):
+        if pattern.search(text):
+            out.append((marker, "IHC", "percent" if _TEXT_PERCENT.search(text) else "presence"))
+    return tuple(out)
+
+
+def observation_evidence(obs: dict[str, Any], source: str, context: tuple[tuple[str, str, str], ...] = ()
+                         ) -> tuple[list[Evidence], bool, list[RecordIssue]]:
+    """Receptor evidence from one Observation (and its components): (evidence, was-serum-HER2, issues).
+
+    Codes first: a known LOINC code decides the marker. Without one, the code's text names it (local
+    codes), and without that, `context`: the markers of the DiagnosticReport listing this Observation as
+    a result (e.g. a "HER2 FISH" report whose results are coded "Ratio", "Interpretation").
+    """
     found: list[Evidence] = []
     issues: list[RecordIssue] = []
     serum = False
@@ -226,15 +389,25 @@ def observation_evidence(obs: dict[str, Any], source: str) -> tuple[list[Evidenc
     parts = [obs] + [c for c in as_list(obs.get("component")) if isinstance(c, dict)]
     for part in parts:
         markers, is_serum, code = _markers_of(part.get("code"))
+        if not markers and not is_serum:
+            markers = text_markers(part.get("code"))
+            if not markers and part is obs and context and not part.get("component"):
+                markers = _context_markers(part.get("code"), context)
         serum = serum or is_serum
         if code in MISCODED_LOINC:
             issues.append(RecordIssue(source, f"SNOMED code {code} sent under the LOINC system; read as "
                                               f"LOINC {MISCODED_LOINC[code]} (ER+PR receptor stain)"))
         for marker, method, kind in markers:
             read = _read_value(part, marker, method, kind)
+            if read == AMBIGUOUS:
+                issues.append(RecordIssue(source, f"{marker} result text contradicts itself, not used: "
+                                                  f"{_value_text(part)[:160]!r}"))
+                continue
             if read is None:
-                if part is obs and not part.get("component"):
-                    issues.append(RecordIssue(source, f"{marker} result without a readable value"))
+                if part is not obs or not part.get("component"):
+                    shown = _value_text(part)
+                    issues.append(RecordIssue(source, f"{marker} result without a readable value"
+                                                      + (f": {shown[:160]!r}" if shown else "")))
                 continue
             status, detail = read
             if kind == "combined" and status == POS:
@@ -363,3 +536,58 @@ def her2_results(tissue: Iterable[Evidence]) -> tuple[Her2Result, ...]:
         if status in (POS, NEG):
             out.append(Her2Result(status, chosen.date, chosen.detail, chosen.source))
     return tuple(out)
+
+
+def _context_markers(concept: Any, context: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str, str, str], ...]:
+    """A report's markers applied to one of its results, refined by the result's own words (ratio, copies)."""
+    text = all_text(concept).lower()
+    out = []
+    for marker, method, kind in context:
+        if marker == HER2 and re.search(r"ratio", text):
+            out.append((HER2, "ISH", "ratio"))
+        elif marker == HER2 and re.search(r"cop(y|ies)|signals", text):
+            out.append((HER2, "ISH", "copies"))
+        elif marker == HER2 and re.search(r"interpret|result|status|conclusion|summary", text):
+            out.append((HER2, "interpretation", "presence"))
+        else:
+            out.append((marker, method, kind))
+    return tuple(out)
+
+
+def report_markers(report: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """Markers a DiagnosticReport is about, from its code (LOINC or text); () for other reports."""
+    markers, serum, _ = _markers_of(report.get("code"))
+    if serum:
+        return ()
+    return markers or text_markers(report.get("code"))
+
+
+def report_evidence(report: dict[str, Any], source: str, markers: tuple[tuple[str, str, str], ...]
+                    ) -> tuple[list[Evidence], list[RecordIssue]]:
+    """Receptor evidence from a DiagnosticReport's conclusion / conclusionCode text.
+
+    Read for the report's own markers, and for any marker the conclusion names ("ER positive (95%);
+    PR negative; HER2 negative (1+)" in a pathology report's conclusion).
+    """
+    text = " ; ".join(t for t in [as_str(report.get("conclusion"))] +
+                      [all_text(c) for c in as_list(report.get("conclusionCode"))] if t)
+    if not text.strip():
+        return [], []
+    start, _ = choice_dates(report, "effective")
+    date = start or parse_date(report.get("issued"))
+    normalised = _normalise(text)
+    wanted = {m: (method, kind) for m, method, kind in markers}
+    for marker in (HER2, ER, PR):
+        if marker not in wanted and _TEXT_MARKER[marker].search(normalised):
+            wanted[marker] = ("interpretation", "presence")
+    found: list[Evidence] = []
+    issues: list[RecordIssue] = []
+    for marker, (method, kind) in wanted.items():
+        read = read_text(text, marker, method, kind)
+        if read == AMBIGUOUS:
+            issues.append(RecordIssue(source, f"{marker} conclusion text contradicts itself, not used: {text[:160]!r}"))
+        elif read is not None:
+            status, detail = read
+            found.append(Evidence(marker, status, date, "interpretation" if method == "interpretation" else method,
+                                  detail, source))
+    return found, issues

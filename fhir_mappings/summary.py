@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
-from .fhirpath import LOINC, SNOMED, as_dict, as_list, as_str, codings, malformed_dates, ref_type_id, source_of
+from .fhirpath import (LOINC, SNOMED, all_text, as_dict, as_list, as_str, clean_display, codings, malformed_dates,
+                       ref_type_id, source_of)
 from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
                     MetastaticSite, PatientSummary, RecordIssue)
 from .pregnancy import PREGNANCY_STATUS_LOINC, current_pregnancy
-from .lvef import LVEF_LOINC
+from .lvef import LVEF_LOINC, names_lvef
 from .receptors import ER, HER2, LOINC_MARKERS, MISCODED_LOINC, PR, SERUM_HER2, Evidence, condition_evidence, \
-    her2_results, observation_evidence, settle
+    her2_results, observation_evidence, report_evidence, report_markers, settle, text_markers
 from .regimens import build_history
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,57 @@ def _obs_date(obs: dict[str, Any]) -> dt.date | None:
             return parsed
     start, _ = cond_mod.choice_dates(obs, "effective")
     return start or cond_mod.parse_date(obs.get("issued"))
+
+
+_RECEPTOR_WORDS = re.compile(r"her-?\s?2|erbb|c-?erb|estrogen|oestrogen|progesterone|\ber\b|\bpr\b", re.I)
+
+
+def _names_by_text(concept: Any, memo: dict[Any, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """(names HER2/ER/PR, names LVEF) for a code without a known LOINC code.
+
+    Memoised per code - its text, first coding and number of codings (the same lab code under the same
+    name is the same test): a regex over every lab's text would double the mapping time.
+    """
+    try:
+        coding = concept["coding"]
+        first = coding[0]
+        key: Any = (concept.get("text"), first.get("system"), first.get("code"), first.get("display"), len(coding))
+        hit = memo.get(key)
+    except (TypeError, KeyError, IndexError, AttributeError):      # odd shapes: not memoised
+        key = hit = None
+    if hit is not None:
+        return hit
+    receptor = isinstance(concept, dict) and bool(_RECEPTOR_WORDS.search(all_text(concept))) \
+        and bool(text_markers(concept))
+    flags = (receptor, names_lvef(concept))
+    if key is not None:
+        memo[key] = flags
+    return flags
+
+
+def _text_relevance(obs: dict[str, Any], memo: dict[Any, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """(receptor by text, LVEF by text) for an Observation and its components (an echo report panel)."""
+    receptor, lvef = _names_by_text(obs.get("code"), memo)
+    if "component" in obs:
+        for c in as_list(obs.get("component")):
+            lvef = lvef or _names_by_text(as_dict(c).get("code"), memo)[1]
+    return receptor, lvef
+
+
+def _receptor_reports(items: list[dict[str, Any]]) -> tuple[dict[str, tuple], list[tuple[dict[str, Any], tuple]]]:
+    """(Observation id -> markers of the DiagnosticReport listing it, [(report, markers)]) for receptor reports."""
+    context: dict[str, tuple] = {}
+    reports = []
+    for r in items:
+        if r["resourceType"] != "DiagnosticReport" or as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
+            continue
+        markers = report_markers(r)
+        reports.append((r, markers))
+        for result in as_list(r.get("result")):
+            tid = ref_type_id(result)
+            if markers and tid and tid[0] == "Observation":
+                context[tid[1]] = markers
+    return context, reports
 
 
 def _metastatic_hint(obs: dict[str, Any]) -> bool:
@@ -192,13 +245,20 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
     progression: list[tuple[dt.date, str]] = []
     exposures: list[Exposure] = []
     surgeries: list[dt.date] = []
+    report_context, receptor_reports = _receptor_reports(items)
+    text_memo: dict[Any, tuple[bool, bool]] = {}
 
     for r in items:
         rtype = r["resourceType"]
         if rtype == "Observation":
             codes = _all_codes(r)
-            hint = RELEVANT_OBSERVATION_CODES.isdisjoint(codes) and _metastatic_hint(r)
-            if (not hint and RELEVANT_OBSERVATION_CODES.isdisjoint(codes)) \
+            unknown_codes = RELEVANT_OBSERVATION_CODES.isdisjoint(codes)
+            hint = unknown_codes and _metastatic_hint(r)
+            by_text = lvef_by_text = False
+            if unknown_codes:
+                by_text, lvef_by_text = _text_relevance(r, text_memo)
+                by_text = by_text or as_str(r.get("id")) in report_context
+            if (not hint and not by_text and not lvef_by_text and unknown_codes) \
                     or as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
                 continue          # labs and vitals no rule reads: one set lookup
         rid = r.get("id")
@@ -214,8 +274,10 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                     breast.append((cond_mod.onset(r), source, cond_mod.all_text(r.get("code"))))
                     if cond_mod.stage_iv(r):
                         stage_evidence.append((cond_mod.onset(r), "stage IV", source))
+                    elif kind.says_metastatic:
+                        stage_evidence.append((cond_mod.onset(r), "breast cancer Condition named metastatic", source))
                 elif kind.other_primary:
-                    other_primaries.append(cond_mod.all_text(r.get("code")).split(" ; ")[0] or source)
+                    other_primaries.append(clean_display(cond_mod.all_text(r.get("code"))).split(" ; ")[0] or source)
                 elif kind.secondary and not kind.regional_only:
                     secondaries.append((r, kind.secondary))
                 fact = cond_mod.condition_fact(r, source)
@@ -223,13 +285,13 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                     facts.append(fact)
                 status_conditions.extend(condition_evidence(r, source))
             elif rtype == "Observation":
-                if not RECEPTOR_CODES.isdisjoint(codes):
-                    ev, was_serum, issues = observation_evidence(r, source)
+                if not RECEPTOR_CODES.isdisjoint(codes) or by_text:
+                    ev, was_serum, issues = observation_evidence(r, source, report_context.get(as_str(r.get("id")), ()))
                     tissue.extend(ev)
                     if was_serum:
                         serum.append(source)
                     skipped.extend(issues)
-                if not LVEF_LOINC.isdisjoint(codes):
+                if not LVEF_LOINC.isdisjoint(codes) or lvef_by_text:
                     found, issues = lvef_of(r, source, date=_obs_date(r))
                     lvefs.extend(found)
                     skipped.extend(issues)
@@ -255,13 +317,17 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                 d = cond_mod.breast_surgery_date(r)
                 if d:
                     surgeries.append(d)
+            elif rtype == "DiagnosticReport" and as_str(r.get("status")).lower() not in IGNORED_OBSERVATION_STATUS:
+                ev, issues = report_evidence(r, source, report_markers(r))
+                tissue.extend(ev)
+                skipped.extend(issues)
         except Exception as exc:   # noqa: BLE001 - one broken resource must not hide the rest
             log.debug("mapping.resource_skipped", extra={"resource_type": rtype, "error": type(exc).__name__})
             skipped.append(RecordIssue(source, f"could not be read ({type(exc).__name__}: {str(exc)[:120]})"))
 
     breast.sort(key=lambda b: (b[0] or dt.date.max, b[1]))
     bc = BreastCancer(present=bool(breast), onset=min((b[0] for b in breast if b[0]), default=None),
-                      display=breast[0][2].split(" ; ")[0] if breast else "",
+                      display=clean_display(breast[0][2]).split(" ; ")[0] if breast else "",
                       sources=tuple(dict.fromkeys(b[1] for b in breast)),
                       other_primaries=tuple(dict.fromkeys(other_primaries)))
 
@@ -282,6 +348,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
         sources=tuple(dict.fromkeys([s.source for s in sites] + [src for _, _, src in stage_evidence])),
     )
 
+    skipped.extend(_unread_reports(receptor_reports, tissue))
     her2 = settle(HER2, tissue, status_conditions, serum)
     er = settle(ER, tissue, status_conditions, ())
     pr = settle(PR, tissue, status_conditions, ())
@@ -298,7 +365,24 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
         pregnancy=current_pregnancy(items, as_of),
         her2_history=her2_results(tissue),
         progression_dates=tuple(sorted(set(progression))),
-        unmapped=tuple(unmapped), skipped=tuple(skipped))
+        unmapped=tuple(i for i in unmapped if not i.info), skipped=tuple(skipped),
+        notes=tuple(i for i in unmapped if i.info))
+
+
+def _unread_reports(reports: list[tuple[dict[str, Any], tuple]], tissue: list[Evidence]) -> list[RecordIssue]:
+    """A receptor report none of whose results (nor its conclusion) could be read: said, never silent."""
+    issues = []
+    for report, markers in reports:
+        if not markers:
+            continue
+        results = {f"{t[0]}/{t[1]}" for t in (ref_type_id(x) for x in as_list(report.get("result"))) if t}
+        sources = results | {source_of(report)}
+        for marker in dict.fromkeys(m for m, _, _ in markers):
+            if not any(e.marker == marker and e.source in sources for e in tissue):
+                issues.append(RecordIssue(source_of(report), f"{marker} report without a readable result"
+                                          + (f" (results {', '.join(sorted(results))} unreadable or not in the record)"
+                                             if results else " (no results, no conclusion)")))
+    return issues
 
 
 def _other_primary(conditions: Mapping[str, dict[str, Any]], kinds: Mapping[str, cond_mod.CancerKind], cid: str) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
+from .fhirpath import clean_display
 from .model import Drug, RX_TRASTUZUMAB
 
 DATA_FILE = Path(__file__).with_name("data") / "rxnorm_rollup.json"
@@ -66,12 +67,23 @@ class _SynonymGroup:
     phrases: tuple[tuple[tuple[str, ...], tuple[Drug, ...]], ...]   # longest first
 
 
-_WORD_SPLIT = re.compile(r"[^a-z0-9\-/]+")
+_WORD_SPLIT = re.compile(r"[^a-z0-9\-]+")
+_FDA_SUFFIX = re.compile(r"[a-z]{4}")
 
 
 def _words(text: str) -> tuple[str, ...]:
-    # "/" is kept inside words ("pertuzumab/trastuzumab/hyaluronidase") but a spaced " / " is a word too
-    return tuple(w for w in _WORD_SPLIT.split(text.lower()) if w)
+    """Lower-case words; hyphenated words are split and a four-letter FDA suffix part is dropped.
+
+    Why: biosimilar and SC products carry suffixes ("trastuzumab-anns", "trastuzumab and
+    hyaluronidase-oysk", "fam-trastuzumab deruxtecan-nxki") and new ones keep appearing; the suffix
+    never changes the ingredient. Tall-man lettering ("DOXOrubicin"), salt forms ("lapatinib
+    ditosylate") and dose strings ("500 MG") leave the ingredient word intact.
+    """
+    out: list[str] = []
+    for word in _WORD_SPLIT.split(text.lower()):
+        parts = [p for p in word.split("-") if p]
+        out.extend(p for i, p in enumerate(parts) if i == 0 or not _FDA_SUFFIX.fullmatch(p))
+    return tuple(out)
 
 
 _SYNONYMS: tuple[_SynonymGroup, ...] = tuple(
@@ -144,8 +156,11 @@ def _drugs_by_name(text: str) -> tuple[Drug, ...]:
     return tuple(sorted(found.values(), key=lambda d: d.rxnorm))
 
 
+RXNORM_OID = "2.16.840.1.113883.6.88"
+
+
 def is_rxnorm(system: Any) -> bool:
-    return isinstance(system, str) and "rxnorm" in system.lower()
+    return isinstance(system, str) and ("rxnorm" in system.lower() or system.strip().endswith(RXNORM_OID))
 
 
 def is_atc(system: Any) -> bool:
@@ -170,7 +185,7 @@ def map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMappin
     codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
     text = concept.get("text") if isinstance(concept, dict) and isinstance(concept.get("text"), str) else ""
     displays = [c["display"] for c in codings if isinstance(c.get("display"), str)]
-    display = text or (displays[0] if displays else "") or extra_text
+    display = clean_display(text or (displays[0] if displays else "") or extra_text)
 
     rx: dict[str, Drug] = {}
     atc: dict[str, Drug] = {}
@@ -208,3 +223,28 @@ def map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMappin
     if by_name:
         return MedicationMapping(by_name, "name", display, tuple(unknown))
     return MedicationMapping((), "none", display, tuple(unknown))
+
+
+#: ATC groups (prefix -> class) used only to say what an unidentified medication probably is. Group codes
+#: as in clinical.md §4.2 (L01DB anthracyclines, L01FD HER2 antibodies/ADCs, L01EH HER2 kinase inhibitors,
+#: L01CD taxanes); L01 antineoplastic, L02 endocrine therapy of cancer.
+_ATC_CLASS_HINTS = (("L01DB", "an anthracycline"), ("L01FD", "a HER2-targeted antibody or conjugate"),
+                    ("L01EH", "a HER2 kinase inhibitor"), ("L01CD", "a taxane"), ("L01", "an antineoplastic agent"),
+                    ("L02", "an endocrine cancer therapy"))
+_STEM_HINTS = ((re.compile(r"rubicin\b|anthracycl", re.I), "an anthracycline"), (re.compile(r"taxel\b", re.I), "a taxane"),
+               (re.compile(r"chemotherap|antineoplast|cytotoxic", re.I), "an antineoplastic agent"))
+
+
+def oncology_class_hint(mapping: MedicationMapping) -> str:
+    """What an unidentified medication probably is ("an anthracycline"), from an ATC group code or a USAN
+    stem in its name; "" when nothing says it is an oncology drug. Used to say why a draft matters."""
+    for unknown in mapping.unknown_codes:
+        if unknown.startswith("ATC "):
+            code = unknown[4:].upper()
+            for prefix, hint in _ATC_CLASS_HINTS:
+                if code.startswith(prefix):
+                    return hint
+    for pattern, hint in _STEM_HINTS:
+        if pattern.search(mapping.display or ""):
+            return hint
+    return ""

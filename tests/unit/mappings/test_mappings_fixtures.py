@@ -49,7 +49,7 @@ def test_jenny_m_like_has_no_heart_failure_and_nothing_unread():
 def test_brain_metastasis_of_nsclc_is_not_breast_metastasis():
     s = load("nsclc_brain_metastasis.json", "fixture-ln")
     assert not s.breast_cancer.present
-    assert s.breast_cancer.other_primaries == ("Non-small cell lung cancer (disorder)",)
+    assert s.breast_cancer.other_primaries == ("Non-small cell lung cancer",)   # no SNOMED semantic tag
     assert not s.metastatic.metastatic and not s.metastatic.brain
 
 

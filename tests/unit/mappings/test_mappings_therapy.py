@@ -53,8 +53,9 @@ NOT_HISTORY = [
     ("intended statement", ms(TRAS, 100, status="intended")),
     ("draft request", mr(TRAS, 100, status="draft")),
     ("cancelled request", mr(TRAS, 100, status="cancelled")),
-    ("proposal request", mr(TRAS, 100, request_intent="proposal")),
-    ("plan request", mr(TRAS, 100, request_intent="plan")),
+    ("active proposal request", mr(TRAS, 100, request_intent="proposal", status="active")),
+    ("active plan request", mr(TRAS, 100, request_intent="plan", status="active")),
+    ("draft plan request", mr(TRAS, 100, request_intent="plan", status="draft")),
     ("not-done administration", ma(TRAS, 30, status="not-done")),
     ("entered-in-error administration", ma(TRAS, 30, status="entered-in-error")),
 ]
@@ -114,10 +115,11 @@ def test_unknown_code_is_reported_as_unmapped_never_dropped_silently():
     assert s.unmapped[0].source.startswith("MedicationStatement/") and "ondansetron" in s.unmapped[0].problem
 
 
-def test_unknown_code_with_known_name_maps_by_name_and_is_reported():
+def test_unknown_code_with_known_name_maps_by_name_and_is_reported_as_information():
     s = summary(ms("9999999", 100, 50, display="Trastuzumab Injection [KADCYLA]"))
     assert s.therapy.ever_given == {TDM1}
-    assert "mapped by name" in s.unmapped[0].problem
+    assert s.unmapped == ()                       # not missing: read, from the name
+    assert "identified by name" in s.notes[0].problem and s.notes[0].info
 
 
 def test_code_display_conflict_trusts_the_code_and_reports_it():
@@ -287,3 +289,25 @@ def test_trastuzumab_continued_beyond_progression_joins_the_new_line():
     assert [r.line for r in t.regimens] == [1, 2]
     assert t.regimens[1].rxnorm == {CAPE, TRAS} and TRAS in t.regimens[0].rxnorm
     assert t.regimens[0].progressed and t.current_line_ongoing
+
+
+REPORTED_HISTORY = [
+    # (name, resource): outside records and completed plans are therapy that happened (issue 10)
+    ("completed plan request", mr(TRAS, 200, 100, request_intent="plan", status="completed")),
+    ("completed proposal request", mr(TRAS, 200, 100, request_intent="proposal", status="completed")),
+    ("reportedBoolean active plan", mr(TRAS, 200, request_intent="plan", status="active", reportedBoolean=True)),
+    ("reportedReference stopped plan", mr(TRAS, 200, 100, request_intent="plan", status="stopped",
+                                          reportedReference={"reference": "Organization/outside-hospital"})),
+    ("reported order", mr(TRAS, 200, 100, status="completed", reportedBoolean=True)),
+    ("statement from another institution", ms(TRAS, 200, 100, status="completed",
+                                              informationSource={"reference": "Organization/outside-hospital"})),
+]
+
+
+@pytest.mark.parametrize("name, resource", REPORTED_HISTORY, ids=[c[0] for c in REPORTED_HISTORY])
+def test_reported_or_completed_history_counts_as_therapy_given(name, resource):
+    assert summary(resource).therapy.ever_given == {TRAS}
+
+
+def test_reported_plan_not_yet_active_is_not_history():
+    assert summary(mr(TRAS, 200, request_intent="plan", status="draft", reportedBoolean=True)).therapy.ever_given == frozenset()

@@ -25,7 +25,7 @@ class EvaluateRecorder:
 
     def __call__(self, hook: str, context: dict, record: pipeline.GatheredRecord, *, today: Any,
                  settings: Any = None, timings: dict | None = None, app_launch_url: Any = None,
-                 issues: list | None = None) -> list[dict]:
+                 issues: list | None = None, issue_counts: dict | None = None) -> list[dict]:
         self.calls.append({"hook": hook, "context": context, "record": record, "today": today})
         if self.raises:
             raise self.raises

@@ -1,0 +1,98 @@
+"""Records shaped as Epic and Oracle Health publish FHIR R4 (tests/fixtures/ehr_shapes, see its README):
+the facts the mapping reads from them, and the cards the whole pipeline gives (judged like the probe)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from cds_service import pipeline
+from cds_service.demo.relative_dates import load_json
+from fhir_mappings import summarize
+from fhir_mappings.model import ReceptorStatus as S
+from support import REPO, TODAY, bundle_resources
+
+SHAPES = REPO / "tests" / "fixtures" / "ehr_shapes"
+
+
+def _judge():
+    spec = importlib.util.spec_from_file_location("cds_judge", REPO / "tests" / "integration" / "cds_judge.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.judge
+
+
+def load(folder: str) -> tuple[list[dict], dict]:
+    return (bundle_resources(load_json(SHAPES / folder / "bundle.json", TODAY)),
+            load_json(SHAPES / folder / "cases.json", TODAY))
+
+
+def test_epic_shape_facts():
+    resources, cases = load("epic-her2-positive-second-line")
+    s = summarize(resources, cases["patient"], TODAY)
+    assert s.breast_cancer.present and s.metastatic.metastatic and s.metastatic.sites == ()
+    assert s.her2.status == S.POSITIVE and s.her2.method in ("ISH", "interpretation")
+    assert (s.er.status, s.pr.status) == (S.NEGATIVE, S.NEGATIVE)
+    assert s.therapy.ever_given >= {"224905", "72962", "40048"} and s.therapy.metastatic_lines == 1
+    assert s.lvef.latest.value == 58
+    assert s.unmapped == () and s.skipped == ()
+
+
+def test_epic_shape_without_the_medication_resources_reports_each_unread_medication():
+    resources, cases = load("epic-her2-positive-second-line")
+    s = summarize([r for r in resources if r["resourceType"] != "Medication"], cases["patient"], TODAY)
+    # the references carry displays: identified by name and said so; nothing silently dropped
+    assert s.therapy.ever_given >= {"224905", "72962", "40048"}
+    assert {n.source for n in s.notes} == {"MedicationRequest/e1-epic-mr-tras", "MedicationRequest/e1-epic-mr-doce",
+                                          "MedicationRequest/e1-epic-mr-carbo", "MedicationAdministration/e1-epic-ma-tras"}
+
+
+def test_oracle_health_shape_facts():
+    resources, cases = load("oracle-health-her2-negative")
+    s = summarize(resources, cases["patient"], TODAY)
+    assert s.her2.status == S.NEGATIVE and "1.3" in s.her2.detail
+    assert (s.er.status, s.pr.status) == (S.POSITIVE, S.POSITIVE)
+    assert [site.site for site in s.metastatic.sites] == ["bone"]
+    assert "194000" in s.therapy.ever_given          # outside-institution statement counts
+    assert s.metastatic.sites[0].display == "Secondary malignant neoplasm of bone"
+
+
+def _cases():
+    out = []
+    for folder in sorted(p.name for p in SHAPES.iterdir() if p.is_dir()):
+        _, spec = load(folder)
+        out += [pytest.param(folder, case, id=f"{spec['id']}/{case['hook']}/{case['name'][:40]}") for case in spec["cases"]]
+    return out
+
+
+@pytest.mark.parametrize("folder, case", _cases())
+def test_ehr_shaped_record_gives_the_expected_cards(folder, case):
+    resources, spec = load(folder)
+    context = {"userId": "Practitioner/u", "patientId": spec["patient"]}
+    if "draftOrders_bundle" in case:
+        context["draftOrders"] = case["draftOrders_bundle"]
+        context["selections"] = [f"MedicationRequest/{e['resource']['id']}" for e in case["draftOrders_bundle"]["entry"]
+                                 if e["resource"]["resourceType"] == "MedicationRequest"]
+    counts: dict[str, int] = {}
+    cards = pipeline.evaluate(case["hook"], context, pipeline.GatheredRecord(spec["patient"], tuple(resources)),
+                              today=TODAY, issue_counts=counts)
+    assert _judge()(cards, case["expect"]) == [], json.dumps(cards, indent=1)[:3000]
+    assert counts["unreadable"] == 0 and counts["unmapped"] == 0 and counts["drafts_unread"] == 0
+
+
+def test_unread_draft_next_to_a_readable_one_is_said_on_the_cards_and_counted():
+    resources, spec = load("epic-her2-positive-second-line")
+    drafts = [{"resourceType": "MedicationRequest", "id": "d-doxo", "status": "draft", "intent": "order",
+               "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                         "code": "3639"}]}},
+              {"resourceType": "MedicationRequest", "id": "d-unknown", "status": "draft", "intent": "order",
+               "medicationReference": {"reference": "Medication/not-sent", "display": "investigational anthracycline XY-7"}}]
+    counts: dict[str, int] = {}
+    cards = pipeline.evaluate("order-select", {"userId": "Practitioner/u", "patientId": spec["patient"],
+                                               "draftOrders": {"resourceType": "Bundle",
+                                                               "entry": [{"resource": d} for d in drafts]}},
+                              pipeline.GatheredRecord(spec["patient"], tuple(resources)), today=TODAY, issue_counts=counts)
+    assert cards and counts["drafts_unread"] == 1
+    assert all("Medication/not-sent" in c["detail"] and "probably an anthracycline" in c["detail"] for c in cards)
