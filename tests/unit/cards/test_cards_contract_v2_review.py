@@ -1,0 +1,75 @@
+"""Card contract v2, independent review (issue 16): the gaps found against contract/cards.md, one test each,
+table-driven where the rule repeats."""
+from __future__ import annotations
+
+import pytest
+
+from fhir_mappings import model as m
+
+import cards
+from cards.topics import DRAFT_ORDER_TOPICS
+from cards_testkit import THP, ago, card, drafts, hf_fact, pregnant, regimen, site, summary, therapy, topics
+
+K = cards.load_knowledge()
+TDXD, TDM1 = m.RX_TDXD, m.RX_TDM1
+LETROZOLE = "72965"
+
+
+def run(s, hook="patient-view", ds=(), policy=cards.Policy()):
+    return cards.build_cards(s, ds, hook, knowledge=K, policy=policy)
+
+
+def ild_fact(onset_days: int) -> m.ConditionFact:
+    return m.ConditionFact("ild", "J70.4", "http://hl7.org/fhir/sid/icd-10-cm", "Drug-induced interstitial lung disorder",
+                           ago(onset_days), "active", "Condition/p-ild")
+
+
+def on_tdxd_with_ild():
+    return summary(therapy_history=therapy(regimen(THP, ago(600), ago(400)),
+                                           regimen([TDXD], ago(380), None, ongoing=True, progressed=False)),
+                   lvef=[(60, ago(20))], ild=(ild_fact(10),))
+
+
+def pregnant_on_trastuzumab():
+    return summary(pregnancy=pregnant(16), lvef=[(60, ago(20))], therapy_history=therapy(
+        regimen([m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB], ago(300), None, ongoing=True, progressed=False)))
+
+
+# --- "A card that warns about a draft order carries overrideReasons" -----------------------------------------
+# On an order hook a card of a draft-order topic interrupts ordering even when what it warns about is therapy
+# already being given (the probe's DRAFT_WARNING_TOPICS rule).
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("make, drafted, topic", [
+    (on_tdxd_with_ild, (m.RX_CAPECITABINE,), "ild-pneumonitis"),     # ILD while T-DXd is ongoing, unrelated draft
+    (pregnant_on_trastuzumab, (LETROZOLE,), "pregnancy"),             # pregnancy with ongoing trastuzumab
+])
+def test_order_hook_card_about_ongoing_therapy_carries_override_reasons(make, drafted, topic, hook):
+    c = card(run(make(), hook, drafts(*drafted)), topic)
+    assert c["indicator"] in ("warning", "critical")
+    assert c["overrideReasons"] and all(r["display"] for r in c["overrideReasons"])
+
+
+def test_patient_view_cards_carry_no_override_reasons():
+    out = run(on_tdxd_with_ild()) + run(pregnant_on_trastuzumab())
+    assert {"ild-pneumonitis", "pregnancy"} <= {c["source"]["topic"]["code"] for c in out}
+    assert not any("overrideReasons" in c for c in out)
+
+
+ORDER_CASES = [
+    (on_tdxd_with_ild, (m.RX_CAPECITABINE,)),
+    (on_tdxd_with_ild, (TDXD,)),
+    (pregnant_on_trastuzumab, (LETROZOLE,)),
+    (pregnant_on_trastuzumab, (m.RX_PACLITAXEL,)),
+    (lambda: summary(heart_failure=(hf_fact(),), lvef=[(45, ago(20))]), (TDXD, m.RX_DOXORUBICIN)),
+    (lambda: summary(therapy_history=therapy(regimen(THP, ago(400), ago(30)))), (m.RX_CAPECITABINE,)),
+    (lambda: summary(therapy_history=therapy(regimen(THP, ago(400), ago(30)))), (TDM1,)),
+]
+
+
+@pytest.mark.parametrize("make, drafted", ORDER_CASES)
+def test_every_warning_of_a_draft_order_topic_on_order_hooks_has_override_reasons(make, drafted):
+    for hook in ("order-select", "order-sign"):
+        for c in run(make(), hook, drafts(*drafted)):
+            if c["source"]["topic"]["code"] in DRAFT_ORDER_TOPICS and c["indicator"] != "info":
+                assert c.get("overrideReasons"), (hook, c["source"]["topic"]["code"])
