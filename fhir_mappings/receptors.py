@@ -269,9 +269,34 @@ def _episodes(items: list[Evidence]) -> list[list[Evidence]]:
     return episodes
 
 
+def _same_date_clash(results: list[Evidence]) -> list[Evidence]:
+    """The definitive results of the latest date among `results` when they disagree (positive and negative
+    on one date), else []. Results without a date count as one date only when none is dated."""
+    definitive = [e for e in results if e.status in (POS, NEG)]
+    dated = [e for e in definitive if e.date]
+    if dated:
+        last = max(e.date for e in dated)
+        definitive = [e for e in dated if e.date == last]
+    return definitive if len({e.status for e in definitive}) > 1 else []
+
+
+def _clash_reason(clash: list[Evidence]) -> str:
+    return ("HER2 results on the same date disagree (" + "; ".join(f"{e.detail or e.status.value} ({e.source})"
+                                                                  for e in clash) + ")")
+
+
 def _settle_episode(marker: str, ep: list[Evidence]) -> tuple[ReceptorStatus, Evidence, str, bool]:
-    """(status, deciding evidence, reason, internal conflict) for one test episode."""
+    """(status, deciding evidence, reason, internal conflict) for one test episode.
+
+    HER2 (card contract v2, her2-status-unknown): definitive results that disagree on the episode's latest
+    date make the status unknown, never a guess. An overall interpretation is the pathologist's call and
+    settles disagreeing IHC/ISH results; only interpretations that disagree among themselves clash. Results
+    on different dates are settled by date (the later wins; discordance between specimens is a card rule)."""
     interp = [e for e in ep if e.method == "interpretation" and e.status != UNK]
+    if marker == HER2:
+        clash = _same_date_clash(interp or [e for e in ep if e.method in ("IHC", "ISH")])
+        if clash:
+            return UNK, max(clash, key=lambda e: e.source), _clash_reason(clash), True
     if interp:
         chosen = max(interp, key=lambda e: (e.date or dt.date.min))
         others = {e.status for e in ep if e.status in (POS, NEG)} - {chosen.status}
@@ -319,6 +344,15 @@ def settle(marker: str, tissue: Iterable[Evidence], conditions: Iterable[Evidenc
     serum_note = f"; serum HER2 test(s) excluded ({', '.join(serum)}): not tissue status" if serum else ""
     if tissue:
         settled = [(ep, *_settle_episode(marker, ep)) for ep in _episodes(tissue)]
+        decisive = [s for s in settled if s[1] in (POS, NEG) or (s[1] == UNK and s[4])]
+        undated = [e for s in decisive if s[2].date is None for e in s[0]]
+        clash = _same_date_clash(undated) if marker == HER2 and len(decisive) == len(undated) else []
+        if (decisive and decisive[-1][1] == UNK) or clash:
+            ep, _status, chosen, why, _ = decisive[-1]
+            why = _clash_reason(clash) if clash else why
+            return ReceptorResult(UNK, chosen.date, chosen.method, "",
+                                  f"{why} on {_fmt(chosen.date)}: HER2 status cannot be determined" + serum_note, True,
+                                  tuple(dict.fromkeys(e.source for e in (clash or ep))))
         definitive = [s for s in settled if s[1] in (POS, NEG)]
         if definitive:
             ep, status, chosen, why, inner = definitive[-1]
@@ -344,6 +378,12 @@ def settle(marker: str, tissue: Iterable[Evidence], conditions: Iterable[Evidenc
         definitive = [e for e in conditions if e.status in (POS, NEG)]
         if definitive:
             chosen = max(definitive, key=lambda e: (e.date or dt.date.min, e.source))
+            clash = _same_date_clash(definitive) if marker == HER2 else []
+            if clash:
+                return ReceptorResult(UNK, chosen.date, "condition", "",
+                                      f"no tissue result; coded conditions disagree on {_fmt(chosen.date)} "
+                                      f"({', '.join(e.source for e in clash)}): HER2 status cannot be determined"
+                                      + serum_note, True, tuple(dict.fromkeys(e.source for e in clash)))
             disagree = sorted({e.source for e in definitive if e.status != chosen.status})
             reason = f"no tissue result; coded condition {chosen.detail} ({chosen.source})"
             if disagree:

@@ -2,6 +2,8 @@
 table-driven where the rule repeats."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from fhir_mappings import model as m
@@ -73,3 +75,15 @@ def test_every_warning_of_a_draft_order_topic_on_order_hooks_has_override_reason
         for c in run(make(), hook, drafts(*drafted)):
             if c["source"]["topic"]["code"] in DRAFT_ORDER_TOPICS and c["indicator"] != "info":
                 assert c.get("overrideReasons"), (hook, c["source"]["topic"]["code"])
+
+
+# --- her2-status-unknown: "conflicting on the same date" -------------------------------------------------------
+
+def test_her2_results_conflicting_on_one_date_give_her2_status_unknown_and_no_regimen():
+    her2 = m.ReceptorResult(m.ReceptorStatus.UNKNOWN, ago(30), "interpretation", "",
+                            "HER2 results on the same date disagree (HER2 positive (Observation/a); HER2 negative "
+                            "(Observation/b)) on 2026-11-01: HER2 status cannot be determined", True,
+                            ("Observation/a", "Observation/b"))
+    out = run(replace(summary(), her2=her2))
+    assert topics(out) == {"her2-status-unknown": "info"}
+    assert "conflict" in out[0]["detail"] and "Observation/b" in out[0]["detail"]

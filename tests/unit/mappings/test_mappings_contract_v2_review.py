@@ -1,0 +1,76 @@
+"""Card contract v2, independent review (issue 16): mapping gaps found against contract/cards.md."""
+from __future__ import annotations
+
+import pytest
+
+from fhir_mappings.model import ReceptorStatus as S
+from mappings_helpers import ICD10, NEGATIVE, POSITIVE, SNOMED, breast, coded, condition, observation, summary
+
+INTERP, IHC, ISH = "48676-1", "85319-2", "85318-4"
+
+
+def obs(code, days, value, id_):
+    return observation(code, days=days, id=id_, **value)
+
+
+# Contract v2, her2-status-discordant: "Results that disagree on the same date are her2-status-unknown; a later
+# positive after an earlier negative is simply positive" (her2-status-unknown: "conflicting on the same date").
+HER2_DATES = [
+    ("interpretations disagree on one date",
+     [obs(INTERP, 30, POSITIVE, "a"), obs(INTERP, 30, NEGATIVE, "b")], S.UNKNOWN, True),
+    ("IHC 3+ and ISH not amplified on one date",
+     [obs(IHC, 30, {"valueQuantity": {"value": 3}}, "a"), obs(ISH, 30, {"valueString": "not amplified"}, "b")],
+     S.UNKNOWN, True),
+    ("IHC 1+ and ISH amplified on one date",
+     [obs(IHC, 30, {"valueQuantity": {"value": 1}}, "a"), obs(ISH, 30, {"valueString": "greater than 2.2"}, "b")],
+     S.UNKNOWN, True),
+    ("same-date clash on the latest specimen hides an earlier positive",
+     [obs(INTERP, 700, POSITIVE, "old"), obs(INTERP, 30, POSITIVE, "a"), obs(INTERP, 30, NEGATIVE, "b")],
+     S.UNKNOWN, True),
+    ("a later positive after an earlier negative is simply positive",
+     [obs(INTERP, 700, NEGATIVE, "a"), obs(INTERP, 30, POSITIVE, "b")], S.POSITIVE, True),
+    ("a later result on another date settles an earlier same-date clash",
+     [obs(IHC, 50, {"valueQuantity": {"value": 1}}, "a"), obs(ISH, 50, {"valueString": "greater than 2.2"}, "b"),
+      obs(INTERP, 40, POSITIVE, "c")], S.POSITIVE, True),
+    ("IHC 2+ and ISH amplified on one date agree (equivocal resolved)",
+     [obs(IHC, 30, {"valueQuantity": {"value": 2}}, "a"), obs(ISH, 30, {"valueString": "greater than 2.2"}, "b")],
+     S.POSITIVE, False),
+    ("the overall interpretation settles a disagreeing IHC of the same date",
+     [obs(IHC, 30, {"valueQuantity": {"value": 1}}, "a"), obs(INTERP, 30, POSITIVE, "b")], S.POSITIVE, True),
+    ("agreeing results on one date",
+     [obs(IHC, 30, {"valueQuantity": {"value": 3}}, "a"), obs(INTERP, 30, POSITIVE, "b")], S.POSITIVE, False),
+]
+
+
+@pytest.mark.parametrize("name, resources, status, conflict", HER2_DATES, ids=[c[0] for c in HER2_DATES])
+def test_her2_results_by_date(name, resources, status, conflict):
+    her2 = summary(breast(), *resources).her2
+    assert (her2.status, her2.conflict) == (status, conflict)
+
+
+def test_same_date_clash_reason_names_both_results():
+    her2 = summary(breast(), obs(INTERP, 30, POSITIVE, "a"), obs(INTERP, 30, NEGATIVE, "b")).her2
+    assert "same date" in her2.reason and "Observation/a" in her2.reason and "Observation/b" in her2.reason
+    assert set(her2.sources) == {"Observation/a", "Observation/b"}
+
+
+def test_same_date_clash_is_not_a_definitive_result_in_the_her2_history():
+    s = summary(breast(), obs(INTERP, 700, POSITIVE, "old"), obs(INTERP, 30, POSITIVE, "a"),
+                obs(INTERP, 30, NEGATIVE, "b"))
+    assert [h.source for h in s.her2_history] == ["Observation/old"]
+
+
+@pytest.mark.parametrize("resources, status", [
+    ([condition(ICD10, "Z17.31", onset=30), condition(ICD10, "Z17.32", onset=30)], S.UNKNOWN),
+    ([condition(ICD10, "Z17.32", onset=300), condition(ICD10, "Z17.31", onset=30)], S.POSITIVE),
+    ([condition(SNOMED, "427685000", onset=30), condition(ICD10, "Z17.31", onset=30)], S.POSITIVE),
+])
+def test_her2_from_coded_conditions_disagreeing_on_one_date_is_unknown(resources, status):
+    assert summary(breast(), *resources).her2.status == status
+
+
+def test_undated_her2_results_that_disagree_are_unknown():
+    a, b = obs(INTERP, 30, POSITIVE, "a"), obs(INTERP, 30, NEGATIVE, "b")
+    for r in (a, b):
+        del r["effectiveDateTime"]
+    assert summary(breast(), a, b).her2.status == S.UNKNOWN
