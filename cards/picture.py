@@ -34,9 +34,6 @@ def draft_rxnorm(drafts: tuple[DraftOrder, ...]) -> frozenset[str]:
     return frozenset(d.rxnorm for o in drafts for d in o.drugs)
 
 
-# A metastatic-site Condition whose onset is more than this after the line started is documented
-# progression (contract v2); sites found by the staging work-up of the line's first weeks are not.
-PROGRESSION_SITE_GRACE_DAYS = 28
 # A HER2-negative specimen up to this long after a neoadjuvant HER2 regimen ended is the surgical
 # (residual-disease) specimen: HER2 loss there does not count as discordance (contract v2).
 RESIDUAL_SPECIMEN_DAYS = 30
@@ -143,9 +140,10 @@ def documented_progression(summary: PatientSummary, line: Regimen) -> tuple[str,
     if any(e.progressed for e in line.exposures):
         out.append("stop reason of progression / no response on the line's orders")
     if line.start is not None:
-        after = line.start + dt.timedelta(days=PROGRESSION_SITE_GRACE_DAYS)
+        # "recorded after the line started": the site's onset (else its recorded date) is after the line's
+        # first dose; no grace period (a site dated before or on the start day was known when it began).
         out += [f"new metastatic site ({s.site}, {s.source}) on {s.onset.isoformat()}"
-                for s in summary.metastatic.sites if s.onset and s.onset > after]
+                for s in summary.metastatic.sites if s.onset and s.onset > line.start]
         out += [f"disease-status Observation of progression ({src}) on {d.isoformat()}"
                 for d, src in summary.progression_dates if d >= line.start]
     return tuple(out)

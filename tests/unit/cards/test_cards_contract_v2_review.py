@@ -87,3 +87,18 @@ def test_her2_results_conflicting_on_one_date_give_her2_status_unknown_and_no_re
     out = run(replace(summary(), her2=her2))
     assert topics(out) == {"her2-status-unknown": "info"}
     assert "conflict" in out[0]["detail"] and "Observation/b" in out[0]["detail"]
+
+
+# --- documented progression: "a new metastatic-site Condition recorded after the line started" --------------
+
+@pytest.mark.parametrize("site_days, due", [
+    (418, False),     # known before the line started (day 410 before today)
+    (410, False),     # dated the day the line started
+    (409, True),      # the day after: recorded after the line started (no grace period in the contract)
+    (400, True),      # 10 days into the line
+    (15, True),
+])
+def test_a_metastatic_site_recorded_after_the_line_started_is_documented_progression(site_days, due):
+    s = summary(met_date=ago(420), sites=(site("bone", ago(420)), site("liver", ago(site_days))), lvef=[(60, ago(20))],
+                therapy_history=therapy(regimen(THP, ago(410), None, ongoing=True, progressed=False)))
+    assert ("her2-next-regimen" in topics(run(s))) is due
