@@ -339,7 +339,8 @@ def her2_discordant(p: ClinicalPicture, k: Knowledge) -> Decision | None:
     check = k.check("her2-status-discordant")
 
     def result(r) -> str:
-        return f"{r.status.value} ({r.detail}) on {r.date.isoformat() if r.date else 'an unknown date'}, {r.source}"
+        specimen = f", specimen: {r.specimen.rstrip('. ')}" if r.specimen else ", specimen not named in the record"
+        return f"{r.status.value} ({r.detail}) on {r.date.isoformat() if r.date else 'an unknown date'}, {r.source}{specimen}"
 
     bone = any(site.site == "bone" for site in s.metastatic.sites)
     findings = [f"Earlier specimen: HER2 {result(d.earlier)}.",

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .fhirpath import all_text, as_list, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date
+from .fhirpath import all_text, as_dict, as_list, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date
 from .model import Her2Result, ReceptorResult, ReceptorStatus, RecordIssue
 
 POS, NEG, EQV, UNK = ReceptorStatus.POSITIVE, ReceptorStatus.NEGATIVE, ReceptorStatus.EQUIVOCAL, ReceptorStatus.UNKNOWN
@@ -92,6 +92,20 @@ class Evidence:
     method: str
     detail: str
     source: str
+    specimen: str = ""
+
+
+SPECIMEN_TEXT_MAX = 100
+
+
+def specimen_of(obs: dict[str, Any]) -> str:
+    """The specimen as the record names it: Observation.bodySite, else the specimen reference's display,
+    else the first note (pathology reports often say it only there), shortened. Why: the discordance card
+    names both specimens (contract v2) and a decalcified bone specimen reads differently from a liver core."""
+    texts = [all_text(obs.get("bodySite")), as_str(as_dict(obs.get("specimen")).get("display"))]
+    texts += [as_str(as_dict(n).get("text")) for n in as_list(obs.get("note"))[:1]]
+    text = next((t.strip() for t in texts if t and t.strip()), "")
+    return text if len(text) <= SPECIMEN_TEXT_MAX else text[:SPECIMEN_TEXT_MAX - 1].rstrip() + "…"
 
 
 def _word_status(text: str) -> ReceptorStatus | None:
@@ -223,6 +237,7 @@ def observation_evidence(obs: dict[str, Any], source: str) -> tuple[list[Evidenc
     serum = False
     start, _ = choice_dates(obs, "effective")
     date = start or parse_date(obs.get("issued"))
+    specimen = specimen_of(obs)
     parts = [obs] + [c for c in as_list(obs.get("component")) if isinstance(c, dict)]
     for part in parts:
         markers, is_serum, code = _markers_of(part.get("code"))
@@ -241,7 +256,7 @@ def observation_evidence(obs: dict[str, Any], source: str) -> tuple[list[Evidenc
                 if marker == PR:
                     continue                      # HR-positive: cannot say which receptor; recorded on ER
                 detail = "ER/PR combined stain positive (hormone-receptor positive)"
-            found.append(Evidence(marker, status, date, method, detail, source))
+            found.append(Evidence(marker, status, date, method, detail, source, specimen))
     return found, serum, issues
 
 
@@ -401,5 +416,5 @@ def her2_results(tissue: Iterable[Evidence]) -> tuple[Her2Result, ...]:
     for ep in _episodes([e for e in tissue if e.marker == HER2]):
         status, chosen, _why, _inner = _settle_episode(HER2, ep)
         if status in (POS, NEG):
-            out.append(Her2Result(status, chosen.date, chosen.detail, chosen.source))
+            out.append(Her2Result(status, chosen.date, chosen.detail, chosen.source, chosen.specimen))
     return tuple(out)

@@ -102,3 +102,13 @@ def test_a_metastatic_site_recorded_after_the_line_started_is_documented_progres
     s = summary(met_date=ago(420), sites=(site("bone", ago(420)), site("liver", ago(site_days))), lvef=[(60, ago(20))],
                 therapy_history=therapy(regimen(THP, ago(410), None, ongoing=True, progressed=False)))
     assert ("her2-next-regimen" in topics(run(s))) is due
+
+
+# --- her2-status-discordant: "names both results with their dates and specimens" --------------------------------
+
+def test_discordant_card_names_both_specimens():
+    hist = (m.Her2Result(m.ReceptorStatus.POSITIVE, ago(700), "IHC 3+", "Observation/p-her2-primary", "Core biopsy, right breast"),
+            m.Her2Result(m.ReceptorStatus.NEGATIVE, ago(30), "IHC 1+", "Observation/p-her2-liver", ""))
+    detail = card(run(summary(her2=m.ReceptorStatus.NEGATIVE, her2_history=hist)), "her2-status-discordant")["detail"]
+    assert "specimen: Core biopsy, right breast" in detail and "specimen not named in the record" in detail
+    assert ago(700).isoformat() in detail and ago(30).isoformat() in detail

@@ -74,3 +74,17 @@ def test_undated_her2_results_that_disagree_are_unknown():
     for r in (a, b):
         del r["effectiveDateTime"]
     assert summary(breast(), a, b).her2.status == S.UNKNOWN
+
+
+# her2-status-discordant: "the card names both results with their dates and specimens".
+@pytest.mark.parametrize("extra, specimen", [
+    ({"bodySite": {"text": "Liver, segment VI"}}, "Liver, segment VI"),
+    ({"specimen": {"reference": "Specimen/x", "display": "Bone biopsy (decalcified)"}}, "Bone biopsy (decalcified)"),
+    ({"note": [{"text": "Core biopsy of the primary tumour, right breast."}]},
+     "Core biopsy of the primary tumour, right breast."),
+    ({"note": [{"text": "x" * 150}]}, "x" * 99 + "…"),
+    ({}, ""),
+])
+def test_her2_history_names_the_specimen_as_the_record_does(extra, specimen):
+    s = summary(breast(), observation(IHC, days=30, id="a", valueQuantity={"value": 1}, **extra))
+    assert s.her2_history[-1].specimen == specimen
