@@ -83,8 +83,8 @@ def choose(plan: LinePlan, p: ClinicalPicture, policy: Policy) -> tuple[list[Reg
 
 def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> Decision | None:
     """The her2-next-regimen decision, or None when the algorithm does not apply (stay quiet)."""
-    if not p.her2_positive_mbc or p.discordance is not None or p.pregnancy is not None:
-        return None     # HER2 discordant: confirm first; pregnancy: the regimen list does not apply
+    if not p.regimen_list_applies:
+        return None     # HER2 unknown or discordant: confirm first; pregnancy: the regimen list does not apply
     plan = plan_for(p, knowledge)
     eligible, excluded, named = choose(plan, p, policy)
     seed = [r for r in eligible if r.status == "seed"]

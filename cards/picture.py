@@ -73,6 +73,12 @@ class ClinicalPicture:
         return self.summary.pregnancy
 
     @property
+    def regimen_list_applies(self) -> bool:
+        """HER2-positive MBC, not discordant, not pregnant: the only records for which a regimen may be
+        proposed, on the next-regimen card or as a replacement on a safety card (contract v2)."""
+        return self.her2_positive_mbc and self.discordance is None and self.pregnancy is None
+
+    @property
     def any_positive_her2(self) -> bool:
         return self.summary.her2.status == ReceptorStatus.POSITIVE or any(
             h.status == ReceptorStatus.POSITIVE for h in self.summary.her2_history)

@@ -112,3 +112,53 @@ def test_discordant_card_names_both_specimens():
     detail = card(run(summary(her2=m.ReceptorStatus.NEGATIVE, her2_history=hist)), "her2-status-discordant")["detail"]
     assert "specimen: Core biopsy, right breast" in detail and "specimen not named in the record" in detail
     assert ago(700).isoformat() in detail and ago(30).isoformat() in detail
+
+
+# --- no regimen proposed where the regimen list does not apply ------------------------------------------------
+# "It is not issued when HER2 status is unknown or discordant, or during pregnancy": nor may a safety card
+# propose a regimen (a `create` suggestion) for such a record.
+
+def _discordant(**kw):
+    hist = (m.Her2Result(m.ReceptorStatus.POSITIVE, ago(700), "IHC 3+", "Observation/a"),
+            m.Her2Result(m.ReceptorStatus.NEGATIVE, ago(30), "IHC 1+", "Observation/b"))
+    return summary(her2=m.ReceptorStatus.NEGATIVE, her2_history=hist, **kw)
+
+
+AFTER_THP = therapy(regimen(THP, ago(400), ago(30)))
+NO_REGIMEN_RECORDS = {
+    "her2 unknown": lambda **kw: summary(her2=m.ReceptorStatus.UNKNOWN, **kw),
+    "her2 equivocal": lambda **kw: summary(her2=m.ReceptorStatus.EQUIVOCAL, **kw),
+    "her2 discordant": _discordant,
+    "pregnant": lambda **kw: summary(pregnancy=pregnant(20), **kw),
+}
+
+
+def _creates(out) -> list[str]:
+    return [c["source"]["topic"]["code"] for c in out for s in c.get("suggestions", [])
+            for a in s["actions"] if a["type"] == "create"]
+
+
+@pytest.mark.parametrize("record", NO_REGIMEN_RECORDS)
+@pytest.mark.parametrize("plan_at_progression", [False, True])
+def test_no_next_regimen_card_where_the_regimen_list_does_not_apply(record, plan_at_progression):
+    s = NO_REGIMEN_RECORDS[record](therapy_history=AFTER_THP, lvef=[(60, ago(20))])
+    out = run(s, policy=cards.Policy(plan_at_progression_card=plan_at_progression))
+    assert "her2-next-regimen" not in topics(out) and _creates(out) == []
+
+
+@pytest.mark.parametrize("record", NO_REGIMEN_RECORDS)
+@pytest.mark.parametrize("drafted, ild", [((TDM1,), False), ((TDXD,), True), ((m.RX_CAPECITABINE,), False)])
+def test_order_hook_cards_propose_no_regimen_where_the_regimen_list_does_not_apply(record, drafted, ild):
+    s = NO_REGIMEN_RECORDS[record](therapy_history=AFTER_THP, lvef=[(60, ago(20))], ild=ild)
+    assert _creates(run(s, "order-select", drafts(*drafted))) == []
+
+
+def test_tdxd_not_offered_is_not_raised_during_pregnancy():
+    s = summary(therapy_history=AFTER_THP, lvef=[(60, ago(20))], pregnancy=pregnant(20))
+    t = topics(run(s, "order-select", drafts(TDM1)))
+    assert "tdxd-not-offered" not in t and t["pregnancy"] == "critical"
+
+
+def test_ild_card_still_offers_tdm1_for_a_tdxd_draft_where_the_regimen_list_applies():
+    s = summary(therapy_history=AFTER_THP, lvef=[(60, ago(20))], ild=True)
+    assert _creates(run(s, "order-select", drafts(TDXD))) == ["ild-pneumonitis"]
