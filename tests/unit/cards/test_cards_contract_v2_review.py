@@ -10,7 +10,8 @@ from fhir_mappings import model as m
 
 import cards
 from cards.topics import DRAFT_ORDER_TOPICS
-from cards_testkit import THP, ago, card, drafts, hf_fact, pregnant, regimen, site, summary, therapy, topics
+from cards_testkit import (THP, ago, card, drafts, hf_fact, pregnant, recommended_set, regimen, site, summary, therapy,
+                           topics)
 
 K = cards.load_knowledge()
 TDXD, TDM1 = m.RX_TDXD, m.RX_TDM1
@@ -162,3 +163,33 @@ def test_tdxd_not_offered_is_not_raised_during_pregnancy():
 def test_ild_card_still_offers_tdm1_for_a_tdxd_draft_where_the_regimen_list_applies():
     s = summary(therapy_history=AFTER_THP, lvef=[(60, ago(20))], ild=True)
     assert _creates(run(s, "order-select", drafts(TDXD))) == ["ild-pneumonitis"]
+
+
+# --- first-line-restart follows the configured treatment-free-interval policy -------------------------------------
+# Contract: "recurred within 12 months of adjuvant trastuzumab" (the seed / ASCO default). With the NCCN policy
+# selected (6 months, 12 if pertuzumab-containing; clinical reference §5 item 1) the card follows the same
+# threshold as the next-regimen card, so the two never contradict each other.
+
+def relapse_after_adjuvant(tfi: float, with_pertuzumab: bool):
+    rxs = [m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB] if with_pertuzumab else [m.RX_TRASTUZUMAB]
+    end = ago(30 + tfi * 30.44)
+    adj = regimen(rxs, ago(400 + tfi * 30.44), end, setting=m.Setting.ADJUVANT, progressed=False)
+    return summary(met_date=ago(30), lvef=[(60, ago(20))],
+                   therapy_history=therapy(adj, early_end=end, tfi_months=tfi, early_pertuzumab=with_pertuzumab))
+
+
+@pytest.mark.parametrize("policy, tfi, with_pertuzumab, fires", [
+    ("seed-12-months", 8, False, True),
+    ("seed-12-months", 11.5, True, True),
+    ("seed-12-months", 14, False, False),
+    ("nccn-6-or-12-months", 4, False, True),
+    ("nccn-6-or-12-months", 8, False, False),      # beyond 6 months without pertuzumab: first line is right
+    ("nccn-6-or-12-months", 8, True, True),        # pertuzumab-containing: 12 months
+    ("nccn-6-or-12-months", 14, True, False),
+])
+def test_first_line_restart_follows_the_configured_tfi_policy(policy, tfi, with_pertuzumab, fires):
+    s, pol = relapse_after_adjuvant(tfi, with_pertuzumab), cards.Policy(tfi_policy=policy)
+    t = topics(run(s, "order-select", drafts(*THP), policy=pol))
+    assert ("first-line-restart" in t) is fires
+    first_line = set(THP) == set(recommended_set(run(s, policy=pol)))
+    assert first_line is not fires          # the next-regimen card agrees: THP only beyond the threshold
