@@ -431,8 +431,13 @@ def pregnancy(p: ClinicalPicture, drafts: Sequence[DraftOrder], hook: str, k: Kn
                         "plan treatment with obstetrics and specialist oncology (no next-regimen card).")
         what = "HER2+ metastatic disease; regimen list does not apply, plan with obstetrics"
     her2_ab = [e for e in p.summary.therapy.exposures if HER2_ANTIBODY in e.drug.classes]
-    last_ab = max(((e.end or e.start) for e in her2_ab if (e.end or e.start)), default=None)
-    if last_ab and preg.since and 0 <= (preg.since - last_ab).days <= check.param("prior_exposure_days"):
+    # an active order / statement is exposure up to today, not at its start
+    last_ab = max(((p.as_of if e.ongoing else (e.end or e.start)) for e in her2_ab if (e.ongoing or e.end or e.start)),
+                  default=None)
+    if last_ab and preg.since and last_ab >= preg.since:
+        findings.append(f"HER2-antibody exposure during the pregnancy (last on {last_ab.isoformat()}, pregnancy "
+                        f"recorded from {preg.since.isoformat()}): inform obstetric care.")
+    elif last_ab and preg.since and 0 <= (preg.since - last_ab).days <= check.param("prior_exposure_days"):
         findings.append(f"HER2-antibody exposure {(preg.since - last_ab).days} days before the pregnancy onset "
                         "(within the 7 months the labels ask for contraception): inform obstetric care.")
     removable = d_targeted + [d for d in d_chemo if early]

@@ -193,3 +193,23 @@ def test_first_line_restart_follows_the_configured_tfi_policy(policy, tfi, with_
     assert ("first-line-restart" in t) is fires
     first_line = set(THP) == set(recommended_set(run(s, policy=pol)))
     assert first_line is not fires          # the next-regimen card agrees: THP only beyond the threshold
+
+
+# --- pregnancy: "mentions HER2-antibody exposure in the 7 months before conception when the record shows it" ---
+
+@pytest.mark.parametrize("start, end, ongoing, expected", [
+    (300, 150, False, "days before the pregnancy onset"),   # ended 80 days before the onset (10 weeks ago)
+    (300, None, True, "exposure during the pregnancy"),     # an active order runs up to today, not from its start
+    (300, 40, False, "exposure during the pregnancy"),      # last dose after the onset
+    (900, 600, False, None),                                 # more than 7 months before: not mentioned
+])
+def test_pregnancy_card_dates_her2_antibody_exposure_from_the_last_dose(start, end, ongoing, expected):
+    tras = regimen([m.RX_TRASTUZUMAB], ago(start), ago(end) if end else None, ongoing=ongoing, progressed=False,
+                   setting=m.Setting.ADJUVANT if not ongoing else m.Setting.METASTATIC)
+    s = summary(met_date=ago(20), pregnancy=pregnant(10), lvef=[(60, ago(20))], therapy_history=therapy(tras))
+    detail = card(run(s), "pregnancy")["detail"]
+    if expected is None:
+        assert "exposure" not in detail
+    else:
+        assert expected in detail
+        assert not (expected == "exposure during the pregnancy" and "days before the pregnancy onset" in detail)
