@@ -88,3 +88,19 @@ def test_undated_her2_results_that_disagree_are_unknown():
 def test_her2_history_names_the_specimen_as_the_record_does(extra, specimen):
     s = summary(breast(), observation(IHC, days=30, id="a", valueQuantity={"value": 1}, **extra))
     assert s.her2_history[-1].specimen == specimen
+
+
+# pregnancy: "no later delivery, termination, abatement or not-pregnant result".
+@pytest.mark.parametrize("later, current", [
+    (condition(ICD10, "O03.9", "Complete or unspecified spontaneous abortion without complication", onset=20), False),
+    (condition(ICD10, "O04.80", "(Induced) termination of pregnancy with unspecified complications", onset=20), False),
+    (condition(ICD10, "Z33.2", "Encounter for elective termination of pregnancy", onset=20), False),
+    (condition(ICD10, "O07.4", "Failed attempted termination of pregnancy without complication", onset=20), True),
+])
+def test_a_later_termination_ends_the_pregnancy(later, current):
+    s = summary(condition(ICD10, "Z33.1", "Pregnant state, incidental", onset=60), later)
+    assert (s.pregnancy is not None) is current
+
+
+def test_a_termination_code_alone_is_not_a_current_pregnancy():
+    assert summary(condition(ICD10, "O03.9", onset=20)).pregnancy is None
