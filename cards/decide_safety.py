@@ -265,7 +265,7 @@ def lvef(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge) -> Deci
     if fall is not None and fall >= drop.param("drop_points") and zone is None:
         fired.append(drop)
         findings.append(f"LVEF fell {fall:g} points from baseline ({p.lvef_baseline.value:g}% on "
-                        f"{p.lvef_baseline.date.isoformat()}, the last LVEF before the current HER2-directed therapy, "
+                        f"{p.lvef_baseline.date.isoformat()}, {p.lvef_baseline_label}, "
                         f"to {latest.value:g}%).")
         summary = summary or _fmt(drop, drop=f"{fall:g}", baseline=f"{p.lvef_baseline.value:g}", value=f"{latest.value:g}")
     if on_therapy or her2_drafts:

@@ -110,8 +110,7 @@ def lvef_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
                  (ms[-1].source,))]
     base = p.lvef_baseline
     if base is not None and base is not ms[-1]:
-        rows.append(Fact("LVEF (baseline: last before the current HER2-directed therapy)", f"{base.value:g}%",
-                         base.date, (base.source,)))
+        rows.append(Fact(f"LVEF (baseline: {p.lvef_baseline_label})", f"{base.value:g}%", base.date, (base.source,)))
     return tuple(rows)
 
 

@@ -67,6 +67,7 @@ class ClinicalPicture:
     residual_her2_loss: bool = False           # latest HER2-negative result is residual disease after neoadjuvant
     heart_failure: tuple[ConditionFact, ...] = ()   # active heart-failure diagnoses
     lvef_baseline: LvefMeasurement | None = None    # last LVEF before the current HER2-directed therapy began
+    lvef_baseline_label: str = "the last LVEF before the current HER2-directed therapy"   # what the baseline is
 
     @property
     def pregnancy(self) -> PregnancyFact | None:
@@ -190,15 +191,22 @@ def current_her2_start(summary: PatientSummary, lines: tuple[Regimen, ...]) -> d
     return her2_regimens[-1].start
 
 
-def lvef_baseline(summary: PatientSummary, start: dt.date | None) -> LvefMeasurement | None:
+PRE_THERAPY_BASELINE = "the last LVEF before the current HER2-directed therapy"
+EARLIEST_BASELINE = "the earliest LVEF on record: none before the current HER2-directed therapy"
+
+
+def lvef_baseline(summary: PatientSummary, start: dt.date | None) -> tuple[LvefMeasurement | None, str]:
+    """(baseline, what it is). The contract's baseline is the last LVEF before the current HER2-directed
+    therapy began; without one (or without HER2 therapy) the earliest measurement is the reference, and the
+    card says so rather than calling it a pre-treatment value."""
     ms = summary.lvef.measurements
     if not ms:
-        return None
+        return None, PRE_THERAPY_BASELINE
     if start is not None:
         before = [m for m in ms if m.date <= start]
         if before:
-            return before[-1]
-    return ms[0]
+            return before[-1], PRE_THERAPY_BASELINE
+    return ms[0], (EARLIEST_BASELINE if start is not None else "the earliest LVEF on record")
 
 
 def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> ClinicalPicture:
@@ -224,13 +232,14 @@ def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> Cl
                 and (summary.her2.status == ReceptorStatus.POSITIVE or residual))
     heart_failure = tuple(c for c in summary.heart_failure
                           if c.kind == "heart-failure" and c.clinical_status not in ENDED_CLINICAL_STATUS)
+    baseline, baseline_label = lvef_baseline(summary, current_her2_start(summary, lines))
     return ClinicalPicture(
         summary=summary, her2_positive_mbc=her2_mbc, lines=lines, lines_given=lines_given,
         current_line_ongoing=ongoing, tfi_months=tfi, tfi_policy=tfi_policy, tfi_threshold=threshold,
         early_relapse=early, next_line=lines_given + 1 + (1 if early else 0),
         ild=bool(summary.ild), brain=summary.metastatic.brain, progression=progression,
         discordance=discordance, residual_her2_loss=residual, heart_failure=heart_failure,
-        lvef_baseline=lvef_baseline(summary, current_her2_start(summary, lines)))
+        lvef_baseline=baseline, lvef_baseline_label=baseline_label)
 
 
 TRIPLET = frozenset({RX_TUCATINIB, RX_TRASTUZUMAB, RX_CAPECITABINE})

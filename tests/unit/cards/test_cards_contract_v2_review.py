@@ -213,3 +213,21 @@ def test_pregnancy_card_dates_her2_antibody_exposure_from_the_last_dose(start, e
     else:
         assert expected in detail
         assert not (expected == "exposure during the pregnancy" and "days before the pregnancy onset" in detail)
+
+
+# --- LVEF baseline: "the last LVEF before the current HER2-directed therapy began" ------------------------------
+
+@pytest.mark.parametrize("lvef, label", [
+    ([(66, ago(320)), (52, ago(20))], "last LVEF before the current HER2-directed therapy"),
+    ([(66, ago(250)), (52, ago(20))], "earliest LVEF on record: none before the current HER2-directed therapy"),
+])
+def test_lvef_card_says_what_its_baseline_is(lvef, label):
+    s = summary(therapy_history=therapy(regimen(THP, ago(300), None, ongoing=True, progressed=False)), lvef=lvef)
+    c = card(run(s), "lvef-monitoring")
+    assert "fell 14 points" in c["detail"] and label in c["detail"]
+
+
+@pytest.mark.parametrize("value, indicator", [(49, "warning"), (50, "info"), (39, "critical"), (40, "warning")])
+def test_next_regimen_card_cardiac_thresholds(value, indicator):
+    s = summary(lvef=[(value, ago(20))], therapy_history=therapy(regimen(THP, ago(400), ago(30))))
+    assert topics(run(s))["her2-next-regimen"] == indicator
