@@ -9,11 +9,13 @@ import pytest
 from fhir_mappings import model as m
 
 import cards
+from card_scenarios import case_ids, cards_of_case
 from cards.topics import DRAFT_ORDER_TOPICS
 from cards_testkit import (THP, ago, card, drafts, hf_fact, pregnant, recommended_set, regimen, site, summary, therapy,
                            topics)
 
 K = cards.load_knowledge()
+SCENARIO_PARAMS = case_ids() or [pytest.param(None, 0, marks=pytest.mark.skip("no ../shared"))]
 TDXD, TDM1 = m.RX_TDXD, m.RX_TDM1
 LETROZOLE = "72965"
 
@@ -231,3 +233,25 @@ def test_lvef_card_says_what_its_baseline_is(lvef, label):
 def test_next_regimen_card_cardiac_thresholds(value, indicator):
     s = summary(lvef=[(value, ago(20))], therapy_history=therapy(regimen(THP, ago(400), ago(30))))
     assert topics(run(s))["her2-next-regimen"] == indicator
+
+
+# --- "The detail shows the basis: the facts used (HER2/HR status with dates, metastatic sites, ...)" ------------
+# Facts are left out to keep the length budget; the HER2 status, the metastatic sites and the line of therapy
+# never are.
+
+@pytest.mark.parametrize("name,index", SCENARIO_PARAMS)
+def test_scenario_next_regimen_card_keeps_her2_sites_and_line_within_its_budget(name, index):
+    for c in cards_of_case(name, index):
+        if c["source"]["topic"]["code"] != "her2-next-regimen":
+            continue
+        detail = c["detail"]
+        assert len(detail) <= 3000 and "shortened" not in detail
+        for row in ("| HER2 |", "| Metastatic sites |", "| Next line of therapy |"):
+            assert row in detail, row
+
+
+def test_metastatic_sites_are_one_dated_row():
+    s = summary(sites=(site("bone", ago(400)), site("brain", ago(20), cns=True)),
+                therapy_history=therapy(regimen(THP, ago(390), ago(30))), lvef=[(60, ago(20))])
+    detail = card(run(s), "her2-next-regimen")["detail"]
+    assert f"| Metastatic sites | bone {ago(400).isoformat()}; brain (CNS) {ago(20).isoformat()} |" in detail
