@@ -37,7 +37,10 @@ def draft_rxnorm(drafts: tuple[DraftOrder, ...]) -> frozenset[str]:
 # A HER2-negative specimen up to this long after a neoadjuvant HER2 regimen ended is the surgical
 # (residual-disease) specimen: HER2 loss there does not count as discordance (contract v2).
 RESIDUAL_SPECIMEN_DAYS = 30
-ENDED_CLINICAL_STATUS = frozenset({"inactive", "resolved", "remission"})
+# Contract v2, heart-failure: "an active heart-failure diagnosis (not refuted, not entered-in-error, not
+# resolved)": only `resolved` ends it (refuted / entered-in-error are dropped by the mapping). An inactive or
+# remitted heart failure (e.g. compensated on treatment) still matters for cardiotoxic therapy.
+HF_ENDED_CLINICAL_STATUS = frozenset({"resolved"})
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,7 @@ def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> Cl
     her2_mbc = (summary.breast_cancer.present and summary.metastatic.metastatic
                 and (summary.her2.status == ReceptorStatus.POSITIVE or residual))
     heart_failure = tuple(c for c in summary.heart_failure
-                          if c.kind == "heart-failure" and c.clinical_status not in ENDED_CLINICAL_STATUS)
+                          if c.kind == "heart-failure" and c.clinical_status not in HF_ENDED_CLINICAL_STATUS)
     baseline, baseline_label = lvef_baseline(summary, current_her2_start(summary, lines))
     return ClinicalPicture(
         summary=summary, her2_positive_mbc=her2_mbc, lines=lines, lines_given=lines_given,

@@ -255,3 +255,20 @@ def test_metastatic_sites_are_one_dated_row():
                 therapy_history=therapy(regimen(THP, ago(390), ago(30))), lvef=[(60, ago(20))])
     detail = card(run(s), "her2-next-regimen")["detail"]
     assert f"| Metastatic sites | bone {ago(400).isoformat()}; brain (CNS) {ago(20).isoformat()} |" in detail
+
+
+# --- heart-failure: "an active heart-failure diagnosis (not refuted, not entered-in-error, not resolved)" --------
+
+@pytest.mark.parametrize("status, card_expected", [
+    ("active", True), ("recurrence", True), ("inactive", True), ("remission", True), ("", True), ("resolved", False),
+])
+def test_heart_failure_counts_unless_resolved(status, card_expected):
+    s = summary(heart_failure=(hf_fact(status),), lvef=[(55, ago(20))])
+    assert ("heart-failure" in topics(run(s, "order-select", drafts(TDXD)))) is card_expected
+
+
+def test_cardiomyopathy_alone_is_shown_but_is_not_a_heart_failure_diagnosis():
+    cm = m.ConditionFact("cardiomyopathy", "I42.9", "http://hl7.org/fhir/sid/icd-10-cm", "Cardiomyopathy, unspecified",
+                         ago(300), "active", "Condition/p-cm")
+    out = run(summary(heart_failure=(cm,), lvef=[(55, ago(20))]), "order-select", drafts(TDXD))
+    assert "heart-failure" not in topics(out)

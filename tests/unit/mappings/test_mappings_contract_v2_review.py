@@ -104,3 +104,11 @@ def test_a_later_termination_ends_the_pregnancy(later, current):
 
 def test_a_termination_code_alone_is_not_a_current_pregnancy():
     assert summary(condition(ICD10, "O03.9", onset=20)).pregnancy is None
+
+
+# heart-failure: "not refuted, not entered-in-error" (the mapping drops them), "not resolved" (a card rule).
+@pytest.mark.parametrize("verification, kept", [("confirmed", True), ("refuted", False), ("entered-in-error", False),
+                                                ("provisional", True)])
+def test_heart_failure_conditions_kept_unless_refuted_or_entered_in_error(verification, kept):
+    s = summary(condition(ICD10, "I50.22", "Chronic systolic (congestive) heart failure", verification=verification))
+    assert bool(s.heart_failure) is kept
