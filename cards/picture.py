@@ -160,12 +160,19 @@ def documented_progression(summary: PatientSummary, line: Regimen) -> tuple[str,
 
 
 def _residual_after_neoadjuvant(summary: PatientSummary, result: Her2Result) -> bool:
+    """A result dated after a neoadjuvant HER2 regimen began and before the surgical specimen's window closed:
+    up to RESIDUAL_SPECIMEN_DAYS after the last neoadjuvant dose, or up to the start of the adjuvant regimen
+    that follows (the surgery, and so its specimen, lies between the two)."""
     if result.date is None:
         return False
-    for r in summary.therapy.regimens:
+    regimens = summary.therapy.regimens
+    for i, r in enumerate(regimens):
         if r.setting == Setting.NEOADJUVANT and r.classes & HER2_CLASSES and r.start and r.start <= result.date:
             end = r.end or summary.as_of
-            if result.date <= end + dt.timedelta(days=RESIDUAL_SPECIMEN_DAYS):
+            adjuvant = next((x.start for x in regimens[i + 1:] if x.setting == Setting.ADJUVANT and x.start
+                             and x.start >= end), None)
+            limit = max(end + dt.timedelta(days=RESIDUAL_SPECIMEN_DAYS), adjuvant or end)
+            if result.date <= limit:
                 return True
     return False
 

@@ -272,3 +272,24 @@ def test_cardiomyopathy_alone_is_shown_but_is_not_a_heart_failure_diagnosis():
                          ago(300), "active", "Condition/p-cm")
     out = run(summary(heart_failure=(cm,), lvef=[(55, ago(20))]), "order-select", drafts(TDXD))
     assert "heart-failure" not in topics(out)
+
+
+# --- her2-status-discordant: "Residual disease after neoadjuvant HER2-directed therapy does not count" ----------
+
+@pytest.mark.parametrize("specimen_days, adjuvant, discordant", [
+    (240, False, False),    # 10 days after the last neoadjuvant dose: the surgical specimen
+    (215, True, False),     # 35 days after it, before adjuvant trastuzumab began: still the surgical specimen
+    (215, False, True),     # 35 days after it and no adjuvant regimen to bound the surgery: a later specimen
+    (30, True, True),       # a metastatic biopsy long after
+])
+def test_her2_loss_in_the_surgical_specimen_after_neoadjuvant_therapy_is_not_discordance(specimen_days, adjuvant,
+                                                                                          discordant):
+    regimens = [regimen(THP, ago(400), ago(250), setting=m.Setting.NEOADJUVANT, progressed=False)]
+    if adjuvant:
+        regimens.append(regimen([m.RX_TRASTUZUMAB], ago(200), ago(60), setting=m.Setting.ADJUVANT, progressed=False))
+    hist = (m.Her2Result(m.ReceptorStatus.POSITIVE, ago(420), "IHC 3+", "Observation/core"),
+            m.Her2Result(m.ReceptorStatus.NEGATIVE, ago(specimen_days), "IHC 1+", "Observation/later"))
+    s = summary(her2=m.ReceptorStatus.NEGATIVE, her2_history=hist, met_date=ago(20), lvef=[(60, ago(20))],
+                therapy_history=therapy(*regimens))
+    t = topics(run(s))
+    assert ("her2-status-discordant" in t) is discordant and ("her2-next-regimen" in t) is not discordant
