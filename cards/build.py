@@ -1,6 +1,7 @@
 """build_cards: summary + drafts -> decisions -> ordered card dicts (the pipeline's one entry point)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 from cards.decide_regimen import decide_regimen
@@ -10,7 +11,7 @@ from cards.knowledge_base import Knowledge
 from cards.picture import picture
 from cards.policy import Policy
 from cards.render import render_card
-from cards.topics import INDICATOR_RANK, TOPIC_ORDER
+from cards.topics import DRAFT_ORDER_TOPICS, INDICATOR_RANK, ORDER_HOOKS, TOPIC_ORDER
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
 
 REGIMEN_HOOKS = ("patient-view",)   # the next-regimen card is a chart-opening card; order hooks get checks only
@@ -30,6 +31,9 @@ def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, 
     decisions = safety_decisions(p, order_drafts, knowledge, recommended, show_regimen, hook)
     if show_regimen:
         decisions.append(regimen)
+    if hook in ORDER_HOOKS:
+        decisions = [replace(d, about_drafts=True) if d.topic in DRAFT_ORDER_TOPICS and d.indicator != "info" else d
+                     for d in decisions]
     return sorted(decisions, key=lambda d: (-INDICATOR_RANK[d.indicator], TOPIC_ORDER[d.topic]))
 
 

@@ -83,8 +83,8 @@ def choose(plan: LinePlan, p: ClinicalPicture, policy: Policy) -> tuple[list[Reg
 
 def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> Decision | None:
     """The her2-next-regimen decision, or None when the algorithm does not apply (stay quiet)."""
-    if not p.her2_positive_mbc or p.discordance is not None or p.pregnancy is not None:
-        return None     # HER2 discordant: confirm first; pregnancy: the regimen list does not apply
+    if not p.regimen_list_applies:
+        return None     # HER2 unknown or discordant: confirm first; pregnancy: the regimen list does not apply
     plan = plan_for(p, knowledge)
     eligible, excluded, named = choose(plan, p, policy)
     seed = [r for r in eligible if r.status == "seed"]
@@ -102,7 +102,7 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
 
     line = ordinal(p.next_line)
     alternatives = [r for r in ordered[1:]]
-    cardiac, indicator = _cardiac(p)
+    cardiac, indicator = _cardiac(p, knowledge)
     prefix = f"{cardiac}: " if cardiac else ""
     if p.current_line_ongoing:
         summary = f"{prefix}Plan at progression ({line} line, HER2+ MBC): {preferred.name}"
@@ -148,18 +148,19 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
         excluded=tuple(excluded), named_only=tuple(named))
 
 
-def _cardiac(p: ClinicalPicture) -> tuple[str, str]:
+def _cardiac(p: ClinicalPicture, knowledge: Knowledge) -> tuple[str, str]:
     """(the cardiac problem named in the summary, indicator): heart failure or a latest LVEF below 50%
-    raises the card to a warning, below 40% to critical (contract v2)."""
+    raises the card to a warning, below 40% to critical (contract v2; the LVEF checks' thresholds)."""
+    low, very_low = (knowledge.check(c).param("below_percent") for c in ("lvef-below-50", "lvef-below-40"))
     latest = p.summary.lvef.latest
     parts = []
     if p.heart_failure:
         parts.append("Heart failure")
-    if latest is not None and latest.value < 50:
+    if latest is not None and latest.value < low:
         parts.append(f"LVEF {latest.value:g}%")
     if not parts:
         return "", "info"
-    return ", ".join(parts), "critical" if latest is not None and latest.value < 40 else "warning"
+    return ", ".join(parts), "critical" if latest is not None and latest.value < very_low else "warning"
 
 
 def _label_notes(p: ClinicalPicture, regimens: list[RegimenEntry]) -> list[str]:

@@ -265,7 +265,7 @@ def lvef(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge) -> Deci
     if fall is not None and fall >= drop.param("drop_points") and zone is None:
         fired.append(drop)
         findings.append(f"LVEF fell {fall:g} points from baseline ({p.lvef_baseline.value:g}% on "
-                        f"{p.lvef_baseline.date.isoformat()}, the last LVEF before the current HER2-directed therapy, "
+                        f"{p.lvef_baseline.date.isoformat()}, {p.lvef_baseline_label}, "
                         f"to {latest.value:g}%).")
         summary = summary or _fmt(drop, drop=f"{fall:g}", baseline=f"{p.lvef_baseline.value:g}", value=f"{latest.value:g}")
     if on_therapy or her2_drafts:
@@ -339,7 +339,8 @@ def her2_discordant(p: ClinicalPicture, k: Knowledge) -> Decision | None:
     check = k.check("her2-status-discordant")
 
     def result(r) -> str:
-        return f"{r.status.value} ({r.detail}) on {r.date.isoformat() if r.date else 'an unknown date'}, {r.source}"
+        specimen = f", specimen: {r.specimen.rstrip('. ')}" if r.specimen else ", specimen not named in the record"
+        return f"{r.status.value} ({r.detail}) on {r.date.isoformat() if r.date else 'an unknown date'}, {r.source}{specimen}"
 
     bone = any(site.site == "bone" for site in s.metastatic.sites)
     findings = [f"Earlier specimen: HER2 {result(d.earlier)}.",
@@ -430,8 +431,13 @@ def pregnancy(p: ClinicalPicture, drafts: Sequence[DraftOrder], hook: str, k: Kn
                         "plan treatment with obstetrics and specialist oncology (no next-regimen card).")
         what = "HER2+ metastatic disease; regimen list does not apply, plan with obstetrics"
     her2_ab = [e for e in p.summary.therapy.exposures if HER2_ANTIBODY in e.drug.classes]
-    last_ab = max(((e.end or e.start) for e in her2_ab if (e.end or e.start)), default=None)
-    if last_ab and preg.since and 0 <= (preg.since - last_ab).days <= check.param("prior_exposure_days"):
+    # an active order / statement is exposure up to today, not at its start
+    last_ab = max(((p.as_of if e.ongoing else (e.end or e.start)) for e in her2_ab if (e.ongoing or e.end or e.start)),
+                  default=None)
+    if last_ab and preg.since and last_ab >= preg.since:
+        findings.append(f"HER2-antibody exposure during the pregnancy (last on {last_ab.isoformat()}, pregnancy "
+                        f"recorded from {preg.since.isoformat()}): inform obstetric care.")
+    elif last_ab and preg.since and 0 <= (preg.since - last_ab).days <= check.param("prior_exposure_days"):
         findings.append(f"HER2-antibody exposure {(preg.since - last_ab).days} days before the pregnancy onset "
                         "(within the 7 months the labels ask for contraception): inform obstetric care.")
     removable = d_targeted + [d for d in d_chemo if early]
@@ -443,14 +449,18 @@ def pregnancy(p: ClinicalPicture, drafts: Sequence[DraftOrder], hook: str, k: Kn
 
 
 def blockade_gap(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
-                 recommended: RegimenEntry | None) -> Decision | None:
-    """S11: a drafted anticancer regimen for HER2+ MBC without any HER2 agent (anthracycline drafts excluded)."""
+                 recommended: RegimenEntry | None, anthracycline_card: bool = False) -> Decision | None:
+    """S11: a drafted anticancer regimen for HER2+ MBC without any HER2 agent. Drafts containing an
+    anthracycline are left to the anthracycline card (contract), but only when that card is issued: an
+    anthracycline drafted long after trastuzumab, with no HER2 agent, is still a regimen without HER2 blockade."""
     if not p.her2_positive_mbc or not drafts:
         return None
     anticancer = [d for d in drafts if any(x.classes & ANTICANCER_CLASSES for x in d.drugs)]
     if not anticancer or not _any_selected(anticancer):
         return None
-    if any(is_her2_agent(x) for d in drafts for x in d.drugs) or any(_has_class(d, ANTHRACYCLINE) for d in drafts):
+    if any(is_her2_agent(x) for d in drafts for x in d.drugs):
+        return None
+    if anthracycline_card and any(_has_class(d, ANTHRACYCLINE) for d in drafts):
         return None
     if p.active_her2_exposures:
         return None  # HER2 blockade continues through an active order; the draft adds to it
@@ -491,8 +501,10 @@ def first_line_restart(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Know
 
 
 def tdxd_not_offered(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge) -> Decision | None:
-    """S12: another HER2 regimen drafted at 2L+ while T-DXd was never given and is not contraindicated."""
-    if not p.her2_positive_mbc or p.next_line < 2 or p.ild or p.received(RX_TDXD):
+    """S12: another HER2 regimen drafted at 2L+ while T-DXd was never given and is not contraindicated.
+    Not during pregnancy: T-DXd carries a boxed embryo-fetal toxicity warning, and the pregnancy card
+    covers the draft (the regimen list does not apply, contract v2)."""
+    if not p.regimen_list_applies or p.next_line < 2 or p.ild or p.received(RX_TDXD):
         return None
     her2 = [d for d in drafts if any(is_her2_agent(x) for x in d.drugs)]
     if not her2 or not _any_selected(her2) or any(_has(d, RX_TDXD) for d in drafts):
@@ -516,18 +528,22 @@ def tdxd_not_offered(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowle
 
 def safety_decisions(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
                      recommended: RegimenEntry | None, regimen_shown: bool, hook: str = "patient-view") -> list[Decision]:
-    """All safety/guideline decisions for this call (unordered; the renderer orders cards)."""
+    """All safety/guideline decisions for this call (unordered; the renderer orders cards).
+
+    A replacement regimen is proposed only where the regimen list applies (contract v2: not while HER2 is
+    unknown or discordant, nor during pregnancy); elsewhere the cards offer to remove the draft only."""
     safer_than_tdxd = recommended if recommended is not None and RX_TDXD not in recommended.rxnorm else (
-        None if p.received(RX_TDM1) else k.regimens["tdm1"])
+        None if p.received(RX_TDM1) or not p.regimen_list_applies else k.regimens["tdm1"])
+    anthracycline_card = anthracycline(p, drafts, k)
     out = [
         pregnancy(p, drafts, hook, k),
-        anthracycline(p, drafts, k),
+        anthracycline_card,
         heart_failure(p, drafts, k),
         ild(p, drafts, k, recommended if regimen_shown else None, safer_than_tdxd),
         lvef(p, drafts, k),
         her2_discordant(p, k),
         her2_unknown(p, drafts, k),
-        blockade_gap(p, drafts, k, recommended),
+        blockade_gap(p, drafts, k, recommended, anthracycline_card is not None),
     ]
     restart = first_line_restart(p, drafts, k, recommended)
     out.append(restart)

@@ -55,8 +55,9 @@ def fired_rules(d: Decision) -> tuple[Rule, ...]:
 
 
 # Facts dropped first when a card would exceed its length budget (the explanation view keeps them all):
-# per-agent rows repeat what the metastatic-line rows say; the HR summary repeats ER and PR.
-_LOW_PRIORITY = ("Prior HER2-directed agent", "HR status (ER or PR positive)", "Metastatic site", "Breast cancer")
+# per-agent rows repeat what the metastatic-line rows say; the HR summary repeats ER and PR. The metastatic
+# sites (one row) are part of the basis the contract asks for and are not in this list.
+_LOW_PRIORITY = ("Prior HER2-directed agent", "HR status (ER or PR positive)", "Breast cancer")
 
 
 def _facts_table(facts: Sequence[Fact], keep: int) -> list[str]:

@@ -37,9 +37,12 @@ def disease_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
     m = s.metastatic
     out.append(Fact("Metastatic disease", ("yes" + (f" ({m.evidence})" if m.evidence else "")) if m.metastatic else "no",
                     m.first_known, m.sources))
-    for site in m.sites:
-        out.append(Fact("Metastatic site", f"{site.site}: {site.display or site.code}" + (" (CNS)" if site.cns else ""),
-                        site.onset, (site.source,)))
+    if m.sites:
+        # one row for all sites (the contract's basis names them; one row keeps them inside the length budget)
+        value = "; ".join(f"{s.site}{' (CNS)' if s.cns else ''} {s.onset.isoformat() if s.onset else 'undated'}"
+                          for s in m.sites)
+        out.append(Fact("Metastatic sites", value, min((s.onset for s in m.sites if s.onset), default=None),
+                        tuple(dict.fromkeys(s.source for s in m.sites))))
     return tuple(out)
 
 
@@ -110,8 +113,7 @@ def lvef_facts(p: ClinicalPicture) -> tuple[Fact, ...]:
                  (ms[-1].source,))]
     base = p.lvef_baseline
     if base is not None and base is not ms[-1]:
-        rows.append(Fact("LVEF (baseline: last before the current HER2-directed therapy)", f"{base.value:g}%",
-                         base.date, (base.source,)))
+        rows.append(Fact(f"LVEF (baseline: {p.lvef_baseline_label})", f"{base.value:g}%", base.date, (base.source,)))
     return tuple(rows)
 
 

@@ -34,13 +34,13 @@ def draft_rxnorm(drafts: tuple[DraftOrder, ...]) -> frozenset[str]:
     return frozenset(d.rxnorm for o in drafts for d in o.drugs)
 
 
-# A metastatic-site Condition whose onset is more than this after the line started is documented
-# progression (contract v2); sites found by the staging work-up of the line's first weeks are not.
-PROGRESSION_SITE_GRACE_DAYS = 28
 # A HER2-negative specimen up to this long after a neoadjuvant HER2 regimen ended is the surgical
 # (residual-disease) specimen: HER2 loss there does not count as discordance (contract v2).
 RESIDUAL_SPECIMEN_DAYS = 30
-ENDED_CLINICAL_STATUS = frozenset({"inactive", "resolved", "remission"})
+# Contract v2, heart-failure: "an active heart-failure diagnosis (not refuted, not entered-in-error, not
+# resolved)": only `resolved` ends it (refuted / entered-in-error are dropped by the mapping). An inactive or
+# remitted heart failure (e.g. compensated on treatment) still matters for cardiotoxic therapy.
+HF_ENDED_CLINICAL_STATUS = frozenset({"resolved"})
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,17 @@ class ClinicalPicture:
     residual_her2_loss: bool = False           # latest HER2-negative result is residual disease after neoadjuvant
     heart_failure: tuple[ConditionFact, ...] = ()   # active heart-failure diagnoses
     lvef_baseline: LvefMeasurement | None = None    # last LVEF before the current HER2-directed therapy began
+    lvef_baseline_label: str = "the last LVEF before the current HER2-directed therapy"   # what the baseline is
 
     @property
     def pregnancy(self) -> PregnancyFact | None:
         return self.summary.pregnancy
+
+    @property
+    def regimen_list_applies(self) -> bool:
+        """HER2-positive MBC, not discordant, not pregnant: the only records for which a regimen may be
+        proposed, on the next-regimen card or as a replacement on a safety card (contract v2)."""
+        return self.her2_positive_mbc and self.discordance is None and self.pregnancy is None
 
     @property
     def any_positive_her2(self) -> bool:
@@ -143,21 +150,29 @@ def documented_progression(summary: PatientSummary, line: Regimen) -> tuple[str,
     if any(e.progressed for e in line.exposures):
         out.append("stop reason of progression / no response on the line's orders")
     if line.start is not None:
-        after = line.start + dt.timedelta(days=PROGRESSION_SITE_GRACE_DAYS)
+        # "recorded after the line started": the site's onset (else its recorded date) is after the line's
+        # first dose; no grace period (a site dated before or on the start day was known when it began).
         out += [f"new metastatic site ({s.site}, {s.source}) on {s.onset.isoformat()}"
-                for s in summary.metastatic.sites if s.onset and s.onset > after]
+                for s in summary.metastatic.sites if s.onset and s.onset > line.start]
         out += [f"disease-status Observation of progression ({src}) on {d.isoformat()}"
                 for d, src in summary.progression_dates if d >= line.start]
     return tuple(out)
 
 
 def _residual_after_neoadjuvant(summary: PatientSummary, result: Her2Result) -> bool:
+    """A result dated after a neoadjuvant HER2 regimen began and before the surgical specimen's window closed:
+    up to RESIDUAL_SPECIMEN_DAYS after the last neoadjuvant dose, or up to the start of the adjuvant regimen
+    that follows (the surgery, and so its specimen, lies between the two)."""
     if result.date is None:
         return False
-    for r in summary.therapy.regimens:
+    regimens = summary.therapy.regimens
+    for i, r in enumerate(regimens):
         if r.setting == Setting.NEOADJUVANT and r.classes & HER2_CLASSES and r.start and r.start <= result.date:
             end = r.end or summary.as_of
-            if result.date <= end + dt.timedelta(days=RESIDUAL_SPECIMEN_DAYS):
+            adjuvant = next((x.start for x in regimens[i + 1:] if x.setting == Setting.ADJUVANT and x.start
+                             and x.start >= end), None)
+            limit = max(end + dt.timedelta(days=RESIDUAL_SPECIMEN_DAYS), adjuvant or end)
+            if result.date <= limit:
                 return True
     return False
 
@@ -186,15 +201,22 @@ def current_her2_start(summary: PatientSummary, lines: tuple[Regimen, ...]) -> d
     return her2_regimens[-1].start
 
 
-def lvef_baseline(summary: PatientSummary, start: dt.date | None) -> LvefMeasurement | None:
+PRE_THERAPY_BASELINE = "the last LVEF before the current HER2-directed therapy"
+EARLIEST_BASELINE = "the earliest LVEF on record: none before the current HER2-directed therapy"
+
+
+def lvef_baseline(summary: PatientSummary, start: dt.date | None) -> tuple[LvefMeasurement | None, str]:
+    """(baseline, what it is). The contract's baseline is the last LVEF before the current HER2-directed
+    therapy began; without one (or without HER2 therapy) the earliest measurement is the reference, and the
+    card says so rather than calling it a pre-treatment value."""
     ms = summary.lvef.measurements
     if not ms:
-        return None
+        return None, PRE_THERAPY_BASELINE
     if start is not None:
         before = [m for m in ms if m.date <= start]
         if before:
-            return before[-1]
-    return ms[0]
+            return before[-1], PRE_THERAPY_BASELINE
+    return ms[0], (EARLIEST_BASELINE if start is not None else "the earliest LVEF on record")
 
 
 def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> ClinicalPicture:
@@ -219,14 +241,15 @@ def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> Cl
     her2_mbc = (summary.breast_cancer.present and summary.metastatic.metastatic
                 and (summary.her2.status == ReceptorStatus.POSITIVE or residual))
     heart_failure = tuple(c for c in summary.heart_failure
-                          if c.kind == "heart-failure" and c.clinical_status not in ENDED_CLINICAL_STATUS)
+                          if c.kind == "heart-failure" and c.clinical_status not in HF_ENDED_CLINICAL_STATUS)
+    baseline, baseline_label = lvef_baseline(summary, current_her2_start(summary, lines))
     return ClinicalPicture(
         summary=summary, her2_positive_mbc=her2_mbc, lines=lines, lines_given=lines_given,
         current_line_ongoing=ongoing, tfi_months=tfi, tfi_policy=tfi_policy, tfi_threshold=threshold,
         early_relapse=early, next_line=lines_given + 1 + (1 if early else 0),
         ild=bool(summary.ild), brain=summary.metastatic.brain, progression=progression,
         discordance=discordance, residual_her2_loss=residual, heart_failure=heart_failure,
-        lvef_baseline=lvef_baseline(summary, current_her2_start(summary, lines)))
+        lvef_baseline=baseline, lvef_baseline_label=baseline_label)
 
 
 TRIPLET = frozenset({RX_TUCATINIB, RX_TRASTUZUMAB, RX_CAPECITABINE})

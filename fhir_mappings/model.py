@@ -232,6 +232,7 @@ class Her2Result:
     date: dt.date | None
     detail: str
     source: str
+    specimen: str = ""               # what the record says the specimen was (bodySite, specimen display or note)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """A current pregnancy from Conditions and pregnancy-status Observations (card contract v2 `pregnancy`).
 
 Codes (clinical.md §4.4): ICD-10-CM Z33.1 pregnant state, Z34.* supervision of normal pregnancy,
-O09.* supervision of high-risk pregnancy, the O00-O9A chapter except delivery (O80-O82) and the
-puerperium (O85-O92), which end a pregnancy; SNOMED CT 77386006 pregnant, 60001007 not pregnant;
+O09.* supervision of high-risk pregnancy, the O00-O9A chapter except delivery (O80-O82), the
+puerperium (O85-O92) and termination (O03, O04; Z33.2), which end a pregnancy; SNOMED CT 77386006 pregnant, 60001007 not pregnant;
 Observation LOINC 82810-3 pregnancy status with LA15173-0 pregnant / LA26683-5 not pregnant.
 
 Current: an active pregnancy Condition (no abatement) whose onset or recorded date is within the
@@ -35,8 +35,19 @@ def _icd(code: str) -> str:
     return c[:3] + "." + c[3:] if len(c) > 3 and "." not in c else c
 
 
+# Termination ends a pregnancy (contract v2: "no later delivery, termination, ..."): O03 spontaneous abortion,
+# O04 complications following (induced) termination of pregnancy, Z33.2 encounter for elective termination of
+# pregnancy (ICD-10-CM block O00-O08 "Pregnancy with abortive outcome"; status P: read in ICD-10-CM code
+# browsers quoting the CMS FY2026 tables, e.g. icd10data.com / icd10codingpro.com, not in clinical.md).
+# O07 (failed attempted termination) and O00-O02 / O08 are left as pregnancy codes: the pregnancy may continue
+# or still needs care, and a missed pregnancy is the costlier error for embryo-fetal toxicity.
+TERMINATION_ICD_PREFIXES = ("O03", "O04", "Z33.2")
+
+
 def _ends_pregnancy_icd(c: str) -> bool:
-    """Delivery (O80-O82) and puerperium (O85-O92) codes."""
+    """Delivery (O80-O82), puerperium (O85-O92) and termination (O03, O04, Z33.2) codes."""
+    if c.startswith(TERMINATION_ICD_PREFIXES):
+        return True
     if not c.startswith("O") or not c[1:3].isdigit():
         return False
     n = int(c[1:3])

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .fhirpath import all_text, as_list, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date
+from .fhirpath import all_text, as_dict, as_list, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date
 from .model import Her2Result, ReceptorResult, ReceptorStatus, RecordIssue
 
 POS, NEG, EQV, UNK = ReceptorStatus.POSITIVE, ReceptorStatus.NEGATIVE, ReceptorStatus.EQUIVOCAL, ReceptorStatus.UNKNOWN
@@ -254,6 +254,20 @@ class Evidence:
     method: str
     detail: str
     source: str
+    specimen: str = ""
+
+
+SPECIMEN_TEXT_MAX = 100
+
+
+def specimen_of(obs: dict[str, Any]) -> str:
+    """The specimen as the record names it: Observation.bodySite, else the specimen reference's display,
+    else the first note (pathology reports often say it only there), shortened. Why: the discordance card
+    names both specimens (contract v2) and a decalcified bone specimen reads differently from a liver core."""
+    texts = [all_text(obs.get("bodySite")), as_str(as_dict(obs.get("specimen")).get("display"))]
+    texts += [as_str(as_dict(n).get("text")) for n in as_list(obs.get("note"))[:1]]
+    text = next((t.strip() for t in texts if t and t.strip()), "")
+    return text if len(text) <= SPECIMEN_TEXT_MAX else text[:SPECIMEN_TEXT_MAX - 1].rstrip() + "…"
 
 
 def _score_status(score: float) -> ReceptorStatus:
@@ -386,6 +400,7 @@ def observation_evidence(obs: dict[str, Any], source: str, context: tuple[tuple[
     serum = False
     start, _ = choice_dates(obs, "effective")
     date = start or parse_date(obs.get("issued"))
+    specimen = specimen_of(obs)
     parts = [obs] + [c for c in as_list(obs.get("component")) if isinstance(c, dict)]
     for part in parts:
         markers, is_serum, code = _markers_of(part.get("code"))
@@ -414,7 +429,7 @@ def observation_evidence(obs: dict[str, Any], source: str, context: tuple[tuple[
                 if marker == PR:
                     continue                      # HR-positive: cannot say which receptor; recorded on ER
                 detail = "ER/PR combined stain positive (hormone-receptor positive)"
-            found.append(Evidence(marker, status, date, method, detail, source))
+            found.append(Evidence(marker, status, date, method, detail, source, specimen))
     return found, serum, issues
 
 
@@ -442,9 +457,34 @@ def _episodes(items: list[Evidence]) -> list[list[Evidence]]:
     return episodes
 
 
+def _same_date_clash(results: list[Evidence]) -> list[Evidence]:
+    """The definitive results of the latest date among `results` when they disagree (positive and negative
+    on one date), else []. Results without a date count as one date only when none is dated."""
+    definitive = [e for e in results if e.status in (POS, NEG)]
+    dated = [e for e in definitive if e.date]
+    if dated:
+        last = max(e.date for e in dated)
+        definitive = [e for e in dated if e.date == last]
+    return definitive if len({e.status for e in definitive}) > 1 else []
+
+
+def _clash_reason(clash: list[Evidence]) -> str:
+    return ("HER2 results on the same date disagree (" + "; ".join(f"{e.detail or e.status.value} ({e.source})"
+                                                                  for e in clash) + ")")
+
+
 def _settle_episode(marker: str, ep: list[Evidence]) -> tuple[ReceptorStatus, Evidence, str, bool]:
-    """(status, deciding evidence, reason, internal conflict) for one test episode."""
+    """(status, deciding evidence, reason, internal conflict) for one test episode.
+
+    HER2 (card contract v2, her2-status-unknown): definitive results that disagree on the episode's latest
+    date make the status unknown, never a guess. An overall interpretation is the pathologist's call and
+    settles disagreeing IHC/ISH results; only interpretations that disagree among themselves clash. Results
+    on different dates are settled by date (the later wins; discordance between specimens is a card rule)."""
     interp = [e for e in ep if e.method == "interpretation" and e.status != UNK]
+    if marker == HER2:
+        clash = _same_date_clash(interp or [e for e in ep if e.method in ("IHC", "ISH")])
+        if clash:
+            return UNK, max(clash, key=lambda e: e.source), _clash_reason(clash), True
     if interp:
         chosen = max(interp, key=lambda e: (e.date or dt.date.min))
         others = {e.status for e in ep if e.status in (POS, NEG)} - {chosen.status}
@@ -492,6 +532,15 @@ def settle(marker: str, tissue: Iterable[Evidence], conditions: Iterable[Evidenc
     serum_note = f"; serum HER2 test(s) excluded ({', '.join(serum)}): not tissue status" if serum else ""
     if tissue:
         settled = [(ep, *_settle_episode(marker, ep)) for ep in _episodes(tissue)]
+        decisive = [s for s in settled if s[1] in (POS, NEG) or (s[1] == UNK and s[4])]
+        undated = [e for s in decisive if s[2].date is None for e in s[0]]
+        clash = _same_date_clash(undated) if marker == HER2 and len(decisive) == len(undated) else []
+        if (decisive and decisive[-1][1] == UNK) or clash:
+            ep, _status, chosen, why, _ = decisive[-1]
+            why = _clash_reason(clash) if clash else why
+            return ReceptorResult(UNK, chosen.date, chosen.method, "",
+                                  f"{why} on {_fmt(chosen.date)}: HER2 status cannot be determined" + serum_note, True,
+                                  tuple(dict.fromkeys(e.source for e in (clash or ep))))
         definitive = [s for s in settled if s[1] in (POS, NEG)]
         if definitive:
             ep, status, chosen, why, inner = definitive[-1]
@@ -517,6 +566,12 @@ def settle(marker: str, tissue: Iterable[Evidence], conditions: Iterable[Evidenc
         definitive = [e for e in conditions if e.status in (POS, NEG)]
         if definitive:
             chosen = max(definitive, key=lambda e: (e.date or dt.date.min, e.source))
+            clash = _same_date_clash(definitive) if marker == HER2 else []
+            if clash:
+                return ReceptorResult(UNK, chosen.date, "condition", "",
+                                      f"no tissue result; coded conditions disagree on {_fmt(chosen.date)} "
+                                      f"({', '.join(e.source for e in clash)}): HER2 status cannot be determined"
+                                      + serum_note, True, tuple(dict.fromkeys(e.source for e in clash)))
             disagree = sorted({e.source for e in definitive if e.status != chosen.status})
             reason = f"no tissue result; coded condition {chosen.detail} ({chosen.source})"
             if disagree:
@@ -534,7 +589,7 @@ def her2_results(tissue: Iterable[Evidence]) -> tuple[Her2Result, ...]:
     for ep in _episodes([e for e in tissue if e.marker == HER2]):
         status, chosen, _why, _inner = _settle_episode(HER2, ep)
         if status in (POS, NEG):
-            out.append(Her2Result(status, chosen.date, chosen.detail, chosen.source))
+            out.append(Her2Result(status, chosen.date, chosen.detail, chosen.source, chosen.specimen))
     return tuple(out)
 
 

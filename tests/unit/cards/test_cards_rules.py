@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from fhir_mappings import model as m
 
 import cards
@@ -152,10 +154,16 @@ def test_s11_no_blockade_gap_while_a_her2_order_is_active():
     assert "her2-blockade-gap" not in topics(run(s, "order-select", drafts(m.RX_DOCETAXEL)))
 
 
-def test_s11_no_blockade_gap_for_anthracycline_drafts():
-    """safety_checks.her2-blockade-gap: drafts with an anthracycline are left to the anthracycline check."""
-    assert "her2-blockade-gap" not in topics(run(after(regimen(THP, ago(900), ago(600))), "order-select",
-                                                 drafts(m.RX_DOXORUBICIN, "3002")))
+@pytest.mark.parametrize("last_trastuzumab_days, topic", [
+    (60, "anthracycline-her2-cardiotoxicity"),    # inside the washout: the anthracycline card covers the draft
+    (600, "her2-blockade-gap"),                   # no anthracycline card: still a regimen without HER2 blockade
+])
+def test_s11_anthracycline_drafts_are_left_to_the_anthracycline_card_when_it_is_issued(last_trastuzumab_days, topic):
+    """safety_checks.her2-blockade-gap: drafts with an anthracycline are left to the anthracycline card
+    (contract: 'covered by the anthracycline card instead'), only when that card is issued."""
+    s = after(regimen(THP, ago(900), ago(last_trastuzumab_days)))
+    t = topics(run(s, "order-select", drafts(m.RX_DOXORUBICIN, "3002")))
+    assert topic in t and len({"anthracycline-her2-cardiotoxicity", "her2-blockade-gap"} & set(t)) == 1
 
 
 def test_no_next_regimen_card_while_current_line_ongoing_without_progression():
