@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from cds_service import create_app
-from service_helpers import PV, full_prefetch, hook_body
+from service_helpers import FHIR, PV, full_prefetch, hook_body
 from support import SHARED, require_shared
 
 KEYS = SHARED / "probe" / "keys"
@@ -20,7 +20,7 @@ ISSUER = "https://probe.invalid"
 def secured_client(tmp_path, settings_overrides, evaluate):
     require_shared(KEYS / "jwks.json")
     issuers = tmp_path / "issuers.json"
-    issuers.write_text(json.dumps([{"iss": ISSUER, "jwks_file": str(KEYS / "jwks.json")}]))
+    issuers.write_text(json.dumps([{"iss": ISSUER, "jwks_file": str(KEYS / "jwks.json"), "fhir_servers": [FHIR]}]))
     app = create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers),
                       "public_base_url": "https://cds.example.org"})
     return app.test_client()
