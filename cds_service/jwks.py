@@ -182,6 +182,7 @@ class RemoteJwks:
         self._fetched_at = 0.0
         self._attempted_at: float | None = None
         self._fetching: threading.Event | None = None     # set when the fetch in flight ends
+        self._stale_logged_for: float | None = None
 
     def key_for(self, kid: str) -> VerificationKey | None:
         now = self._clock()
@@ -212,8 +213,10 @@ class RemoteJwks:
         if self._keys is None:
             return {}
         if now - self._fetched_at > self.max_stale_seconds:
-            log.warning("jwks.stale_keys_dropped", extra={"jwks_url": self.url,
-                                                           "age_seconds": round(now - self._fetched_at)})
+            if self._stale_logged_for != self._fetched_at:      # once per key set, not once per token
+                self._stale_logged_for = self._fetched_at
+                log.warning("jwks.stale_keys_dropped", extra={"jwks_url": self.url,
+                                                               "age_seconds": round(now - self._fetched_at)})
             return {}
         return self._keys
 
