@@ -269,7 +269,8 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
         bench.log(f"loaded {patient.source}: {patient.counts}")
 
 
-        with ServiceProcess(free_port(), workers=workers) as service:
+        # the service may read only this sekmet (HER2CDS_FHIR_SERVERS: the allowlist with auth off)
+        with ServiceProcess(free_port(), workers=workers, extra_env={"HER2CDS_FHIR_SERVERS": base}) as service:
             bench.log(f"her2-cds serve at {service.base_url} (pid {service.process.pid}, workers {service.worker_pids()})")
             bench.service_pid, bench.sekmet_pid, bench.service = service.process.pid, sekmet.pid, service
             discovery = requests.get(service.discovery_url, timeout=10).json()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_cors import CORS
 
 from cards import load_knowledge
@@ -42,7 +42,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.compact = True
 
     services = ServiceRegistry()
-    sessions = SessionPool(pool_size=max(4, settings.fhir_max_workers * 2))
+    sessions = SessionPool(pool_size=max(4, settings.fhir_max_workers * 2),
+                           max_concurrent_reads=settings.fhir_max_concurrent_reads)
     state = ServiceState(settings=settings, services=services, sessions=sessions,
                          gatherer=Gatherer(settings, sessions, _backend_tokens(settings, sessions)))
     app.extensions["her2cds"] = state
@@ -54,11 +55,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     state.authenticator = _authenticator(settings, state.database)
     if settings.auth_mode == "off":
         log.warning("auth.disabled: HER2CDS_AUTH_MODE=off accepts every caller; for demos only",
-                    extra={"auth_mode": "off"})
+                    extra={"auth_mode": "off", "fhir_servers": settings.fhir_server_list})
+    if settings.allow_insecure_fhir:
+        log.warning("fhir.insecure_allowed: HER2CDS_ALLOW_INSECURE_FHIR=1 - FHIR access tokens may be sent to "
+                    "http:// FHIR servers in clear text; for demos only", extra={"allow_insecure_fhir": True})
 
     register_error_handlers(app)
-    app.before_request(refuse_oversized_body)
+    # Authenticate first: nobody unauthenticated makes us read (or drain) a request body.
     app.before_request(_authenticate)
+    app.before_request(refuse_oversized_body)
     app.after_request(drain_unread_body)
 
     from cds_service.hooks import blueprint as hooks_blueprint
@@ -90,7 +95,7 @@ def _authenticate() -> None:
         remember_caller(request, auth_enabled=False)
         return
     if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
-        state.authenticator.authenticate(request)
+        g.her2cds_claims = state.authenticator.authenticate(request)
         remember_caller(request, auth_enabled=True)   # cards and feedback belong to this issuer
 
 

@@ -5,8 +5,10 @@ as Epic's `sub`, `nbf`, clock skew):
   header: `alg` one of ES384/RS384/ES256/RS256 (never `none`, never HMAC), `typ` JWT, `kid`
           present and in the issuer's pinned JWKS, `jku` (if sent) in the issuer's allowlist —
           never fetched, no `crit` extensions;
-  claims: `iss` trusted, `aud` = the exact URL invoked, `exp`/`iat` required, `nbf` honoured
-          (leeway for all three), `jti` required and never seen before within the token lifetime.
+  claims: `iss` trusted, `aud` = the exact URL invoked under HER2CDS_PUBLIC_BASE_URL (never derived
+          from the Host header), `exp`/`iat` required, `nbf` honoured (leeway for all three), a
+          lifetime `exp - iat` of at most 5 minutes and `exp` at most 5 minutes ahead (plus leeway),
+          `jti` required and never seen before within the token lifetime.
 The replay store is a table in the service database, shared by all workers and instances.
 
 Any failure is a bare 401 (`errors.Unauthorized`): the reason is logged here, never sent to the caller,
@@ -36,7 +38,9 @@ log = logging.getLogger("her2cds.auth")   # under the service logger: JSON lines
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_ISS_CHARS = 512
 MAX_JTI_CHARS = 256
-MAX_LIFETIME_SECONDS = 24 * 3600   # exp further ahead is refused: its jti would have to be kept that long
+# CDS Hooks clients mint a token per call; a token living longer is a stolen-token window (and its jti
+# would have to be kept that long). Both limits get the clock-skew leeway on top.
+MAX_LIFETIME_SECONDS = 300
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
 
 
@@ -94,8 +98,9 @@ class ReplayStore:
 class Authenticator:
     """Checks the `Authorization: Bearer <JWT>` of a request according to `settings.auth_mode`.
 
-    `required`: a valid token is mandatory; `optional`: a token, if present, must be valid;
-    `off`: everything is accepted (demo only; the app factory says so loudly at startup).
+    `required`: a valid token is mandatory (the only production mode); `off`: everything is accepted
+    (demo only, loopback bind only; the app factory says so loudly at startup). There is no
+    "optional" mode: an unauthenticated call must never make the service read patient data.
     """
 
     def __init__(self, settings: Settings, db: Database, *,
@@ -104,8 +109,13 @@ class Authenticator:
         self.mode = settings.auth_mode
         self.leeway = int(settings.jwt_leeway_seconds)
         self.public_base_url = settings.public_base_url.rstrip("/") if settings.public_base_url else None
+        if self.mode == "required" and not self.public_base_url:
+            raise ValueError("HER2CDS_PUBLIC_BASE_URL is required with HER2CDS_AUTH_MODE=required: the JWT "
+                             "audience must be the URL the client invoked, never one derived from the Host header")
         if issuers is None:
-            issuers = (load_trusted_issuers(settings.trusted_issuers_file, cache_seconds=settings.jwks_cache_seconds)
+            issuers = (load_trusted_issuers(settings.trusted_issuers_file, cache_seconds=settings.jwks_cache_seconds,
+                                            max_stale_seconds=settings.jwks_max_stale_seconds,
+                                            min_refresh_seconds=settings.jwks_refresh_seconds)
                        if settings.trusted_issuers_file and self.mode != "off" else {})
         self.issuers: Mapping[str, TrustedIssuer] = dict(issuers)
         self.replay_store = replay_store or ReplayStore(db)
@@ -116,31 +126,34 @@ class Authenticator:
             log.info("auth.configured", extra={"auth_mode": self.mode, "trusted_issuers": sorted(self.issuers)})
 
     def audience_for(self, request: flask.Request) -> str:
-        """The exact URL the client invoked, as it must appear in `aud` (public base URL behind a proxy).
+        """The exact URL the client invoked, as it must appear in `aud` (HER2CDS_PUBLIC_BASE_URL + path).
 
         Extra slashes the client sent (`/cds-services//id`, routed as `/cds-services/id`) are kept."""
         if self.public_base_url:
             return self.public_base_url + (invoked_path(request.environ) or request.path)
-        return invoked_url(request.environ)
+        return invoked_url(request.environ)     # only reachable with auth off, where nothing is checked
 
-    def authenticate(self, request: flask.Request) -> None:
-        """Return if the request may proceed; raise `Unauthorized` (bare 401) otherwise."""
+    def fhir_servers_for(self, iss: str | None) -> tuple[str, ...]:
+        """The FHIR bases the client `iss` may name in `fhirServer` (none for an unknown issuer)."""
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
+        return issuer.fhir_servers if issuer is not None else ()
+
+    def authenticate(self, request: flask.Request) -> dict[str, Any] | None:
+        """The verified claims if the request may proceed (None with auth off); raise `Unauthorized` otherwise."""
         if self.mode == "off":
-            return
+            return None
         header = request.headers.get("Authorization")
         if header is None:
-            if self.mode == "optional":
-                return
             self._reject("no Authorization header", request)
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             self._reject("Authorization is not 'Bearer <token>'", request)
-        self.verify(token, audience=self.audience_for(request), request=request)
+        return self.verify(token, audience=self.audience_for(request), request=request)
 
     def verify(self, token: str, *, audience: str, request: flask.Request | None = None) -> dict[str, Any]:
         """The verified claims of `token` for `audience`; raises `Unauthorized` on any failure."""
-        iss = kid = None
+        iss = kid = unverified = None
         try:
             if len(token) > MAX_TOKEN_CHARS:
                 raise _Refused(f"token longer than {MAX_TOKEN_CHARS} characters")
@@ -171,10 +184,16 @@ class Authenticator:
             jti = claims.get("jti")
             if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS or len(iss) > MAX_ISS_CHARS:
                 raise _Refused("jti missing, empty or too long")
-            if claims["exp"] > time.time() + MAX_LIFETIME_SECONDS:
-                raise _Refused(f"exp more than {MAX_LIFETIME_SECONDS} s ahead")
+            if _number(claims["exp"]) - _number(claims["iat"]) > MAX_LIFETIME_SECONDS + self.leeway:
+                raise _Refused(f"token lifetime exp - iat over {MAX_LIFETIME_SECONDS} s (+{self.leeway} s leeway)")
+            if _number(claims["exp"]) > time.time() + MAX_LIFETIME_SECONDS + self.leeway:
+                raise _Refused(f"exp more than {MAX_LIFETIME_SECONDS} s (+{self.leeway} s leeway) ahead")
         except _Refused as refused:
             self._reject(refused.reason, request, iss=iss, kid=kid)
+        except jwt.InvalidAudienceError as exc:
+            presented = unverified.get("aud") if isinstance(unverified, dict) else None
+            self._reject(f"InvalidAudienceError: {exc}: expected {audience!r}, presented {_short(presented)!r}",
+                         request, iss=iss, kid=kid)
         except jwt.PyJWTError as exc:
             self._reject(f"{type(exc).__name__}: {exc}", request, iss=iss, kid=kid)
         # Any other exception is a bug in our code: a 500 with a logged traceback, never a 401 that blames the caller.
@@ -194,6 +213,11 @@ class _Refused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _number(value: Any) -> float:
+    """A NumericDate claim as a number (PyJWT has checked exp and iat are numbers)."""
+    return float(value)
 
 
 def _short(value: Any, limit: int = 120) -> str:

@@ -34,16 +34,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cds_service.serve import run
 
     try:
-        settings = load_settings()
+        settings = load_settings({"host": args.host} if args.host else None)   # auth off checks this bind
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    host = args.host or settings.host
+    if settings.auth_mode == "required" and not settings.public_base_url:
+        print("error: HER2CDS_PUBLIC_BASE_URL is required with HER2CDS_AUTH_MODE=required (the JWT audience, "
+              "e.g. https://cds.example.org)", file=sys.stderr)
+        return 2
+    host = settings.host
     port = args.port if args.port is not None else settings.port
     workers = args.workers if args.workers is not None else settings.workers
     if settings.auth_mode == "off":
         print("WARNING: HER2CDS_AUTH_MODE=off - hook calls are NOT authenticated (demo only)", file=sys.stderr)
-    run(host, port, workers, settings.log_level)
+    if settings.allow_insecure_fhir:
+        print("WARNING: HER2CDS_ALLOW_INSECURE_FHIR=1 - FHIR access tokens may go to http:// servers in clear text "
+              "(demo only)", file=sys.stderr)
+    run(host, port, workers, settings.log_level, threads=settings.threads)
     return 0
 
 

@@ -5,11 +5,12 @@ so tests build apps without touching `os.environ`. Every variable is listed in t
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
-AUTH_MODES = ("required", "optional", "off")
+AUTH_MODES = ("required", "off")   # no "optional": an unauthenticated caller must never reach patient data
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -22,12 +23,16 @@ class Settings:
     host: str = "127.0.0.1"                       # HER2CDS_HOST
     port: int = 8080                              # HER2CDS_PORT
     workers: int = 2                              # HER2CDS_WORKERS
+    threads: int = 8                              # HER2CDS_THREADS: gthread threads per worker (slow clients hold a thread, not a worker)
     # --- security
-    auth_mode: str = "required"                   # HER2CDS_AUTH_MODE: required | optional | off (demo only)
-    trusted_issuers_file: str | None = None       # HER2CDS_TRUSTED_ISSUERS_FILE: JSON list of {iss, jwks_file|jwks_url, jku?}
-    public_base_url: str | None = None            # HER2CDS_PUBLIC_BASE_URL: e.g. https://cds.example.org (aud check behind a proxy)
+    auth_mode: str = "required"                   # HER2CDS_AUTH_MODE: required | off (demo only; loopback bind only)
+    trusted_issuers_file: str | None = None       # HER2CDS_TRUSTED_ISSUERS_FILE: JSON list of {iss, jwks_file|jwks_url, jku?, fhir_servers}
+    public_base_url: str | None = None            # HER2CDS_PUBLIC_BASE_URL: e.g. https://cds.example.org (the JWT aud; mandatory with auth required)
     jwt_leeway_seconds: int = 60                  # HER2CDS_JWT_LEEWAY_SECONDS: clock skew allowed on exp/iat/nbf
-    jwks_cache_seconds: int = 3600                # HER2CDS_JWKS_CACHE_SECONDS: how long a fetched JWKS is trusted
+    jwks_cache_seconds: int = 3600                # HER2CDS_JWKS_CACHE_SECONDS: how long a fetched JWKS is used before a refresh
+    jwks_max_stale_seconds: int = 21600           # HER2CDS_JWKS_MAX_STALE_SECONDS: keys fetched longer ago than this are dropped when refreshes fail
+    jwks_refresh_seconds: int = 30                # HER2CDS_JWKS_REFRESH_SECONDS: at most one JWKS fetch per issuer per this (unknown kid)
+    allow_insecure_fhir: bool = False             # HER2CDS_ALLOW_INSECURE_FHIR: accept fhirAuthorization with an http:// fhirServer (demo only)
     cors_origins: str = ""                        # HER2CDS_CORS_ORIGINS: none by default; comma-separated origins, or "*" (demo)
     # --- storage
     feedback_db_url: str = f"sqlite:///{DEFAULT_DATA_DIR}/her2cds.sqlite3"   # HER2CDS_FEEDBACK_DB_URL (SQLAlchemy URL; also holds the JWT replay store)
@@ -39,6 +44,9 @@ class Settings:
     fhir_max_pages: int = 20                      # HER2CDS_FHIR_MAX_PAGES: link[next] pages followed per query
     fhir_max_workers: int = 8                     # HER2CDS_FHIR_MAX_WORKERS: concurrent FHIR queries per call
     smart_backend_clients_file: str | None = None  # HER2CDS_SMART_BACKEND_CLIENTS_FILE: JSON list of SMART Backend Services registrations (token when the EHR sends none)
+    fhir_max_response_bytes: int = 16 * 1024 * 1024   # HER2CDS_FHIR_MAX_RESPONSE_BYTES: one FHIR response (decoded)
+    fhir_max_call_bytes: int = 64 * 1024 * 1024   # HER2CDS_FHIR_MAX_CALL_BYTES: all FHIR responses of one hook call
+    fhir_max_concurrent_reads: int = 32           # HER2CDS_FHIR_MAX_CONCURRENT_READS: FHIR requests in flight per process
     # --- HTTP
     max_body_bytes: int = 1024 * 1024             # HER2CDS_MAX_BODY_BYTES: larger requests get 413
     log_level: str = "INFO"                       # HER2CDS_LOG_LEVEL
@@ -47,7 +55,7 @@ class Settings:
     list_post_seed_regimens: bool = True          # HER2CDS_LIST_POST_SEED_REGIMENS: list later-evidence regimens as alternatives
     plan_at_progression_card: bool = False        # HER2CDS_PLAN_AT_PROGRESSION_CARD: next-regimen card while the line is ongoing
     # --- explanation view (the SMART app at /app; see cds_service/explain)
-    fhir_servers: str = ""                        # HER2CDS_FHIR_SERVERS: comma-separated FHIR bases the app may read (its `iss` allowlist); empty: none
+    fhir_servers: str = ""                        # HER2CDS_FHIR_SERVERS: comma-separated FHIR bases the app may read (its `iss` allowlist), and hook calls may name with auth off; empty: none
     app_client_id: str = "her2-cds"               # HER2CDS_APP_CLIENT_ID: the app's client_id registered at the EHR
     app_client_secret: str | None = None          # HER2CDS_APP_CLIENT_SECRET: confidential client (client_secret_basic); unset: public client (PKCE only)
     app_frame_ancestors: str = "'self'"           # HER2CDS_APP_FRAME_ANCESTORS: CSP frame-ancestors, e.g. "https://ehr.example.org" (EHRs embedding the app)
@@ -57,6 +65,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
             raise ValueError(f"HER2CDS_AUTH_MODE must be one of {AUTH_MODES}, not {self.auth_mode!r}")
+        if self.auth_mode == "off" and not is_loopback_host(self.host):
+            raise ValueError(f"HER2CDS_AUTH_MODE=off is for the demo only and needs a loopback HER2CDS_HOST, "
+                             f"not {self.host!r}")
         if self.tfi_policy is not None:
             from cards import load_knowledge   # the policies are defined in the knowledge file, nowhere else
             known = sorted(load_knowledge().tfi_policies)
@@ -73,11 +84,27 @@ class Settings:
             raise ValueError(f"HER2CDS_APP_COOKIE_SAMESITE must be Lax, Strict or None, not {self.app_cookie_samesite!r}")
 
     @property
+    def fhir_server_list(self) -> list[str]:
+        """HER2CDS_FHIR_SERVERS as a list (the allowlist used when auth is off)."""
+        return [s.strip() for s in self.fhir_servers.split(",") if s.strip()]
+
+    @property
     def cors_origin_list(self) -> list[str] | str:
         value = self.cors_origins.strip()
         if value == "*":
             return "*"
         return [o.strip() for o in value.split(",") if o.strip()]
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen address is loopback only (`localhost`, 127.0.0.0/8, ::1); `0.0.0.0` and names are not."""
+    value = (host or "").strip().strip("[]")
+    if value.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(value).is_loopback
+    except ValueError:
+        return False
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:

@@ -3,9 +3,15 @@
 Why one exception per status class (as fhirclient does): the gather step decides per query whether
 a failure is fatal (412) or a data gap, and the logs say *why* a read failed (401 vs 5xx vs timeout)
 without ever printing the URL's patient id or the bearer token.
+
+Every read is bounded, because the FHIR server is not ours to trust: each response is streamed with
+a byte cap and a read deadline (a slow drip cannot hold a thread past it, a huge answer cannot take
+the worker's memory), a call's responses share a total byte budget, and a per-process semaphore caps
+the FHIR requests in flight however many hook calls run at once.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -15,7 +21,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+
+from .fhir_allowlist import FhirServerNotAllowed, PublicOnlyAdapter
 
 FHIR_JSON = "application/fhir+json"
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")   # not `"://" in url`: queries carry http://loinc.org|...
@@ -63,6 +72,40 @@ class Unreachable(FhirError):
     kind = "unreachable"
 
 
+class TooLarge(FhirError):
+    """The answer (or all answers of this call together) went over the configured byte cap."""
+
+    kind = "too-large"
+
+
+class Busy(FhirError):
+    """No FHIR read slot of this process came free before the call's deadline."""
+
+    kind = "busy"
+
+
+class AddressNotAllowed(FhirError):
+    """At connect time the server's name resolved to an address its allowance does not cover (DNS rebinding)."""
+
+    kind = "address-not-allowed"
+
+
+class ByteBudget:
+    """The bytes all FHIR responses of one hook call may take together (shared by the call's threads)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int, what: str) -> None:
+        with self._lock:
+            self.used += n
+            over = self.used > self.limit
+        if over:
+            raise TooLarge(f"{what}: the call's FHIR responses exceed {self.limit} bytes")
+
+
 class InvalidResponse(FhirError):
     """2xx, but not a FHIR JSON resource (HTML error page, truncated body, a redirect loop...)."""
 
@@ -91,30 +134,36 @@ class SessionPool:
     Sessions are safe for concurrent GETs from the gather thread pool; the adapter's pool is sized to it.
     """
 
-    def __init__(self, pool_size: int = 8) -> None:
+    def __init__(self, pool_size: int = 8, max_concurrent_reads: int = 32) -> None:
         self._pool_size = max(1, pool_size)
         self._lock = threading.Lock()
         self._pid: int | None = None
-        self._session: requests.Session | None = None
+        self._sessions: dict[bool, requests.Session] = {}
+        self.read_slots = threading.BoundedSemaphore(max(1, max_concurrent_reads))
 
-    def session(self) -> requests.Session:
+    def session(self, public_only: bool = False) -> requests.Session:
+        """The session for exactly listed bases, or (`public_only`) one that connects only to public
+        addresses, checked at connect time (bases allowed by a pattern, see `fhir_allowlist`)."""
         with self._lock:
-            if self._session is None or self._pid != os.getpid():
+            if self._pid != os.getpid():
+                self._sessions, self._pid = {}, os.getpid()
+            if public_only not in self._sessions:
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+                adapter_class = PublicOnlyAdapter if public_only else HTTPAdapter
+                adapter = adapter_class(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 session.headers.update({"Accept": FHIR_JSON + ", application/json;q=0.9",
                                         "User-Agent": "her2-cds"})
                 session.trust_env = False   # no proxy/netrc surprises: the EHR told us where its server is
-                self._session, self._pid = session, os.getpid()
-            return self._session
+                self._sessions[public_only] = session
+            return self._sessions[public_only]
 
     def close(self) -> None:
         with self._lock:
-            if self._session is not None:
-                self._session.close()
-            self._session = None
+            for session in self._sessions.values():
+                session.close()
+            self._sessions = {}
 
 
 @dataclass(frozen=True)
@@ -134,11 +183,22 @@ def next_link(bundle: dict[str, Any]) -> str | None:
 
 
 class FhirClient:
-    """Reads against one FHIR base for one hook call, all bounded by `deadline` (time.monotonic())."""
+    """Reads against one FHIR base for one hook call, all bounded by `deadline` (time.monotonic()).
+
+    `timeout` is the read deadline of one request: connecting, waiting and reading the whole answer
+    (not only each socket read) end within it, so a request started before the call's deadline
+    ends at most `timeout` after it. `max_response_bytes` caps one answer, `budget` all answers of
+    the call; `read_slots` (a semaphore) caps the requests in flight in this process.
+    """
 
     def __init__(self, session: requests.Session, base_url: str, *, access_token: str | None = None,
-                 timeout: float = 1.5, deadline: float | None = None) -> None:
+                 timeout: float = 1.5, deadline: float | None = None,
+                 max_response_bytes: int = 16 * 1024 * 1024, budget: ByteBudget | None = None,
+                 read_slots: threading.Semaphore | None = None) -> None:
         self._session = session
+        self._max_response_bytes = max_response_bytes
+        self._budget = budget
+        self._read_slots = read_slots
         self.base_url = base_url.rstrip("/") + "/"
         self._headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
         self._timeout = timeout
@@ -170,25 +230,66 @@ class FhirClient:
         absolute = url if _ABSOLUTE.match(url) else self.url_for(url)
         if not self.same_server(absolute):
             raise InvalidResponse(f"{what}: link to another server not followed")
-        timeout = self._remaining()
+        waited = self._remaining()
+        slots = self._read_slots
+        if slots is not None and not slots.acquire(timeout=waited):
+            raise Busy(f"{what}: no FHIR read slot free within {waited:.1f} s")
         try:
-            response = self._session.get(absolute, headers=self._headers, timeout=(timeout, timeout),
-                                         allow_redirects=False)
+            body = self._read(absolute, what=what, timeout=self._remaining())
+        finally:
+            if slots is not None:
+                slots.release()
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidResponse(f"{what}: body is not JSON") from exc
+        except RecursionError as exc:
+            raise InvalidResponse(f"{what}: body is nested too deeply") from exc
+        if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+            raise InvalidResponse(f"{what}: body is not a FHIR resource")
+        return document
+
+    def _read(self, url: str, *, what: str, timeout: float) -> bytes:
+        """The body of a 200 answer, streamed under the byte caps and the read deadline."""
+        read_deadline = time.monotonic() + timeout
+        try:
+            response = self._session.get(url, headers=self._headers, timeout=(timeout, timeout),
+                                         allow_redirects=False, stream=True)
+        except FhirServerNotAllowed as exc:
+            raise AddressNotAllowed(f"{what}: {exc.reason}") from None
         except requests.exceptions.Timeout as exc:
             raise Timeout(f"{what}: no answer within {timeout:.1f} s") from exc
         except requests.exceptions.ConnectionError as exc:
             raise Unreachable(f"{what}: connection failed") from exc
         except requests.exceptions.RequestException as exc:
             raise Unreachable(f"{what}: {type(exc).__name__}") from exc
-        if response.status_code != 200:
-            raise error_for_status(response.status_code, what)
         try:
-            body = response.json()
-        except ValueError as exc:
-            raise InvalidResponse(f"{what}: body is not JSON") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-            raise InvalidResponse(f"{what}: body is not a FHIR resource")
-        return body
+            if response.status_code != 200:
+                raise error_for_status(response.status_code, what)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self._max_response_bytes:
+                raise TooLarge(f"{what}: answer of {declared} bytes exceeds {self._max_response_bytes}")
+            body = bytearray()
+            while True:
+                # read1: one socket read at most, so the deadline is checked however slowly bytes drip
+                # (read(n) would block until n bytes came, each socket read resetting the timeout)
+                chunk = response.raw.read1(64 * 1024, decode_content=True)
+                if not chunk:
+                    break
+                body += chunk
+                if self._budget is not None:
+                    self._budget.take(len(chunk), what)
+                if len(body) > self._max_response_bytes:
+                    raise TooLarge(f"{what}: answer exceeds {self._max_response_bytes} bytes")
+                if time.monotonic() > read_deadline:
+                    raise Timeout(f"{what}: answer not read within {timeout:.1f} s")
+            return bytes(body)
+        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
+            if isinstance(exc, (urllib3.exceptions.TimeoutError, requests.exceptions.Timeout, TimeoutError)):
+                raise Timeout(f"{what}: answer not read within {timeout:.1f} s") from exc
+            raise InvalidResponse(f"{what}: answer broken off ({type(exc).__name__})") from exc
+        finally:
+            response.close()
 
     def search_page(self, url: str, *, what: str) -> Page:
         bundle = self.get(url, what=what)

@@ -9,23 +9,33 @@ Per prefetch key (see `services.FhirQuery`):
 | missing, or an OperationOutcome           | fetched from fhirServer                                     |
 | a resource of another type                | ignored (logged), then treated as missing                  |
 
+Before anything is read, `fhirServer` must be on the caller's allowlist (`fhir_allowlist`; the
+trusted issuer's `fhir_servers`, or HER2CDS_FHIR_SERVERS with auth off) and, when the call carries
+`fhirAuthorization`, use https (unless HER2CDS_ALLOW_INSECURE_FHIR): otherwise the call is refused
+with a 403 and nothing is sent anywhere.
+
 All fetches run concurrently on a bounded thread pool sharing one pooled session, each HTTP request
-with its own timeout and all of them inside one overall deadline. A *required* query that cannot be
-answered (no fhirServer, unreachable, 401/403/5xx, deadline) is a 412; an *optional* one becomes a
-`RecordIssue` in `GatheredRecord.gaps`, which the cards name. No clinical logic lives here.
+with its own read deadline and byte cap and all of them inside one overall deadline and byte budget.
+A *required* query that cannot be answered (no fhirServer, unreachable, 401/403/5xx, deadline, too
+large) is a 412 whose text names the missing data, not why the read failed (that would make the
+service a port scanner's oracle; the log keeps the reason); an *optional* one becomes a `RecordIssue`
+in `GatheredRecord.gaps`, which the cards name. No clinical logic lives here.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 from cds_service.config import Settings
-from cds_service.errors import PreconditionFailed
-from cds_service.fhir_client import (FhirClient, FhirError, InvalidResponse, NotFound404, SessionPool, Timeout,
-                                     next_link)
+from cds_service.errors import ApiError, PreconditionFailed
+from cds_service.fhir_allowlist import Allowance, FhirServerNotAllowed, allowance, parse_allowlist
+from cds_service.fhir_client import (ByteBudget, FhirClient, FhirError, InvalidResponse, NotFound404, SessionPool,
+                                     Timeout, next_link)
+from cds_service.logging_setup import get_logger
 from cds_service.medication_refs import REFERENCED_MEDICATIONS, fetch_medications, unresolved_medication_ids
 from cds_service.pipeline import GatheredRecord
 from cds_service.services import FhirQuery, ServiceDefinition, fill_template
@@ -112,6 +122,24 @@ def classify_prefetch(query: FhirQuery, prefetch: Mapping[str, Any],
     return result
 
 
+log = get_logger("gather")
+
+
+class FhirServerRefused(ApiError):
+    """403: the call names a fhirServer this client may not make us read (or would send its token in clear).
+
+    Not a 412: 412 says required data could not be obtained (a retry or a prefetch may help); this
+    is a policy refusal no retry changes, given whether or not prefetch was complete. The caller
+    gets a fixed text; the reason is logged (`gather.fhir_server_refused`).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The fhirServer named in this call may not be used by this client "
+                         "(see the service's FHIR-server allowlist and TLS requirements)",
+                         status=403, code="forbidden", expression="fhirServer")
+        self.reason = reason
+
+
 class RequiredDataUnavailable(PreconditionFailed):
     """412 that also carries the gather report, so the failed call is still logged with hits/misses."""
 
@@ -132,15 +160,19 @@ class Gatherer:
         self.settings = settings
         self.sessions = sessions
         self.backend = backend          # SMART Backend Services tokens for calls without fhirAuthorization
+        parse_allowlist(settings.fhir_server_list, where="HER2CDS_FHIR_SERVERS")   # a bad entry stops start-up
 
-    def gather(self, service: ServiceDefinition, body: Mapping[str, Any]) -> tuple[GatheredRecord, GatherReport]:
+    def gather(self, service: ServiceDefinition, body: Mapping[str, Any],
+               allowed_fhir_servers: Collection[str] = ()) -> tuple[GatheredRecord, GatherReport]:
+        """The record for one call; `allowed_fhir_servers` is the caller's FHIR-server allowlist."""
         started = time.monotonic()
         deadline = started + self.settings.fhir_deadline_seconds
         context: Mapping[str, Any] = body["context"]
         prefetch: Mapping[str, Any] = body.get("prefetch") or {}
+        allowed = self._check_server(body, allowed_fhir_servers)   # refuses (403) before any read
         results = [classify_prefetch(q, prefetch, context) for q in service.queries]
 
-        connect = _Once(lambda: self._connect(body, deadline))   # the token (if any) is fetched only when needed
+        connect = _Once(lambda: self._connect(body, deadline, allowed))   # the token (if any) is fetched only when needed
         pending: list[tuple[KeyResult, str | None]] = []      # (key, continuation URL or None = full fetch)
         for result in results:
             if result.source == "missing":
@@ -174,7 +206,7 @@ class Gatherer:
         )
         missing_required = [r for r in results if r.error and r.query.required]
         if missing_required:
-            detail = "; ".join(f"{r.query.key} ({r.query.resource_type}): {_describe(r.error)}"
+            detail = "; ".join(f"{r.query.key} ({r.query.resource_type}): {_caller_reason(r.error)}"
                                for r in missing_required)
             raise RequiredDataUnavailable(
                 f"Required FHIR data could not be obtained from prefetch or fhirServer: {detail}", report)
@@ -182,24 +214,54 @@ class Gatherer:
 
     # ---- helpers
 
-    def _connect(self, body: Mapping[str, Any], deadline: float) -> tuple[FhirClient | None, str | None]:
+    def _connect(self, body: Mapping[str, Any], deadline: float,
+                 allowed: Allowance | None) -> tuple[FhirClient | None, str | None]:
         """(client, None), or (None, why there is none): no fhirServer, or no backend token to be had."""
         try:
-            client = self._client(body, deadline)
+            client = self._client(body, deadline, allowed)
         except FhirError as exc:
             return None, exc.kind
         return (client, None) if client is not None else (None, "no-fhir-server")
 
-    def _client(self, body: Mapping[str, Any], deadline: float) -> FhirClient | None:
+    def _check_server(self, body: Mapping[str, Any], allowed_fhir_servers: Collection[str]) -> Allowance | None:
+        """How `fhirServer` is allowed (None without one); FhirServerRefused (403) when it may not be used:
+        not on the caller's allowlist, or an access token that would travel to it in clear text."""
+        server = body.get("fhirServer")
+        if not isinstance(server, str) or not server:
+            return None
+        try:
+            allowed = allowance(server, allowed_fhir_servers)
+        except FhirServerNotAllowed as exc:
+            self._refuse(exc.reason, allowed_fhir_servers)
+        if body.get("fhirAuthorization") is not None and allowed.base.startswith("http://") \
+                and not self.settings.allow_insecure_fhir:
+            self._refuse("fhirAuthorization with an http:// fhirServer: the access token would travel in clear "
+                         "text (HER2CDS_ALLOW_INSECURE_FHIR is off)", allowed_fhir_servers)
+        return allowed
+
+    def _client(self, body: Mapping[str, Any], deadline: float, allowed: Allowance | None) -> FhirClient | None:
+        """The client for an allowed `fhirServer` (`_check_server`), or None without one."""
         server = body.get("fhirServer")
         if not isinstance(server, str) or not server:
             return None
         auth = body.get("fhirAuthorization")
         token = auth.get("access_token") if isinstance(auth, dict) else None
+        if allowed is None:
+            return None
         if auth is None and self.backend:      # the EHR sent no token: our own, if registered for this server
             token = self.backend.token_for(server, deadline=deadline)
-        return FhirClient(self.sessions.session(), server, access_token=token if isinstance(token, str) else None,
-                          timeout=self.settings.fhir_timeout_seconds, deadline=deadline)
+        return FhirClient(self.sessions.session(public_only=not allowed.exact), server,
+                          access_token=token if isinstance(token, str) else None,
+                          timeout=self.settings.fhir_timeout_seconds, deadline=deadline,
+                          max_response_bytes=self.settings.fhir_max_response_bytes,
+                          budget=ByteBudget(self.settings.fhir_max_call_bytes),
+                          read_slots=self.sessions.read_slots)
+
+    @staticmethod
+    def _refuse(reason: str, allowed_fhir_servers: Collection[str]) -> NoReturn:
+        log.warning("gather.fhir_server_refused: %s", reason,
+                    extra={"status": 403, "reason": reason, "allowlist_size": len(allowed_fhir_servers)})
+        raise FhirServerRefused(reason)
 
     def _run(self, client: FhirClient, pending: list[tuple[KeyResult, str | None]],
              context: Mapping[str, Any], deadline: float) -> None:
@@ -327,6 +389,13 @@ class _Once:
         return self._value
 
 
+def _caller_reason(kind: str | None) -> str:
+    """What the 412 tells the caller: where the data was missing from, never the network error class."""
+    if kind in ("no-fhir-server", "paged-no-fhir-server", "backend-token-unavailable"):   # configuration, not network
+        return _describe(kind)
+    return "not in prefetch, and could not be read from fhirServer"
+
+
 _DESCRIPTIONS = {
     "no-fhir-server": "not in prefetch and no fhirServer given",
     "backend-token-unavailable": "no access token could be obtained from the FHIR server's authorization "
@@ -341,6 +410,9 @@ _DESCRIPTIONS = {
     "not-found-404": "the FHIR server does not support the query (404)",
     "gone-410": "the FHIR server does not support the query (410)",
     "invalid-response": "the FHIR server's answer was not a FHIR Bundle/resource",
+    "too-large": "the FHIR server's answer was larger than this service reads",
+    "busy": "the service was too busy to read from the FHIR server in time",
+    "address-not-allowed": "the FHIR server's address is not allowed",
     "error": "the query could not be issued",
 }
 

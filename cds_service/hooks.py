@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from cds_service import pipeline
 from cds_service.client_identity import caller_issuer
@@ -53,7 +53,7 @@ def call_service(service_id: str) -> Response:
     try:
         t0 = time.monotonic()
         try:
-            record, report = state.gatherer.gather(service, body)
+            record, report = state.gatherer.gather(service, body, _allowed_fhir_servers(state))
         except RequiredDataUnavailable as exc:
             timings["gather"] = _ms(t0)
             entry.update(status=412, prefetch=exc.report.as_log())
@@ -96,6 +96,15 @@ def _gap_kinds(issues: list[RecordIssue]) -> dict[str, int]:
         kind = issue.source.split("/", 1)[0][:40]
         kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
+
+
+def _allowed_fhir_servers(state: ServiceState) -> tuple[str, ...] | list[str]:
+    """The FHIR bases this caller may name: its trusted issuer's `fhir_servers`, or HER2CDS_FHIR_SERVERS
+    when auth is off (the demo: there is no issuer to look up)."""
+    if state.authenticator is None:
+        return state.settings.fhir_server_list
+    claims = g.get("her2cds_claims") or {}
+    return state.authenticator.fhir_servers_for(claims.get("iss"))
 
 
 def _ms(since: float) -> float:

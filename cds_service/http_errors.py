@@ -94,7 +94,10 @@ def refuse_oversized_body() -> None:
 
 def drain_unread_body(response: Response) -> Response:
     """`after_request`: read what an early answer (401, 404, 415...) left unread, so closing the socket
-    does not reset the connection before the client has read the answer (gunicorn drains only 64 KiB)."""
+    does not reset the connection before the client has read the answer (gunicorn drains only 64 KiB).
+    Never for a 401: an unauthenticated client gets no more of our reading than gunicorn's bounded drain."""
+    if response.status_code == 401:
+        return response
     length = request.content_length
     limit = request.max_content_length
     if length and (limit is None or length <= limit):

@@ -10,10 +10,14 @@ The trusted-issuers file (`HER2CDS_TRUSTED_ISSUERS_FILE`) is a JSON list:
 
     [{"iss": "https://sandbox.cds-hooks.org", "jwks_file": "sandbox-jwks.json",
       "jku": "https://sandbox.cds-hooks.org/.well-known/jwks.json"},
-     {"iss": "https://fhir.example.org/interconnect", "jwks_url": "https://fhir.example.org/jwks"}]
+     {"iss": "https://fhir.example.org/interconnect", "jwks_url": "https://fhir.example.org/jwks",
+      "fhir_servers": ["https://fhir.example.org/interconnect/api/FHIR/R4"]}]
 
-`jwks_file` paths are relative to the trusted-issuers file's folder; `jku` (a string or a list) is
-optional: when given, a token whose header carries a `jku` outside that list is refused.
+`jwks_file` paths are relative to the trusted-issuers file's folder; `jwks_url` must be https; `jku`
+(a string or a list) is optional: when given, a token whose header carries a `jku` outside that list
+is refused. `fhir_servers` lists the FHIR bases that client's calls may name in `fhirServer`
+(`fhir_allowlist`: exact bases, `<base>/*` prefixes or `*`, the last two for public addresses only);
+without it, only calls that need no FHIR server (complete prefetch) are served for that client.
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ from typing import Any, Protocol
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from .fhir_allowlist import FhirAllowlistError, parse_allowlist
 
 log = logging.getLogger("her2cds.jwks")
 
@@ -145,61 +151,95 @@ class FileJwks:
 
 
 class RemoteJwks:
-    """A JWK Set at an operator-configured URL: fetched with a timeout, cached, refreshed on unknown kid.
+    """A JWK Set at an operator-configured https URL: fetched with a timeout, cached, refreshed on unknown kid.
 
-    A failed refresh keeps the keys fetched before (the issuer's server being down must not lock
-    every clinician out); with no keys at all every token of that issuer is refused.
+    - Refreshes are rate-limited (at most one fetch per `min_refresh_seconds` for this issuer, so a
+      flood of tokens with made-up kids cannot make us hammer the issuer's server).
+    - The lock is never held across the network call: while one thread fetches, the others go on
+      with the keys already known (a thread that has no key at all waits for that one fetch, bounded).
+    - A failed refresh keeps the keys fetched before (the issuer's server being down must not lock
+      every clinician out), but only up to `max_stale_seconds` after they were fetched: a key the
+      issuer has withdrawn must not stay trusted for ever because its JWKS endpoint is unreachable.
+    - No redirects, no proxy environment variables: the operator configured exactly this URL.
     """
 
     def __init__(self, url: str, *, cache_seconds: float, timeout_seconds: float = 3.0,
-                 min_refresh_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 min_refresh_seconds: float = 30.0, max_stale_seconds: float = 6 * 3600,
+                 clock: Callable[[], float] = time.monotonic,
                  session: requests.Session | None = None) -> None:
         self.url = url
         self.cache_seconds = cache_seconds
         self.timeout_seconds = timeout_seconds
         self.min_refresh_seconds = min_refresh_seconds
+        self.max_stale_seconds = max(max_stale_seconds, cache_seconds)
         self._clock = clock
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+        session.trust_env = False          # no HTTP(S)_PROXY / netrc: the key fetch goes where configured
+        self._session = session
         self._lock = threading.Lock()
         self._keys: dict[str, VerificationKey] | None = None
         self._fetched_at = 0.0
         self._attempted_at: float | None = None
+        self._fetching: threading.Event | None = None     # set when the fetch in flight ends
+        self._stale_logged_for: float | None = None
 
     def key_for(self, kid: str) -> VerificationKey | None:
+        now = self._clock()
         with self._lock:
-            now = self._clock()
-            if self._keys is None or now - self._fetched_at >= self.cache_seconds:
-                self._refresh(now)
-            key = (self._keys or {}).get(kid)
-            if key is None and self._may_refresh(now):
-                self._refresh(now)
-                key = (self._keys or {}).get(kid)
-            return key
+            key = self._usable_keys(now).get(kid)
+            due = self._keys is None or now - self._fetched_at >= self.cache_seconds or key is None
+            in_flight = self._fetching
+            fetch_here = due and in_flight is None and self._may_refresh(now)
+            if fetch_here:
+                self._attempted_at = now
+                in_flight = self._fetching = threading.Event()
+        if fetch_here:
+            keys = None
+            try:
+                keys = self._fetch_keys()          # outside the lock
+            finally:
+                with self._lock:
+                    if keys is not None:
+                        self._keys, self._fetched_at = keys, self._clock()
+                    self._fetching = None
+                in_flight.set()
+        elif key is None and in_flight is not None:
+            in_flight.wait(2 * self.timeout_seconds + 1)     # the fetch in flight may bring this kid
+        with self._lock:
+            return self._usable_keys(self._clock()).get(kid)
+
+    def _usable_keys(self, now: float) -> dict[str, VerificationKey]:
+        if self._keys is None:
+            return {}
+        if now - self._fetched_at > self.max_stale_seconds:
+            if self._stale_logged_for != self._fetched_at:      # once per key set, not once per token
+                self._stale_logged_for = self._fetched_at
+                log.warning("jwks.stale_keys_dropped", extra={"jwks_url": self.url,
+                                                               "age_seconds": round(now - self._fetched_at)})
+            return {}
+        return self._keys
 
     def _may_refresh(self, now: float) -> bool:
         return self._attempted_at is None or now - self._attempted_at >= self.min_refresh_seconds
 
-    def _refresh(self, now: float) -> None:
-        if not self._may_refresh(now):
-            return
-        self._attempted_at = now
+    def _fetch_keys(self) -> dict[str, VerificationKey] | None:
         try:
-            document = self._fetch()
-            keys = parse_jwks(document, source=self.url)
+            keys = parse_jwks(self._fetch(), source=self.url)
         except (requests.RequestException, ValueError) as exc:
             log.warning("jwks.fetch_failed: %s", type(exc).__name__,
                         extra={"jwks_url": self.url, "error": str(exc)[:300], "kept_previous_keys": bool(self._keys)})
-            return
-        self._keys = keys
-        self._fetched_at = now
+            return None
         log.info("jwks.fetched", extra={"jwks_url": self.url, "keys": len(keys)})
+        return keys
 
     def _fetch(self) -> Any:
-        with self._session.get(self.url, timeout=self.timeout_seconds, stream=True,
+        with self._session.get(self.url, timeout=self.timeout_seconds, stream=True, allow_redirects=False,
                                headers={"Accept": "application/json, application/jwk-set+json"}) as reply:
-            reply.raise_for_status()
+            if reply.is_redirect or reply.status_code != 200:
+                raise requests.HTTPError(f"HTTP {reply.status_code} (redirects are not followed)")
             body = bytearray()
-            deadline = time.monotonic() + 2 * self.timeout_seconds   # a slow drip must not hold the lock
+            deadline = time.monotonic() + 2 * self.timeout_seconds   # a slow drip must not stall the refresh
             for chunk in reply.iter_content(64 * 1024):
                 body += chunk
                 if len(body) > _MAX_JWKS_BYTES:
@@ -214,6 +254,7 @@ class TrustedIssuer:
     iss: str
     keys: KeySource
     jku_allowlist: frozenset[str] | None = None   # None: any (unfetched) jku is tolerated
+    fhir_servers: tuple[str, ...] = ()            # FHIR bases this client's calls may name (fhir_allowlist)
 
     def jku_allowed(self, jku: Any) -> bool:
         if jku is None or self.jku_allowlist is None:
@@ -222,6 +263,7 @@ class TrustedIssuer:
 
 
 def load_trusted_issuers(path: str | os.PathLike[str], *, cache_seconds: float = 3600,
+                         max_stale_seconds: float = 6 * 3600, min_refresh_seconds: float = 30.0,
                          clock: Callable[[], float] = time.monotonic,
                          session: requests.Session | None = None) -> dict[str, TrustedIssuer]:
     """iss -> TrustedIssuer from the trusted-issuers JSON file; raises TrustConfigError when unusable."""
@@ -239,7 +281,7 @@ def load_trusted_issuers(path: str | os.PathLike[str], *, cache_seconds: float =
         where = f"{file}[{index}]"
         if not isinstance(entry, Mapping):
             raise TrustConfigError(f"{where}: not an object")
-        unknown = set(entry) - {"iss", "jwks_file", "jwks_url", "jku", "comment"}
+        unknown = set(entry) - {"iss", "jwks_file", "jwks_url", "jku", "fhir_servers", "comment"}
         if unknown:
             raise TrustConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
         iss = entry.get("iss")
@@ -259,11 +301,27 @@ def load_trusted_issuers(path: str | os.PathLike[str], *, cache_seconds: float =
                 key_path = file.resolve().parent / key_path
             source = FileJwks(key_path)
         else:
-            if not isinstance(jwks_url, str) or not jwks_url.startswith(("https://", "http://")):
-                raise TrustConfigError(f"{where}: 'jwks_url' must be an http(s) URL")
-            source = RemoteJwks(jwks_url, cache_seconds=cache_seconds, clock=clock, session=session)
-        issuers[iss] = TrustedIssuer(iss=iss, keys=source, jku_allowlist=_jku_allowlist(entry.get("jku"), where))
+            if not isinstance(jwks_url, str) or not jwks_url.lower().startswith("https://"):
+                raise TrustConfigError(f"{where}: 'jwks_url' must be an https URL (keys fetched over plain "
+                                       "http could be swapped on the way; pin a jwks_file instead)")
+            source = RemoteJwks(jwks_url, cache_seconds=cache_seconds, clock=clock, session=session,
+                                max_stale_seconds=max_stale_seconds, min_refresh_seconds=min_refresh_seconds)
+        issuers[iss] = TrustedIssuer(iss=iss, keys=source, jku_allowlist=_jku_allowlist(entry.get("jku"), where),
+                                     fhir_servers=_fhir_servers(entry.get("fhir_servers"), where))
     return issuers
+
+
+def _fhir_servers(value: Any, where: str) -> tuple[str, ...]:
+    """The issuer's FHIR-server allowlist, normalised; missing means none (prefetch-only calls)."""
+    if value is None:
+        log.warning("%s: no 'fhir_servers'; this client's calls naming a fhirServer will be refused", where)
+        return ()
+    if not isinstance(value, list):
+        raise TrustConfigError(f"{where}: 'fhir_servers' must be a list of FHIR base URLs")
+    try:
+        return parse_allowlist(value, where=f"{where} fhir_servers")
+    except FhirAllowlistError as exc:
+        raise TrustConfigError(str(exc)) from None
 
 
 def _jku_allowlist(value: Any, where: str) -> frozenset[str] | None:

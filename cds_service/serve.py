@@ -38,12 +38,21 @@ class EmbeddedGunicorn(BaseApplication):
 
 
 def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info",
-                     timeout: int = 30) -> dict[str, Any]:
-    """The gunicorn settings we use; bind is always explicit (127.0.0.1 unless told otherwise)."""
+                     timeout: int = 30, threads: int = 8) -> dict[str, Any]:
+    """The gunicorn settings we use; bind is always explicit (127.0.0.1 unless told otherwise).
+
+    Why gthread: a sync worker is held by one connection from accept to the last byte, so as many
+    slow clients (slow-loris: headers or body a byte at a time) as there are workers stall the
+    service. A gthread worker waits for a new connection's first bytes in its poller (no thread
+    held) and serves each request on one of `threads` threads, so a slow client holds one thread,
+    not the worker. For untrusted networks put a buffering proxy in front as well (README).
+    """
     return {
         "bind": f"{host}:{port}",
         "workers": max(1, int(workers)),
-        "worker_class": "sync",
+        "worker_class": "gthread",
+        "threads": max(2, int(threads)),
+        "keepalive": 5,
         "timeout": timeout,
         "graceful_timeout": 10,
         "accesslog": "-",
@@ -57,7 +66,7 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
     }
 
 
-def run(host: str, port: int, workers: int, log_level: str = "info") -> None:
+def run(host: str, port: int, workers: int, log_level: str = "info", threads: int = 8) -> None:
     """Block serving `cds_service.create_app()` until SIGTERM/SIGINT."""
     def factory() -> Any:
         from cds_service import create_app
@@ -65,4 +74,4 @@ def run(host: str, port: int, workers: int, log_level: str = "info") -> None:
         gc.freeze()     # the app, knowledge base and terminology live for the worker's life: keep them out of GC scans
         return app
 
-    EmbeddedGunicorn(factory, gunicorn_options(host, port, workers, log_level)).run()
+    EmbeddedGunicorn(factory, gunicorn_options(host, port, workers, log_level, threads=threads)).run()

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Mapping
+from typing import IO, Any, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 from cds_service.demo import loader
@@ -146,13 +146,18 @@ class DemoInstructions:
         return "\n".join(lines)
 
 
-def start_service(port: int, work: Path, *, env: Mapping[str, str] | None = None,
+def start_service(port: int, work: Path, *, fhir_servers: Sequence[str] = (), env: Mapping[str, str] | None = None,
                   log: IO[bytes] | None = None) -> subprocess.Popen:
     """`her2-cds serve` on 127.0.0.1:`port` as a child in its own session (so it is stopped by PID with
-    its workers), auth off, CORS *, feedback DB in `work`; `env` adds or overrides settings. Used by the
-    demo and by the integration tests' live-service fixture."""
+    its workers), auth off, CORS *, feedback DB in `work`, the FHIR bases callers may name
+    (`fhir_servers`, added to any HER2CDS_FHIR_SERVERS already set), and tokens allowed to http://
+    FHIR servers (a local sekmet has no TLS; said loudly at start-up); `env` adds or overrides
+    settings. Used by the demo and by the integration tests' live-service fixture."""
+    allowed = [s for s in os.environ.get("HER2CDS_FHIR_SERVERS", "").split(",") if s.strip()] + list(fhir_servers)
     child_env = {**os.environ,
                  "HER2CDS_AUTH_MODE": "off",
+                 "HER2CDS_FHIR_SERVERS": ",".join(allowed),
+                 "HER2CDS_ALLOW_INSECURE_FHIR": "1",
                  "HER2CDS_CORS_ORIGINS": "*",
                  "HER2CDS_FEEDBACK_DB_URL": f"sqlite:///{work / 'feedback.sqlite3'}",
                  "HER2CDS_FHIR_TIMEOUT_SECONDS": "5",
@@ -169,7 +174,9 @@ def run_demo(port: int = 8080, fhir_port: int | None = None, venv: Path | None =
         return 2
     print("#" * 78, file=sys.stderr)
     print("# DEMO MODE: HER2CDS_AUTH_MODE=off - the service accepts unauthenticated calls.", file=sys.stderr)
+    print("# HER2CDS_ALLOW_INSECURE_FHIR=1 - FHIR access tokens may go to http:// servers.", file=sys.stderr)
     print("# Bound to 127.0.0.1 only. Never run a production service this way.", file=sys.stderr)
+    print("# FHIR servers callers may name: the demo's own, plus HER2CDS_FHIR_SERVERS if set.", file=sys.stderr)
     print("#" * 78, file=sys.stderr)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     service: subprocess.Popen | None = None
@@ -184,7 +191,7 @@ def run_demo(port: int = 8080, fhir_port: int | None = None, venv: Path | None =
         except (SekmetError, loader.LoadError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        service = start_service(port, work, env={"HER2CDS_FHIR_SERVERS": fhir.base_url})   # the app may read it
+        service = start_service(port, work, fhir_servers=[fhir.base_url])
         base = f"http://127.0.0.1:{port}"
         if not wait_for_http(f"{base}/cds-services", _SERVICE_READY_SECONDS, service):
             print(f"error: the service did not answer at {base}/cds-services (see its log above)", file=sys.stderr)

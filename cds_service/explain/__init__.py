@@ -142,7 +142,7 @@ def create_blueprint(state: ServiceState) -> Blueprint:
             body["fhirAuthorization"] = {"access_token": token, "token_type": "Bearer",
                                          "scope": " ".join(smart.SCOPES), "subject": state.settings.app_client_id}
         try:
-            record, _report = state.gatherer.gather(service, body)
+            record, _report = state.gatherer.gather(service, body, state.settings.fhir_server_list)  # = check_iss's list
         except RequiredDataUnavailable as exc:
             return _error(502, f"The patient's record could not be read: {exc}")
         evaluation = pipeline.explain(HOOK, body["context"], record, today=dt.datetime.now(dt.timezone.utc).date(),

@@ -20,6 +20,7 @@ from support import TODAY, scenario_dirs
 class LiveService:
     base: str
     services: dict[str, dict[str, Any]]     # hook -> discovery entry
+    closed_fhir: str                        # an allowlisted FHIR base on a loopback port nobody listens on
 
     def service(self, hook: str) -> dict[str, Any]:
         return self.services[hook]
@@ -53,18 +54,20 @@ def scenario_load_errors(fhir_server: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def live_service(tmp_path_factory: pytest.TempPathFactory, fhir_server: str) -> Iterator[LiveService]:
-    """`her2-cds serve` (real gunicorn, real HTTP) on a free port; the explanation view may read `fhir_server`."""
+    """`her2-cds serve` (real gunicorn, real HTTP) on a free port, allowed to read the fixture FHIR
+    server and one closed loopback port (for the 412 test)."""
     work = tmp_path_factory.mktemp("service")
     port = free_port()
+    closed_fhir = f"http://127.0.0.1:{free_port()}/fhir"
     log_path = work / "service.log"
     with open(log_path, "wb") as log:
-        process = start_service(port, work, env={"HER2CDS_FHIR_DEADLINE_SECONDS": "10",
-                                                  "HER2CDS_FHIR_SERVERS": fhir_server}, log=log)
+        process = start_service(port, work, fhir_servers=[fhir_server, closed_fhir],
+                                env={"HER2CDS_FHIR_DEADLINE_SECONDS": "10"}, log=log)
     base = f"http://127.0.0.1:{port}"
     try:
         if not wait_for_http(f"{base}/cds-services", 60, process):
             pytest.fail(f"service did not start; log:\n{log_path.read_text(errors='replace')[-3000:]}")
         discovery = requests.get(f"{base}/cds-services", timeout=10).json()
-        yield LiveService(base, {s["hook"]: s for s in discovery.get("services", [])})
+        yield LiveService(base, {s["hook"]: s for s in discovery.get("services", [])}, closed_fhir)
     finally:
         stop_process(process, grace=10)

@@ -116,7 +116,7 @@ def test_fetch_mode_reads_the_referenced_medications_through_include(fhir_server
     patient, _, shaped = ehr_records["S07-doxorubicin-within-washout"]
     body = {"hook": "patient-view", "hookInstance": "i", "fhirServer": fhir_server,
             "context": {"patientId": patient, "userId": "Practitioner/x"}}
-    record, report = gatherer().gather(SERVICES[0], body)
+    record, report = gatherer().gather(SERVICES[0], body, [fhir_server])
     wanted = {f"Medication/{r['id']}" for r in shaped if r["resourceType"] == "Medication"}
     assert wanted and wanted <= ids_of(record.resources)
     assert record.gaps == () and "referencedMedications" not in report.fetched   # `_include` sufficed
@@ -131,7 +131,7 @@ def test_prefetch_without_the_medications_is_completed_by_id(fhir_server, ehr_re
             value["entry"] = [e for e in value.get("entry", []) if e["resource"]["resourceType"] != "Medication"]
     body = {"hook": "patient-view", "hookInstance": "i", "fhirServer": fhir_server, "context": context,
             "prefetch": prefetch}
-    record, report = gatherer().gather(SERVICES[0], body)
+    record, report = gatherer().gather(SERVICES[0], body, [fhir_server])
     wanted = {f"Medication/{r['id']}" for r in shaped if r["resourceType"] == "Medication"}
     assert wanted <= ids_of(record.resources)
     assert report.fetched == ("referencedMedications",) and record.gaps == ()
@@ -143,7 +143,7 @@ def test_lvef_inside_an_echo_panel_is_found_by_the_component_search(fhir_server,
     assert echo
     body = {"hook": "patient-view", "hookInstance": "i", "fhirServer": fhir_server,
             "context": {"patientId": patient, "userId": "Practitioner/x"}}
-    record, _ = gatherer().gather(SERVICES[0], body)
+    record, _ = gatherer().gather(SERVICES[0], body, [fhir_server])
     assert echo <= ids_of(record.resources)
 
 

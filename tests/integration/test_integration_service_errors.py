@@ -11,9 +11,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_patient_view_without_prefetch_and_a_closed_fhir_port_is_412(live_service):
-    closed = f"http://127.0.0.1:{free_port()}/fhir"
     service = live_service.service("patient-view")
-    response = call(live_service.base, service, hook_body(service, closed, "demo-1-pat", [], "fetch"))
+    response = call(live_service.base, service, hook_body(service, live_service.closed_fhir, "demo-1-pat", [], "fetch"))
     assert response.status_code == 412
 
 

@@ -101,9 +101,10 @@ def hook_call(client, fhir_base: str):
                        content_type="application/json")
 
 
-def app_for(tmp_path: Path, backend_file: str | None):
+def app_for(tmp_path: Path, backend_file: str | None, fhir_base: str):
     overrides: dict[str, Any] = {"auth_mode": "off", "feedback_db_url": f"sqlite:///{tmp_path}/fb.sqlite3",
-                                 "fhir_deadline_seconds": 10, "fhir_timeout_seconds": 5}
+                                 "fhir_deadline_seconds": 10, "fhir_timeout_seconds": 5,
+                                 "fhir_servers": fhir_base}     # the FHIR-server allowlist (issue 14)
     if backend_file:
         overrides["smart_backend_clients_file"] = backend_file
     return create_app(overrides)
@@ -114,12 +115,12 @@ def test_the_fhir_server_refuses_calls_without_a_token(secured_fhir):
 
 
 def test_without_a_registration_the_call_is_412(tmp_path, secured_fhir, recorder):
-    response = hook_call(app_for(tmp_path, None).test_client(), secured_fhir)
+    response = hook_call(app_for(tmp_path, None, secured_fhir).test_client(), secured_fhir)
     assert response.status_code == 412 and recorder.records == []
 
 
 def test_a_registered_service_reads_the_record_with_its_backend_token(tmp_path, secured_fhir, client_key, recorder):
-    client = app_for(tmp_path, registrations(tmp_path, client_key, secured_fhir)).test_client()
+    client = app_for(tmp_path, registrations(tmp_path, client_key, secured_fhir), secured_fhir).test_client()
     response = hook_call(client, secured_fhir)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     (record,) = recorder.records
@@ -131,7 +132,7 @@ def test_a_registered_service_reads_the_record_with_its_backend_token(tmp_path, 
 
 def test_the_token_is_reused_across_calls(tmp_path, secured_fhir, client_key, recorder, monkeypatch):
     """Counted at the client: a second token request would succeed too (fresh jti), so only the count shows the cache."""
-    app = app_for(tmp_path, registrations(tmp_path, client_key, secured_fhir))
+    app = app_for(tmp_path, registrations(tmp_path, client_key, secured_fhir), secured_fhir)
     tokens = app.extensions["her2cds"].gatherer.backend
     requests_made: list[str] = []
     real = tokens._obtain
@@ -144,7 +145,7 @@ def test_the_token_is_reused_across_calls(tmp_path, secured_fhir, client_key, re
 
 def test_a_key_the_server_does_not_know_is_a_412_that_says_why(tmp_path, secured_fhir, recorder):
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    client = app_for(tmp_path, registrations(tmp_path, stranger, secured_fhir)).test_client()
+    client = app_for(tmp_path, registrations(tmp_path, stranger, secured_fhir), secured_fhir).test_client()
     response = hook_call(client, secured_fhir)
     assert response.status_code == 412
     assert "SMART Backend Services" in response.get_json()["issue"][0]["details"]["text"]

@@ -35,7 +35,7 @@ class SigningKey:
 
 
 def make_settings(trust_dir: Path | None, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"auth_mode": "required", "jwt_leeway_seconds": 60}
+    values: dict[str, Any] = {"auth_mode": "required", "jwt_leeway_seconds": 60, "public_base_url": BASE}
     if trust_dir is not None:
         values["trusted_issuers_file"] = str(trust_dir / "trusted-issuers.json")
     values.update(overrides)

@@ -88,7 +88,7 @@ def test_behind_a_proxy_the_audience_is_the_public_base_url_plus_the_path(trust_
 def test_clock_skew_within_the_leeway_is_tolerated(client, es384, skew):
     """exp 30 s ago / iat and nbf 30 s ahead: within the 60 s leeway."""
     if skew < 0:
-        payload = claims(iat=now() - 400, exp=now() + skew)
+        payload = claims(iat=now() - 330, exp=now() + skew)
     else:
         payload = claims(iat=now() + skew, nbf=now() + skew, exp=now() + 300)
     assert call(client, mint(es384, payload)).status_code == 200
@@ -291,14 +291,41 @@ def test_the_reason_is_logged_but_never_the_token(client, es384, caplog):
 # ----------------------------------------------------------------------------- modes
 
 
-def test_optional_mode_accepts_a_request_without_a_token(trust_dir, db):
-    app = guarded_app(Authenticator(make_settings(trust_dir, auth_mode="optional"), db)).test_client()
-    assert call(app, None).status_code == 200
+def test_there_is_no_optional_mode(trust_dir):
+    """`optional` let an unauthenticated caller reach patient data (issue 14): it no longer exists."""
+    with pytest.raises(ValueError, match="HER2CDS_AUTH_MODE must be one of"):
+        make_settings(trust_dir, auth_mode="optional")
 
 
-def test_optional_mode_still_refuses_a_bad_token(trust_dir, db, es384):
-    app = guarded_app(Authenticator(make_settings(trust_dir, auth_mode="optional"), db)).test_client()
-    assert call(app, mint(es384, claims(iss="https://untrusted.invalid"))).status_code == 401
+def test_required_mode_without_a_public_base_url_does_not_start(trust_dir, db):
+    """aud must never be derived from the Host header: HER2CDS_PUBLIC_BASE_URL is mandatory."""
+    with pytest.raises(ValueError, match="HER2CDS_PUBLIC_BASE_URL is required"):
+        Authenticator(make_settings(trust_dir, public_base_url=None), db)
+
+
+@pytest.mark.parametrize("iat_ago, exp_ahead, reason", [
+    (-50, 300 + 60 + 5, "exp more than 300 s"),        # iat 50 s ahead (skew), lifetime 315 s, exp 365 s ahead
+    (400, 120, "lifetime exp - iat over 300 s"),        # 520 s lifetime, exp near
+    (30, 331, "lifetime exp - iat over 300 s"),         # 361 s lifetime: just beyond 300 + 60 leeway
+], ids=["exp-too-far-ahead", "long-lifetime", "lifetime-just-over-leeway"])
+def test_a_long_lived_token_is_401_with_its_reason_logged(client, es384, caplog, iat_ago, exp_ahead, reason):
+    caplog.set_level("WARNING", logger="her2cds.auth")
+    t = now()
+    assert call(client, mint(es384, claims(iat=t - iat_ago, exp=t + exp_ahead))).status_code == 401
+    assert any(reason in getattr(r, "reason", "") for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_token_living_exactly_five_minutes_is_accepted(client, es384):
+    t = now()
+    assert call(client, mint(es384, claims(iat=t, exp=t + 300))).status_code == 200
+
+
+def test_an_audience_mismatch_logs_the_expected_and_the_presented_audience(client, es384, caplog):
+    caplog.set_level("WARNING", logger="her2cds.auth")
+    presented = "https://elsewhere.example/cds-services/x"
+    assert call(client, mint(es384, claims(aud=presented))).status_code == 401
+    reason = next(r.reason for r in caplog.records if r.getMessage().startswith("auth.rejected"))
+    assert f"expected {SERVICE_URL!r}" in reason and f"presented {presented!r}" in reason
 
 
 def test_off_mode_accepts_anything(db):

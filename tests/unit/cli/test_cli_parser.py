@@ -40,7 +40,8 @@ def test_invalid_command_lines_exit_with_usage(argv):
 
 def test_serve_flags_override_the_environment(monkeypatch):
     seen = {}
-    monkeypatch.setattr("cds_service.serve.run", lambda host, port, workers, log_level: seen.update(host=host, port=port, workers=workers))
+    monkeypatch.setattr("cds_service.serve.run", lambda host, port, workers, log_level, **kw: seen.update(host=host, port=port, workers=workers))
+    monkeypatch.setenv("HER2CDS_PUBLIC_BASE_URL", "https://cds.example.org")
     monkeypatch.setenv("HER2CDS_HOST", "10.0.0.1")
     monkeypatch.setenv("HER2CDS_PORT", "7000")
     monkeypatch.setenv("HER2CDS_WORKERS", "3")
@@ -50,11 +51,44 @@ def test_serve_flags_override_the_environment(monkeypatch):
 
 def test_serve_binds_loopback_by_default(monkeypatch):
     seen = {}
-    monkeypatch.setattr("cds_service.serve.run", lambda host, port, workers, log_level: seen.update(host=host, port=port))
+    monkeypatch.setattr("cds_service.serve.run", lambda host, port, workers, log_level, **kw: seen.update(host=host, port=port))
+    monkeypatch.setenv("HER2CDS_PUBLIC_BASE_URL", "https://cds.example.org")
     for name in ("HER2CDS_HOST", "HER2CDS_PORT", "HER2CDS_WORKERS"):
         monkeypatch.delenv(name, raising=False)
     cli.main(["serve"])
     assert seen == {"host": "127.0.0.1", "port": 8080}
+
+
+@pytest.mark.parametrize("env, args, message", [
+    ({"HER2CDS_AUTH_MODE": "required"}, [], "HER2CDS_PUBLIC_BASE_URL is required"),
+    ({"HER2CDS_AUTH_MODE": "off"}, ["--host", "0.0.0.0"], "needs a loopback HER2CDS_HOST"),
+    ({"HER2CDS_AUTH_MODE": "off", "HER2CDS_HOST": "10.0.0.1"}, [], "needs a loopback HER2CDS_HOST"),
+    ({"HER2CDS_AUTH_MODE": "optional"}, [], "HER2CDS_AUTH_MODE must be one of"),
+], ids=["required-without-public-base-url", "off-on-all-interfaces", "off-on-a-lan-address", "optional-mode"])
+def test_serve_refuses_to_start_insecurely(monkeypatch, capsys, env, args, message):
+    started = []
+    monkeypatch.setattr("cds_service.serve.run", lambda *a, **kw: started.append(a))
+    for name in ("HER2CDS_HOST", "HER2CDS_PUBLIC_BASE_URL", "HER2CDS_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["serve", *args]) == 2
+    assert started == [] and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_serve_with_auth_off_starts_on_a_loopback_address(monkeypatch, host):
+    seen = {}
+    monkeypatch.setattr("cds_service.serve.run", lambda host, port, workers, log_level, **kw: seen.update(host=host))
+    monkeypatch.setenv("HER2CDS_AUTH_MODE", "off")
+    monkeypatch.delenv("HER2CDS_HOST", raising=False)
+    assert cli.main(["serve", "--host", host]) == 0 and seen == {"host": host}
+
+
+def test_gunicorn_uses_threaded_workers_so_slow_clients_hold_a_thread_not_a_worker():
+    from cds_service.serve import gunicorn_options
+    options = gunicorn_options("127.0.0.1", 8123, 2, threads=8)
+    assert options["worker_class"] == "gthread" and options["threads"] == 8
 
 
 def test_gunicorn_options_bind_exactly_the_given_address():

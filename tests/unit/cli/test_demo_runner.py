@@ -51,3 +51,25 @@ def test_a_busy_port_is_detected():
 def test_instructions_print_the_explanation_view_url_for_the_demo_patient(tmp_path):
     text = runner.DemoInstructions("http://127.0.0.1:8080", "http://127.0.0.1:9000/fhir", {}, tmp_path).text()
     assert ("http://127.0.0.1:8080/app?iss=http%3A%2F%2F127.0.0.1%3A9000%2Ffhir&patient=demo-1-pat") in text
+
+
+def test_the_demo_service_may_read_only_its_own_fhir_server_and_says_tokens_may_go_over_http(tmp_path, monkeypatch):
+    """Issue 14: auth off takes its FHIR allowlist from HER2CDS_FHIR_SERVERS; the demo lists its sekmet
+    (after any base the user set) and allows access tokens to that http:// server."""
+    import subprocess
+
+    from cds_service.demo import runner
+
+    seen = {}
+
+    class FakePopen:
+        def __init__(self, argv, env=None, **kwargs):
+            seen.update(argv=argv, env=env)
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    monkeypatch.setenv("HER2CDS_FHIR_SERVERS", "https://fhir.example.org/r4")
+    runner.start_service(8123, tmp_path, fhir_servers=["http://127.0.0.1:9999/fhir"])
+    env = seen["env"]
+    assert env["HER2CDS_FHIR_SERVERS"] == "https://fhir.example.org/r4,http://127.0.0.1:9999/fhir"
+    assert env["HER2CDS_ALLOW_INSECURE_FHIR"] == "1" and env["HER2CDS_AUTH_MODE"] == "off"
+    assert seen["argv"][seen["argv"].index("--host") + 1] == "127.0.0.1"

@@ -26,7 +26,7 @@ OTHER = "https://elsewhere.example.net/fhir"
 @pytest.fixture
 def app():
     return create_app({"auth_mode": "required", "fhir_servers": ISS, "feedback_db_url": "sqlite:///:memory:",
-                       "app_client_id": "her2-cds-test"})
+                       "app_client_id": "her2-cds-test", "public_base_url": "http://localhost"})
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import responses
 
 from cds_service import create_app, pipeline
 from cds_service.logging_setup import LOGGER_NAME, JsonLinesFormatter
-from service_helpers import CARD, HangingServer
+from service_helpers import CARD, FHIR, HangingServer
 
 
 @dataclass
@@ -48,7 +48,7 @@ def evaluate(monkeypatch: pytest.MonkeyPatch) -> EvaluateRecorder:
 
 @pytest.fixture
 def settings_overrides(tmp_path: Any) -> dict[str, Any]:
-    return {"auth_mode": "off", "feedback_db_url": f"sqlite:///{tmp_path}/feedback.sqlite3", "cors_origins": "*",
+    return {"auth_mode": "off", "fhir_servers": FHIR, "feedback_db_url": f"sqlite:///{tmp_path}/feedback.sqlite3", "cors_origins": "*",
             "fhir_timeout_seconds": 0.5, "fhir_deadline_seconds": 1.0, "fhir_max_pages": 5,
             "max_body_bytes": 256 * 1024}
 
@@ -61,6 +61,14 @@ def app(settings_overrides: dict[str, Any], evaluate: EvaluateRecorder):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def client_for(settings_overrides: dict[str, Any], evaluate: EvaluateRecorder):
+    """A test client of an app whose auth-off allowlist (HER2CDS_FHIR_SERVERS) is `fhir_servers`."""
+    def make(*fhir_servers: str, **overrides: Any):
+        return create_app({**settings_overrides, "fhir_servers": ",".join(fhir_servers), **overrides}).test_client()
+    return make
 
 
 @pytest.fixture
@@ -81,6 +89,21 @@ def logs() -> Iterator[io.StringIO]:
         yield stream
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def capture(request):
+    """Start capturing the service's JSON log lines (call it after building the app: the factory
+    re-attaches its own handler, dropping handlers bound to an older stderr)."""
+    def start() -> io.StringIO:
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonLinesFormatter())
+        logger = logging.getLogger(LOGGER_NAME)
+        logger.addHandler(handler)
+        request.addfinalizer(lambda: logger.removeHandler(handler))
+        return stream
+    return start
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import responses
 
 from cds_service.services import SERVICES
 
-FHIR = "http://fhir.test/fhir"
+FHIR = "https://fhir.test/fhir"   # https: calls with fhirAuthorization need TLS
 PATIENT = "p1"
 PV, SELECT, SIGN = (s.id for s in SERVICES)
 CARD = {"uuid": "0b9c4c1e-8a43-4a31-9d6c-4c2a8f6b1a11", "summary": "fake card", "indicator": "info",

@@ -75,7 +75,7 @@ class BrokenIssuer:
 def test_a_bug_while_checking_a_token_is_a_500_not_a_401(app, logs):
     state = app.extensions["her2cds"]
     from cds_service.config import Settings
-    state.authenticator = Authenticator(Settings(auth_mode="required"), state.database,
+    state.authenticator = Authenticator(Settings(auth_mode="required", public_base_url="http://localhost"), state.database,
                                         issuers={"https://client.test": BrokenIssuer()})
     token = jwt.encode({"iss": "https://client.test", "aud": "x", "iat": 0, "exp": 1, "jti": "j"},
                        ec.generate_private_key(ec.SECP384R1()), algorithm="ES384", headers={"kid": "k1"})

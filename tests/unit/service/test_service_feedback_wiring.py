@@ -23,6 +23,9 @@ class AcceptEverything:
     def authenticate(self, request) -> None:
         return None
 
+    def fhir_servers_for(self, iss) -> tuple[str, ...]:   # these calls name no fhirServer
+        return ()
+
 
 def bearer(iss: str) -> dict[str, str]:
     return {"Authorization": "Bearer " + jwt.encode({"iss": iss}, "not-checked-here-by-this-stand-in-authenticator", algorithm="HS256")}

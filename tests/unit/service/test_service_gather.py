@@ -254,13 +254,16 @@ def test_no_authorization_header_without_fhir_authorization(client, evaluate, fh
 # ---------------------------------------------------------------- unreachable, hanging, slow
 
 
-def test_closed_port_is_412(client, evaluate):
-    response, seconds = elapsed(lambda: call(client, hook_body(fhir_server=f"http://127.0.0.1:{closed_port()}/fhir")))
+def test_closed_port_is_412(client_for, evaluate):
+    base = f"http://127.0.0.1:{closed_port()}/fhir"
+    response, seconds = elapsed(lambda: call(client_for(base), hook_body(fhir_server=base)))
     assert response.status_code == 412 and seconds < 2
 
 
-def test_server_that_never_answers_is_412_within_the_deadline(client, evaluate, hanging_server):
-    body = hook_body(fhir_server=f"http://127.0.0.1:{hanging_server.port}/fhir")
+def test_server_that_never_answers_is_412_within_the_deadline(client_for, evaluate, hanging_server):
+    base = f"http://127.0.0.1:{hanging_server.port}/fhir"
+    client = client_for(base)
+    body = hook_body(fhir_server=base)
     response, seconds = elapsed(lambda: call(client, body))
     assert response.status_code == 412
     assert seconds < 1.0 + 0.5          # test app: 0.5 s per request, 1.0 s overall deadline

@@ -56,7 +56,7 @@ def test_a_mapping_log_line_names_no_resource_id_and_no_drug(stream):
 
 def test_a_huge_header_value_is_cut_short_in_the_log(app, logs):
     state = app.extensions["her2cds"]
-    state.authenticator = Authenticator(Settings(auth_mode="required"), state.database, issuers={})
+    state.authenticator = Authenticator(Settings(auth_mode="required", public_base_url="http://localhost"), state.database, issuers={})
     token = jwt.encode({"iss": "x"}, ec.generate_private_key(ec.SECP384R1()), algorithm="ES384",
                        headers={"kid": "k", "typ": "A" * 9000})
     reply = app.test_client().post(f"/cds-services/{PV}", json=hook_body(), headers={"Authorization": f"Bearer {token}"})

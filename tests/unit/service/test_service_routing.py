@@ -12,7 +12,7 @@ import pytest
 
 from cds_service import create_app
 from cds_service.paths import normalise_path
-from service_helpers import PV, SIGN, full_prefetch, hook_body
+from service_helpers import FHIR, PV, SIGN, full_prefetch, hook_body
 from support import SHARED, require_shared
 
 ORIGIN = "https://sandbox.cds-hooks.org"
@@ -72,8 +72,9 @@ ISSUER = "https://probe.invalid"
 def secured_app(tmp_path, settings_overrides, evaluate):
     require_shared(KEYS / "jwks.json")
     issuers = tmp_path / "issuers.json"
-    issuers.write_text(json.dumps([{"iss": ISSUER, "jwks_file": str(KEYS / "jwks.json")}]))
-    return create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers)})
+    issuers.write_text(json.dumps([{"iss": ISSUER, "jwks_file": str(KEYS / "jwks.json"), "fhir_servers": [FHIR]}]))
+    return create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers),
+                       "public_base_url": "http://localhost"})
 
 
 def token(aud: str) -> str:

@@ -1,0 +1,40 @@
+"""Issue 14: slow clients (slow-loris) cannot stall the live service (`her2-cds serve`, real gunicorn)."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+
+
+def slow_loris(base: str, path: str, how: str) -> socket.socket:
+    """A connection that sends part of a request and then nothing (headers unfinished, or a body promised)."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+    if how == "headers":
+        sock.sendall(head + b"X-Slow: ")
+    else:                                   # auth is off here: the service reads the body it was promised
+        sock.sendall(head + b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+    return sock
+
+
+@pytest.mark.parametrize("kinds", [("headers", "headers"), ("headers", "body")], ids=["2-slow-headers", "slow-headers-and-body"])
+def test_two_slow_loris_connections_do_not_stall_the_service(live_service, kinds):
+    """With one connection per worker (gunicorn sync, 2 workers) these two would hold the whole service."""
+    path = f"/cds-services/{live_service.service('patient-view')['id']}"
+    held = [slow_loris(live_service.base, path, kind) for kind in kinds]
+    try:
+        time.sleep(0.5)                      # both are now inside the server
+        for _ in range(6):                   # new connections, spread over the workers
+            started = time.monotonic()
+            response = requests.get(f"{live_service.base}/cds-services", timeout=5,
+                                    headers={"Connection": "close"})
+            assert response.status_code == 200
+            assert time.monotonic() - started < 2.0
+    finally:
+        for sock in held:
+            sock.close()
