@@ -24,16 +24,25 @@ from .model import ConditionFact, MetastaticSite
 IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 
 # --- breast cancer -------------------------------------------------------------------------------
+# Codes audited 2026-12-02 (data/CODES-AUDIT.md): all but 254837009/353431000119107/408643008 are members of
+# a public eCQM "Breast Cancer" value-set code list (the same list also holds C50.*), P.
+# not verified: 353441000119101 (meant: a primary malignant neoplasm of breast concept), 1228829006 (same) - removed
+# not verified: 413448000 (public sources disagree: lymphoma / adenocarcinoma morphology / IDC of breast) - removed
+# not verified: 444604002 (public mCODE extraction code uses it only as an "N/A" placeholder) - removed
 BREAST_SNOMED = frozenset({
-    "254837009", "353431000119107", "353441000119101", "408643008", "372064008", "372137005", "278054005",
-    "427685000", "431396003", "417181009", "413448000", "444604002", "1228829006", "93796005", "373080008",
+    "254837009", "353431000119107", "408643008", "372064008", "372137005", "278054005",
+    "427685000", "431396003", "417181009", "93796005", "373080008",
     "373081007", "373082000", "403458008", "403946000", "286892007", "286893002", "286894008", "286895009",
     "286896005", "286897001", "372092003", "372093008", "372094002", "373083005", "373088001", "373089009",
     "373090000", "373091001", "429087003", "93680004", "93745008", "93776002", "93874009", "93876006", "93924008", "94115006",
 })
-GENERIC_MALIGNANCY_SNOMED = frozenset({"363346000", "372087000", "86049000", "1240414004", "363358000"})
-BREAST_BODY_SITE_SNOMED = frozenset({"76752008", "80248007", "73056007", "63762007", "72410000", "76365002",
-                                     "77831004", "12396004", "33564002", "53840002", "19100000"})
+# 363358000 removed: it is "Malignant tumor of lung" (several public code lists), not a generic malignancy.
+GENERIC_MALIGNANCY_SNOMED = frozenset({"363346000", "372087000", "86049000", "1240414004"})
+# Breast structure, left/right/both breasts, upper outer/upper inner/lower outer/lower inner quadrant (P, public
+# FHIR examples and DICOM CID tables). 53840002 removed: it is "Calf of leg" (DICOM tables), not breast.
+# not verified: 72410000, 12396004 (meant: further breast structures) - removed
+BREAST_BODY_SITE_SNOMED = frozenset({"76752008", "80248007", "73056007", "63762007", "76365002",
+                                     "77831004", "33564002", "19100000"})
 _BREAST_WORD = re.compile(r"\bbreast|\bmamma", re.I)
 _MALIGNANT_WORD = re.compile(r"malignan|carcinoma|cancer|sarcoma|lymphoma", re.I)   # not "neoplasm": may be benign
 _SECONDARY_WORD = re.compile(r"secondary|metasta", re.I)
@@ -52,13 +61,16 @@ ICD_SECONDARY: tuple[tuple[str, str, bool, bool], ...] = (
     ("C79.2", "skin", False, True), ("C79.6", "ovary", False, True), ("C79.7", "adrenal gland", False, True),
     ("C79.8", "other", False, True), ("C79.9", "other", False, True), ("C79", "other", False, True), ("C7B", "other", False, True),
 )
+# Audited 2026-12-02: 94391008 lung, 94493005 pleura, 94260004 colon (P, public FSH/code lists); 94503003 is a
+# metastasis to prostate or spine in public lists (both distant, not CNS), never skin: labelled "other".
+# not verified: 94409002 and 369486003 (meant: brain metastasis), 94297009 (peritoneum), 94455000 (distant lymph
+# node), 94169000 (meninges), 94602001 and 1144702001 (other secondary sites) - removed; the display words
+# ("secondary", "metastatic" + site) and the ICD-10-CM C77-C79 codes still find these.
 SNOMED_SECONDARY: dict[str, tuple[str, bool, bool]] = {
     "94225005": ("brain", True, True), "94222008": ("bone", False, True), "94381002": ("liver", False, True),
     "94391008": ("lung", False, True), "94181007": ("axillary lymph node", False, False),
-    "128462008": ("other", False, True), "94409002": ("brain", True, True), "94493005": ("pleura", False, True),
-    "94297009": ("peritoneum", False, True), "94260004": ("other", False, True), "94503003": ("skin", False, True),
-    "369486003": ("brain", True, True), "94602001": ("other", False, True), "1144702001": ("other", False, True),
-    "94455000": ("distant lymph node", False, True), "94169000": ("meninges", True, True),
+    "128462008": ("other", False, True), "94493005": ("pleura", False, True),
+    "94260004": ("other", False, True), "94503003": ("other", False, True),
 }
 _SITE_WORDS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
     (re.compile(r"axilla", re.I), "axillary lymph node", False, False),
@@ -96,16 +108,22 @@ ILD_ICD_PREFIXES = ("J84", "J70.0", "J70.1", "J70.2", "J70.3", "J70.4")
 ILD_SNOMED = frozenset({"233703007", "427046006", "205237003", "51615001", "700250006", "28168000", "196125002",
                         "233713004", "233723008", "64667001"})
 _ILD_TEXT = re.compile(r"interstitial lung|interstitial pneumon|pneumonitis|pulmonary fibrosis", re.I)
+# I11.0, I13.0, I13.2, I09.81 audited 2026-12-02 (P: hccbuddy.com / medcoder.ai / icdlist.com ICD-10-CM pages).
+# HF SNOMED: 85232009 left HF, 417996009 systolic HF, 441481004 / 441530006 chronic systolic / chronic (diastolic)
+# HF - public lists disagree on the subtype, all say heart failure -, 446221000 HFpEF, 703272007 HFrEF (P).
+# not verified: 10335000 (meant: chronic right-sided heart failure) - removed
 HF_ICD_PREFIXES = ("I50", "I11.0", "I13.0", "I13.2", "I09.81")
 CARDIOMYOPATHY_ICD_PREFIXES = ("I42", "I43")
 HF_SNOMED = frozenset({"84114007", "42343007", "88805009", "703272007", "85232009", "441481004", "441530006",
-                       "10335000", "417996009", "446221000"})
+                       "417996009", "446221000"})
 CARDIOMYOPATHY_SNOMED = frozenset({"85898001", "399020009", "195021004", "53043001"})
 
 # --- breast surgery (to tell neoadjuvant from adjuvant) ----------------------------------------------
-BREAST_SURGERY_SNOMED = frozenset({"69031006", "172043006", "22964006", "392021009", "64368001", "237372004",
+# Audited 2026-12-02 (P: public FHIR examples and eCQM mastectomy code lists). 70536003 removed: it is
+# "Transplant of kidney". not verified: 237372004 (meant: a breast excision procedure) - removed
+BREAST_SURGERY_SNOMED = frozenset({"69031006", "172043006", "22964006", "392021009", "64368001",
                                    "428564008", "429400009", "395702000", "384723003", "447135002", "14693006",
-                                   "27865001", "70536003"})
+                                   "27865001"})
 _SURGERY_TEXT = re.compile(r"mastectomy|lumpectomy|quadrantectomy|breast[- ]conserving|partial mastectomy|"
                            r"excision of (the )?breast|wide local excision", re.I)
 

@@ -38,7 +38,10 @@ ONGOING_STATUS = {
     "MedicationAdministration": frozenset({"in-progress"}),
 }
 CURATIVE, PALLIATIVE = "373808002", "363676003"
-PROGRESSION_CODES = frozenset({"266721009", "271299001", "444391001", "385633008"})
+# 266721009 absent response (mCODE termination reasons), 271299001 patient's condition worsened (mCODE disease
+# status), 444391001 malignant tumor progression (P, public FHIR code). 385633008 removed (audit 2026-12-02): public
+# value sets give it as "Improving" / "Goal achieved", the opposite of progression.
+PROGRESSION_CODES = frozenset({"266721009", "271299001", "444391001"})
 _PROGRESSION_TEXT = re.compile(r"progress|absent response|no response|not respond|refractory|treatment failure", re.I)
 _UNITS_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30.4375, "a": 365.25}
 

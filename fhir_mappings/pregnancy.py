@@ -41,6 +41,8 @@ def _icd(code: str) -> str:
 # browsers quoting the CMS FY2026 tables, e.g. icd10data.com / icd10codingpro.com, not in clinical.md).
 # O07 (failed attempted termination) and O00-O02 / O08 are left as pregnancy codes: the pregnancy may continue
 # or still needs care, and a missed pregnancy is the costlier error for embryo-fetal toxicity.
+# O03 spontaneous abortion, O04 complications following (induced) termination, Z33.2 encounter for elective
+# termination (audited 2026-12-02, P: icd10data.com O03, icd10codingpro.com O04, cco.us abortion coding guide).
 TERMINATION_ICD_PREFIXES = ("O03", "O04", "Z33.2")
 
 

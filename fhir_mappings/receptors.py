@@ -209,7 +209,10 @@ def read_text(text: str, marker: str, method: str = "interpretation", kind: str 
             found.append((ratio[0], ratio[1], True))
             copies = _COPIES.search(t)
             if ratio[0] == NEG and copies and float(copies.group(2)) >= 6:
-                return AMBIGUOUS        # ratio < 2.0 with >= 6 copies (ASCO/CAP ISH group 3): needs the IHC work-up
+                # ratio < 2.0 with >= 6.0 HER2 signals/cell = ASCO/CAP 2018 dual-probe ISH group 3: positive only with
+                # concurrent IHC 2+/3+, so it needs the IHC work-up (P, audited 2026-12-02: labce.com HER2 FISH
+                # interpretation per 2018 ASCO/CAP; guidelinecentral ASCO/CAP HER2 testing figure 3)
+                return AMBIGUOUS
         score = _TEXT_SCORE.search(t)
         if score is None and method == "IHC":
             score = re.fullmatch(r"[\s:]*(?:her2_marker)?[\s:]*(?:ihc)?[\s:]*(?:score)?[\s:]*([0-3])\s*", t)

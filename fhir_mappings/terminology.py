@@ -156,6 +156,8 @@ def _drugs_by_name(text: str) -> tuple[Drug, ...]:
     return tuple(sorted(found.values(), key=lambda d: d.rxnorm))
 
 
+#: HL7 OIDs (audited 2026-12-02, P: many public HL7 CDA/FHIR tools map 2.16.840.1.113883.6.88 to RxNorm and
+#: 2.16.840.1.113883.6.73 to WHO ATC)
 RXNORM_OID = "2.16.840.1.113883.6.88"
 
 
