@@ -96,6 +96,17 @@ def realistic_patient(today: dt.date, prefer: str = "auto") -> BenchPatient:
                         None, _counts(core))
 
 
+def second_line_patient(today: dt.date) -> BenchPatient:
+    """The second-line record of issue 15's CPU target: `../shared/scenarios/S01-*` (HER2+ HR- MBC with
+    liver metastases, progressed after first-line TCH), else the built-in record (the same situation)."""
+    folders = sorted(SHARED_SCENARIOS.glob("S01-*")) if SHARED_SCENARIOS.is_dir() else []
+    if folders and (folders[0] / "bundle.json").exists():
+        return _from_scenario(folders[0], today)
+    core = tuple(her2_core("bench-2l", today))
+    return BenchPatient("bench-2l", core, tuple(thp_drafts("bench-2l", today)), "built-in bench record (2nd line)",
+                        None, _counts(core))
+
+
 # ----------------------------------------------------------------------------- built-in records
 def _med(code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": RXNORM, "code": code, "display": display}], "text": display}

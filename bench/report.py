@@ -12,10 +12,13 @@ from typing import Any
 class Verdict:
     target: str
     measured: str
-    passed: bool | None       # None: informational (no target in issue 7)
+    passed: bool | None       # None: informational (no target), or not judged when `busy`
+    busy: bool = False        # not judged: the machine's other work, not the service, would decide it
 
     @property
     def label(self) -> str:
+        if self.busy:
+            return "BUSY"
         return "INFO" if self.passed is None else ("PASS" if self.passed else "FAIL")
 
     def as_dict(self) -> dict[str, Any]:

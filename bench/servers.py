@@ -84,13 +84,20 @@ def her2cds_executable() -> list[str]:
     raise SystemExit("her2-cds is not installed in this interpreter's venv (pip install -e . first)")
 
 
+def floor_app_argv() -> list[str]:
+    """The floor app (bench/floor_app.py) under this interpreter; the caller adds host, port and workers."""
+    return [sys.executable, "-m", "bench.floor_app"]
+
+
 class ServiceProcess:
     """`her2-cds serve --host 127.0.0.1 --port P --workers W` with bench settings, stopped by PID."""
 
-    def __init__(self, port: int, workers: int = 2, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, port: int, workers: int = 2, extra_env: dict[str, str] | None = None,
+                 argv: list[str] | None = None) -> None:
         self.port = port
         self.workers = workers
         self.extra_env = dict(extra_env or {})
+        self.argv = argv            # None: `her2-cds serve ...`; else another gunicorn app (the floor app)
         self.process: subprocess.Popen | None = None
         self.work_dir: Path | None = None
         self.peak_kb: dict[int, int] = {}      # pid -> highest VmHWM seen
@@ -116,9 +123,9 @@ class ServiceProcess:
                "HER2CDS_MAX_BODY_BYTES": str(64 * 1024 * 1024),   # 5,000-resource prefetch bodies are ~3 MB
                **self.extra_env}
         log = open(self.log_path, "wb")
+        argv = self.argv if self.argv is not None else her2cds_executable() + ["serve"]
         self.process = subprocess.Popen(
-            her2cds_executable() + ["serve", "--host", "127.0.0.1", "--port", str(self.port),
-                                    "--workers", str(self.workers)],
+            argv + ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)],
             cwd=self.work_dir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
