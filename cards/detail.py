@@ -138,18 +138,27 @@ def build_detail(d: Decision, knowledge: Knowledge, summary: PatientSummary, gap
     a text still too long is cut with a pointer to the explanation view, keeping the footer line."""
     budget = detail_budget(d)
     facts = list(dict.fromkeys(d.facts))
+    head, tail_sections = _body_parts(d, summary, gaps, drafts)    # built once: only the facts table varies
+    end = footer(d, knowledge)
     for keep in range(len(facts), -1, -1):
-        body = _body(d, summary, gaps, drafts, keep)
-        detail = "\n".join(body + [footer(d, knowledge)])
+        body = head + _facts_section(d, summary, keep) + tail_sections
+        detail = "\n".join(body + [end])
         if len(detail) <= budget:
             return detail
-    tail = ["", "*… shortened: the full reasoning is in the explanation view.*", footer(d, knowledge)]
+    tail = ["", "*… shortened: the full reasoning is in the explanation view.*", end]
     room = budget - len("\n".join(tail)) - 1
     return "\n".join(body)[:max(0, room)].rstrip() + "\n" + "\n".join(tail)
 
 
-def _body(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequence[DraftOrder],
-          keep_facts: int) -> list[str]:
+def _facts_section(d: Decision, summary: PatientSummary, keep_facts: int) -> list[str]:
+    if not d.facts:
+        return []
+    return [f"**Basis in the record** (as of {summary.as_of.isoformat()})", ""] + _facts_table(d.facts, keep_facts) + [""]
+
+
+def _body_parts(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue],
+                drafts: Sequence[DraftOrder]) -> tuple[list[str], list[str]]:
+    """The detail's sections before and after the facts table (which alone shrinks to fit the budget)."""
     is_regimen = d.topic == "her2-next-regimen"
     out: list[str] = []
     if d.findings:
@@ -163,9 +172,7 @@ def _body(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue], dra
         out += [f"- {text(r.name)}: {text(r.not_orderable_reason or r.evidence)}" for r in d.named_only] + [""]
     if d.notes:
         out += ["**Notes**", ""] + [f"- {text(n)}" for n in d.notes] + [""]
-    if d.facts:
-        out += [f"**Basis in the record** (as of {summary.as_of.isoformat()})", ""]
-        out += _facts_table(d.facts, keep_facts) + [""]
+    head, out = out, []
     rules = fired_rules(d)
     if rules:
         out += ["**Rules applied**", ""] + [_rule_line(r) for r in rules] + [""]
@@ -176,7 +183,7 @@ def _body(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue], dra
                                  for i in [*summary.notes, *(g for g in gaps if g.info)]))
     if by_name:     # information, not a gap: the drug was read, from its name rather than a known code
         out += ["**Read from names, not codes**", ""] + by_name[:MAX_ISSUES] + [""]
-    return out
+    return head, out
 
 
 def card_citation(d: Decision) -> Citation:
