@@ -60,19 +60,24 @@ def fired_rules(d: Decision) -> tuple[Rule, ...]:
 _LOW_PRIORITY = ("Prior HER2-directed agent", "HR status (ER or PR positive)", "Breast cancer")
 
 
-def _facts_table(facts: Sequence[Fact], keep: int) -> list[str]:
-    shown = list(dict.fromkeys(facts))
-    if not shown:
-        return []
-    drop = set(_drop_order(shown)[: max(0, len(shown) - keep)])
-    rows = ["| Fact | Value | Date |", "|---|---|---|"]
-    for i, f in enumerate(shown):
-        if i not in drop:
-            rows.append(f"| {text(f.label)} | {text(_clip(f.value, MAX_VALUE))} | "
-                        f"{f.date.isoformat() if f.date else '—'} |")
-    if drop:
-        rows.append(f"| … | {len(drop)} more fact(s) in the explanation view | — |")
-    return rows
+class _FactsTable:
+    """The facts table's rows rendered once; `rows(keep)` leaves out the lowest-priority ones."""
+
+    def __init__(self, facts: Sequence[Fact]) -> None:
+        shown = list(dict.fromkeys(facts))
+        self.lines = [f"| {text(f.label)} | {text(_clip(f.value, MAX_VALUE))} | "
+                      f"{f.date.isoformat() if f.date else '—'} |" for f in shown]
+        self.drop_order = _drop_order(shown)
+
+    def rows(self, keep: int) -> list[str]:
+        if not self.lines:
+            return []
+        drop = set(self.drop_order[: max(0, len(self.lines) - keep)])
+        rows = ["| Fact | Value | Date |", "|---|---|---|"]
+        rows += [line for i, line in enumerate(self.lines) if i not in drop]
+        if drop:
+            rows.append(f"| … | {len(drop)} more fact(s) in the explanation view | — |")
+        return rows
 
 
 def _drop_order(facts: Sequence[Fact]) -> list[int]:
@@ -140,8 +145,9 @@ def build_detail(d: Decision, knowledge: Knowledge, summary: PatientSummary, gap
     facts = list(dict.fromkeys(d.facts))
     head, tail_sections = _body_parts(d, summary, gaps, drafts)    # built once: only the facts table varies
     end = footer(d, knowledge)
+    table = _FactsTable(d.facts)
     for keep in range(len(facts), -1, -1):
-        body = head + _facts_section(d, summary, keep) + tail_sections
+        body = head + _facts_section(d, summary, table, keep) + tail_sections
         detail = "\n".join(body + [end])
         if len(detail) <= budget:
             return detail
@@ -150,10 +156,10 @@ def build_detail(d: Decision, knowledge: Knowledge, summary: PatientSummary, gap
     return "\n".join(body)[:max(0, room)].rstrip() + "\n" + "\n".join(tail)
 
 
-def _facts_section(d: Decision, summary: PatientSummary, keep_facts: int) -> list[str]:
+def _facts_section(d: Decision, summary: PatientSummary, table: _FactsTable, keep_facts: int) -> list[str]:
     if not d.facts:
         return []
-    return [f"**Basis in the record** (as of {summary.as_of.isoformat()})", ""] + _facts_table(d.facts, keep_facts) + [""]
+    return [f"**Basis in the record** (as of {summary.as_of.isoformat()})", ""] + table.rows(keep_facts) + [""]
 
 
 def _body_parts(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue],
