@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from flask_cors import CORS
 
 from cards import load_knowledge
+from cds_service import json_codec
 from cds_service.auth import Authenticator
 from cds_service.client_identity import remember_caller
 from cds_service.config import Settings, load_settings
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(config)
     log = configure_logging(settings.log_level)
     app = Flask(__name__)
+    json_codec.install(app)             # orjson for jsonify / get_json (issue 15: the hot path's JSON)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False          # keep FHIR/CDS field order as built
     app.json.compact = True

@@ -17,6 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from cds_service import json_codec
 from cds_service.errors import ApiError, BadRequest
 from cds_service.services import ServiceDefinition
 
@@ -68,13 +69,15 @@ def check_content_type(content_type: str | None) -> None:
 
 
 def parse_json(raw: bytes) -> Any:
-    """The body as JSON. The cycle collector is paused while parsing: a large prefetch makes hundreds of
+    """The body as JSON (orjson: see `json_codec`). The cycle collector is paused while parsing: a large prefetch makes hundreds of
     thousands of containers, none in a cycle, and collections triggered mid-parse doubled its cost."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return json.loads(raw)
+        return json_codec.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
+        if "depth limit" in str(exc):
+            raise BadRequest("Request body is nested too deeply") from None
         position = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise BadRequest(f"Request body is not valid JSON{position}") from None
     except RecursionError:
