@@ -38,6 +38,27 @@ def request_validator() -> Draft202012Validator:
     return Draft202012Validator(inline_local_refs(schema))
 
 
+@lru_cache(maxsize=None)
+def hook_validator(hook: str) -> Draft202012Validator:
+    """The request schema for calls whose `hook` is `hook` or absent: the `allOf` branches that pick the
+    context definition by `hook` are reduced to this hook's. Why: it accepts exactly the bodies the
+    full schema accepts once `validate_hook_request` has refused any other hook name (a body without a
+    valid `hook` fails both), and skips evaluating the other hooks' conditions on every call. Errors
+    are still worded from the full schema."""
+    schema = dict(request_validator().schema)
+    branches = [b for b in schema.get("allOf", ()) if _branch_hook(b) in (hook, None)]
+    schema["allOf"] = [b["then"] if _branch_hook(b) == hook else b for b in branches]
+    return Draft202012Validator(schema)
+
+
+def _branch_hook(branch: Any) -> str | None:
+    """The hook an `if: {properties: {hook: {const: ...}}}` branch is for (None: another kind of branch)."""
+    try:
+        return branch["if"]["properties"]["hook"]["const"]
+    except (KeyError, TypeError):
+        return None
+
+
 def inline_local_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """The same schema with each `#/$defs/...` reference replaced by its definition. Why: resolving a
     `$ref` on every call took a third of the validator's time. A reference met again inside its own
@@ -131,6 +152,8 @@ def validate_hook_request(body: Any, service: ServiceDefinition) -> dict[str, An
     if isinstance(hook, str) and hook and hook != service.hook:
         raise BadRequest(f"Service {service.id} is registered for hook {service.hook!r}, not {hook[:64]!r}",
                          expression="hook")
+    if hook_validator(service.hook).is_valid(body):
+        return body
     error = best_match(request_validator().iter_errors(body))
     if error is not None:
         expression = _expression(error)
