@@ -10,6 +10,7 @@ ids and the knowledge version. Length budget (issue 16): the next-regimen card a
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Sequence
 
 from cards.decision import Decision, Fact
@@ -89,6 +90,7 @@ def _drop_order(facts: Sequence[Fact]) -> list[int]:
     return sorted(range(len(facts)), key=rank)
 
 
+@lru_cache(maxsize=1024)      # knowledge text only (no patient data): rendered once per process
 def _regimen_line(r: RegimenEntry, sources: int = 2) -> str:
     cites = _names(r.citations, sources)
     later = " (later evidence)" if r.status == "later-evidence" else ""
@@ -109,6 +111,7 @@ def _options(d: Decision) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1024)      # knowledge text only (no patient data): rendered once per process
 def _rule_line(rule: Rule) -> str:
     cites = _names(rule.citations)
     return f"- {text(rule.title)}" + (f" ({cites})" if cites else "")
