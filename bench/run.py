@@ -73,7 +73,7 @@ class Plan:
 
 
 DEFAULT = Plan(calls=500, warmup=50, concurrencies=(1, 16), throughput_s=10.0, floor_repeats=100,
-               sizes=(10, 100, 1000, 5000), scaling_calls=100, mapping_repeats=20, deadline_s=720.0)
+               sizes=(10, 100, 1000, 5000), scaling_calls=100, mapping_repeats=20, deadline_s=720.0, rounds=4)
 QUICK = Plan(calls=25, warmup=5, concurrencies=(1, 16), throughput_s=2.0, floor_repeats=10,
              sizes=(10, 100, 1000, 5000), scaling_calls=8, mapping_repeats=3, deadline_s=120.0,
              scaling_via_fhir=False)
