@@ -36,7 +36,8 @@ from cds_service.fhir_allowlist import Allowance, FhirServerNotAllowed, allowanc
 from cds_service.fhir_client import (ByteBudget, FhirClient, FhirError, InvalidResponse, NotFound404, SessionPool,
                                      Timeout, next_link)
 from cds_service.logging_setup import get_logger
-from cds_service.medication_refs import REFERENCED_MEDICATIONS, fetch_medications, unresolved_medication_ids
+from cds_service.medication_refs import (REFERENCED_MEDICATIONS, draft_order_resources, fetch_medications,
+                                         unresolved_medication_ids)
 from cds_service.pipeline import GatheredRecord
 from cds_service.services import FhirQuery, ServiceDefinition, fill_template
 from cds_service.smart_backend import BackendTokens
@@ -339,9 +340,11 @@ class Gatherer:
 
     def _referenced_medications(self, body: Mapping[str, Any], results: list[KeyResult],
                                 connect: "_Once") -> list[KeyResult]:
-        """Medications the gathered orders name by reference but nobody sent, read by id (never a 412)."""
+        """Medications the gathered orders and the drafts name by reference but nobody sent, read by id
+        (never a 412). Medications sent inside `draftOrders` count as sent."""
         server = body.get("fhirServer") if isinstance(body.get("fhirServer"), str) else None
-        wanted = unresolved_medication_ids((r for k in results for r in k.resources), server)
+        drafts = draft_order_resources(body["context"].get("draftOrders"))
+        wanted = unresolved_medication_ids([*(r for k in results for r in k.resources), *drafts], server)
         if not wanted:
             return []
         result = KeyResult(REFERENCED_MEDICATIONS)

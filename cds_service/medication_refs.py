@@ -7,8 +7,12 @@ them, but a client may prefetch without the include and a server may ignore it; 
 unresolved after the searches is read here (`Medication?_id=a,b,c`), within the hook call's deadline.
 The Medications found are handed to the mapping as ordinary resources (it resolves the references).
 
-Failure policy: never a 412. A Medication that cannot be read is a named data gap on the cards; one
-the server does not have is named too, so a therapy never disappears silently. No clinical logic here.
+Failure policy: never a 412. A lookup that fails is a named data gap on the cards; a Medication the
+server does not have is named once, by the mapping, on the order that references it (so a therapy never
+disappears silently and is not named twice). No clinical logic here.
+
+The references looked up are those of the gathered record and of the hook's `draftOrders` (a draft that
+names a `Medication/<id>` held only on the server): gather collects, the mapping resolves.
 """
 from __future__ import annotations
 
@@ -82,11 +86,30 @@ def unresolved_medication_ids(resources: Iterable[Mapping[str, Any]], fhir_base:
     return tuple(wanted)
 
 
+def draft_order_resources(draft_orders: Any) -> list[dict[str, Any]]:
+    """The resources of the hook's `draftOrders` (a Bundle, a bare list or one resource), for their references.
+
+    Only what the references need: the mapping (`fhir_mappings.drafts`) reads the drafts themselves."""
+    if isinstance(draft_orders, dict):
+        if draft_orders.get("resourceType") == "Bundle" or "entry" in draft_orders:
+            entries = draft_orders.get("entry")
+            items = [e.get("resource") if isinstance(e, dict) and "resource" in e else e
+                     for e in (entries if isinstance(entries, list) else ())]
+        else:
+            items = [draft_orders]
+    elif isinstance(draft_orders, list):
+        items = draft_orders
+    else:
+        items = []
+    return [r for r in items if isinstance(r, dict)]
+
+
 def fetch_medications(client: FhirClient, ids: Iterable[str], *, max_pages: int) -> MedicationLookup:
     """Read `ids` as `Medication?_id=a,b,c` in batches; never raises (failures land on the lookup).
 
     A server that refuses the `_id` search (4xx) is asked by instance reads instead. Ids the server
-    does not hold become one issue; the client's deadline bounds the whole lookup."""
+    does not hold are simply absent (the mapping names their orders); the client's deadline bounds the
+    whole lookup."""
     lookup = MedicationLookup(tuple(dict.fromkeys(ids)))
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(lookup.wanted), BATCH_SIZE):
@@ -100,13 +123,9 @@ def fetch_medications(client: FhirClient, ids: Iterable[str], *, max_pages: int)
             lookup.error = exc.kind
             break
     lookup.resources = list(found.values())
-    if lookup.error is None:
-        absent = [mid for mid in lookup.wanted if mid not in found]
-        if absent:
-            lookup.issues.append(RecordIssue(
-                REFERENCED_MEDICATIONS.key,
-                f"{len(absent)} Medication resource(s) named by medication orders were not found on the FHIR "
-                "server; the drugs of those orders are unknown"))
+    # Ids the server does not hold are not an issue here: the mapping names each order whose reference
+    # stays unresolved ("medication reference 'Medication/x' not found", with its date), and a second,
+    # count-only line for the same Medication would name it twice on the cards (issue 10).
     return lookup
 
 

@@ -159,11 +159,37 @@ def test_an_unreadable_medication_is_a_named_gap_not_a_412(client, evaluate, fhi
     assert gap.source == "referencedMedications" and "Medication resources named by medication orders" in gap.problem
 
 
-def test_a_medication_the_server_does_not_hold_is_named(client, evaluate, fhir):
-    serve_medications(fhir, {})
+def test_a_medication_the_server_does_not_hold_is_left_for_the_mapping_to_name_once(client, evaluate, fhir):
+    """The mapping names the order whose Medication is missing (with its date); a count-only gap from the
+    lookup as well named the same Medication twice on the cards."""
+    seen = serve_medications(fhir, {})
     assert call(client, hook_body(prefetch=prefetch_with_orders(order_naming("gone")))).status_code == 200
-    (gap,) = evaluate.record.gaps
-    assert gap.source == "referencedMedications" and "not found" in gap.problem
+    assert len(seen) == 1 and evaluate.record.gaps == ()
+    assert "Medication/gone" not in evaluate.resource_ids()
+
+
+def drafts_call(client, drafts: list[dict], extra: tuple[dict, ...] = ()):
+    body = hook_body("order-sign", prefetch=full_prefetch(), drafts=drafts)
+    body["context"]["draftOrders"]["entry"] += [{"resource": r} for r in extra]
+    return client.post("/cds-services/her2-order-sign", data=json.dumps(body), content_type="application/json")
+
+
+def draft_naming(mid: str, rid: str = "d-1") -> dict:
+    return {**resource("MedicationRequest", rid), "status": "draft", "intent": "order",
+            "medicationReference": {"reference": f"Medication/{mid}"}}
+
+
+def test_a_medication_a_draft_names_is_read_from_the_server(client, evaluate, fhir):
+    seen = serve_medications(fhir, {"drafted": medication("drafted")})
+    assert drafts_call(client, [draft_naming("drafted")]).status_code == 200
+    assert len(seen) == 1 and parse_qs(urlsplit(seen[0]).query)["_id"] == ["drafted"]
+    assert "Medication/drafted" in evaluate.resource_ids() and evaluate.record.gaps == ()
+
+
+def test_a_medication_sent_with_the_drafts_is_not_read_again(client, evaluate, fhir):
+    seen = serve_medications(fhir, {"drafted": medication("drafted")})
+    assert drafts_call(client, [draft_naming("drafted")], extra=(medication("drafted"),)).status_code == 200
+    assert seen == []
 
 
 def test_without_a_fhir_server_an_unresolved_medication_is_a_named_gap(client, evaluate):
