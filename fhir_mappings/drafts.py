@@ -99,8 +99,8 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None,
                 resource_id = f"MedicationRequest/{rid}"
                 mapped = resolve_medication(r, bundled)
                 m = mapped.mapping
-                if not m.drugs:
-                    hint = oncology_class_hint(m)      # short first: cards clip long lines
+                hint = oncology_class_hint(m) if not m.drugs else ""
+                if not m.drugs:                        # the hint goes first: cards clip long lines
                     what = f"probably {hint}, not checked (check by hand)" if hint else \
                         (m.display or ', '.join(m.unknown_codes) or 'no code')
                     issues.append(RecordIssue(resource_id, (mapped.reference_problem or "drafted medication not in the "
@@ -114,7 +114,7 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None,
                 start, end = planned_period(r)
                 drafts.append(DraftOrder(resource_id=resource_id, drugs=m.drugs, display=m.display or resource_id,
                                          selected=keys is None or resource_id in keys, unmapped=not m.drugs,
-                                         planned_start=start, planned_end=end))
+                                         planned_start=start, planned_end=end, probable_class=hint))
             except Exception as exc:   # noqa: BLE001 - one odd draft must not hide the others
                 issues.append(RecordIssue(where, f"draft order could not be read ({type(exc).__name__})"))
     except Exception as exc:   # noqa: BLE001

@@ -285,3 +285,4 @@ class DraftOrder:
     unmapped: bool = False
     planned_start: dt.date | None = None   # contract "Draft timing": None when the draft states no start
     planned_end: dt.date | None = None     # None when the draft states no end
+    probable_class: str = ""         # an unmapped draft's likely class ("an anthracycline", ATC group / name stem)
