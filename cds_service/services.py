@@ -93,6 +93,16 @@ PATIENT_RECORD: tuple[FhirQuery, ...] = (
               "matches; `component-code` is a standard R4 parameter but not a US Core one, so a server that "
               "rejects it leaves a named data gap instead of failing the call",
               records="results held inside panels (Observation components, e.g. LVEF in an echo report)"),
+    FhirQuery("labObservations", _search("Observation", "&category=laboratory"), "Observation", False,
+              "HER2/ER/PR results that carry only a local code or text (the `code` search above matches LOINC "
+              "only), and the result Observations of receptor reports; the mapping reads them by text. US Core "
+              "servers SHALL support patient+category; bounded by `_count` and the page cap (a date bound cannot "
+              "be written with CDS Hooks 2.0 tokens). A failure leaves a named data gap, never a 412",
+              records="laboratory results under local codes or text (e.g. HER2/ER/PR)"),
+    FhirQuery("diagnosticReports", _search("DiagnosticReport"), "DiagnosticReport", False,
+              "receptor reports (a HER2 FISH sent as a report, its conclusion) that no Observation search finds; "
+              "US Core servers SHALL support the patient search. A failure leaves a named data gap",
+              records="DiagnosticReports (e.g. a HER2 FISH report)"),
     FhirQuery("medicationRequests", _search("MedicationRequest", _include_medication("MedicationRequest")),
               "MedicationRequest", True,
               "prior lines of therapy and anthracycline exposure: missing them could recommend a repeat "

@@ -65,15 +65,23 @@ def searchset(resources: list[dict], next_url: str | None = None) -> dict[str, A
 
 
 SEARCH_KEYS = {"conditions": "Condition", "observations": "Observation", "observationComponents": "Observation",
+               "labObservations": "Observation", "diagnosticReports": "DiagnosticReport",
                "medicationRequests": "MedicationRequest",
                "medicationStatements": "MedicationStatement",
                "medicationAdministrations": "MedicationAdministration"}
 
 
 def record_id(key: str) -> str:
-    """The id of the one resource each search key finds (two keys search Observation: distinct ids)."""
+    """The id of the one resource each search key finds (three keys search Observation: distinct ids)."""
     rtype = SEARCH_KEYS[key]
-    return f"{rtype.lower()}-components-1" if key == "observationComponents" else f"{rtype.lower()}-1"
+    return {"observationComponents": "observation-components-1", "labObservations": "observation-lab-1"}.get(
+        key, f"{rtype.lower()}-1")
+
+
+def _observation_key(url: str) -> str:
+    if "component-code=" in url:
+        return "observationComponents"
+    return "labObservations" if "category=laboratory" in url else "observations"
 
 
 def full_prefetch(patient: str = PATIENT) -> dict[str, Any]:
@@ -98,8 +106,8 @@ def serve_record(rsps: responses.RequestsMock, *, base: str = FHIR, patient: str
                 return code, {}, json.dumps({"resourceType": "OperationOutcome", "issue": []})
             if rtype == "Patient":
                 return 200, {}, json.dumps(resource("Patient", patient))
-            key = next(k for k, t in SEARCH_KEYS.items() if t == rtype
-                       and ("component-code=" in request.url) == (k == "observationComponents"))
+            key = _observation_key(request.url) if rtype == "Observation" else \
+                next(k for k, t in SEARCH_KEYS.items() if t == rtype)
             return 200, {}, json.dumps(searchset([resource(rtype, record_id(key), patient)]))
         return callback
 

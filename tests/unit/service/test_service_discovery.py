@@ -64,7 +64,7 @@ def test_every_search_is_by_patient_with_a_page_size(service):
     reads = [q for q in service.queries if q.is_read]
     searches = [q for q in service.queries if not q.is_read]
     assert [q.template for q in reads] == ["Patient/{{context.patientId}}"]
-    assert {q.resource_type for q in searches} == {"Condition", "Observation", "MedicationRequest",
+    assert {q.resource_type for q in searches} == {"Condition", "Observation", "DiagnosticReport", "MedicationRequest",
                                                    "MedicationStatement", "MedicationAdministration"}
     for query in searches:
         assert query.template.startswith(f"{query.resource_type}?patient={{{{context.patientId}}}}&")
@@ -84,4 +84,12 @@ def test_observation_template_asks_for_exactly_the_codes_the_mapping_reads():
 def test_required_policy_is_declared_per_query():
     policy = {q.key: q.required for q in SERVICES[0].queries}
     assert policy == {"patient": True, "conditions": True, "observations": True, "observationComponents": False,
-                      "medicationRequests": True, "medicationStatements": True, "medicationAdministrations": False}
+                      "labObservations": False, "diagnosticReports": False, "medicationRequests": True, "medicationStatements": True, "medicationAdministrations": False}
+
+
+def test_fetch_mode_asks_for_locally_coded_lab_results_and_reports():
+    """HER2/ER/PR under local codes or text, and receptor DiagnosticReports, are invisible to the LOINC
+    `code` search (issue 10): an optional laboratory-category search and a DiagnosticReport search find them."""
+    templates = {q.key: q.template for q in SERVICES[0].queries}
+    assert templates["labObservations"] == "Observation?patient={{context.patientId}}&category=laboratory&_count=200"
+    assert templates["diagnosticReports"] == "DiagnosticReport?patient={{context.patientId}}&_count=200"
