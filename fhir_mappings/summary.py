@@ -61,6 +61,17 @@ def _all_codes(obs: dict[str, Any]) -> set[str]:
     return out
 
 
+def _may_be_pregnancy_status(obs: dict[str, Any], codes: set[str]) -> bool:
+    """False only for an Observation `current_pregnancy` would certainly pass over, so the 5,000 labs of a
+    long chart are not walked a second time (its own check is stricter: LOINC system, stripped code)."""
+    if any(PREGNANCY_STATUS_LOINC in c for c in codes):
+        return True
+    code = obs.get("code")
+    if code is None:
+        return False
+    return not (isinstance(code, dict) and isinstance(code.get("coding"), list))   # odd shape: let it decide
+
+
 def _obs_date(obs: dict[str, Any]) -> dt.date | None:
     d = obs.get("effectiveDateTime")
     if isinstance(d, str):
@@ -247,11 +258,16 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
     surgeries: list[dt.date] = []
     report_context, receptor_reports = _receptor_reports(items)
     text_memo: dict[Any, tuple[bool, bool]] = {}
+    pregnancy_candidates: list[dict[str, Any]] = []    # Conditions and possible pregnancy-status Observations
 
     for r in items:
         rtype = r["resourceType"]
-        if rtype == "Observation":
+        if rtype == "Condition":
+            pregnancy_candidates.append(r)
+        elif rtype == "Observation":
             codes = _all_codes(r)
+            if _may_be_pregnancy_status(r, codes):
+                pregnancy_candidates.append(r)
             unknown_codes = RELEVANT_OBSERVATION_CODES.isdisjoint(codes)
             hint = unknown_codes and _metastatic_hint(r)
             by_text = lvef_by_text = False
@@ -362,7 +378,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
         ild=tuple(f for f in facts if f.kind == "ild"),
         heart_failure=tuple(f for f in facts if f.kind in ("heart-failure", "cardiomyopathy")),
         lvef=LvefSeries(lvef_unique),
-        pregnancy=current_pregnancy(items, as_of),
+        pregnancy=current_pregnancy(pregnancy_candidates, as_of),
         her2_history=her2_results(tissue),
         progression_dates=tuple(sorted(set(progression))),
         unmapped=tuple(i for i in unmapped if not i.info), skipped=tuple(skipped),
