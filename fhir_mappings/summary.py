@@ -54,11 +54,21 @@ def observation_search_tokens() -> tuple[str, ...]:
 def _all_codes(obs: dict[str, Any]) -> set[str]:
     """Codes of Observation.code and of its components (strings only)."""
     out: set[str] = set()
-    for concept in [obs.get("code")] + [as_dict(c).get("code") for c in as_list(obs.get("component"))]:
-        coding = concept.get("coding") if isinstance(concept, dict) else None
-        if isinstance(coding, list):
-            out.update(c["code"] for c in coding if isinstance(c, dict) and isinstance(c.get("code"), str))
+    _add_codes(obs.get("code"), out)
+    if "component" in obs:       # most labs have none: no list built for them
+        for c in as_list(obs["component"]):
+            _add_codes(as_dict(c).get("code"), out)
     return out
+
+
+def _add_codes(concept: Any, out: set[str]) -> None:
+    coding = concept.get("coding") if isinstance(concept, dict) else None
+    if isinstance(coding, list):
+        for c in coding:
+            if isinstance(c, dict):
+                code = c.get("code")
+                if isinstance(code, str):
+                    out.add(code)
 
 
 def _may_be_pregnancy_status(obs: dict[str, Any], codes: set[str]) -> bool:
@@ -121,8 +131,8 @@ def _receptor_reports(items: list[dict[str, Any]]) -> tuple[dict[str, tuple], li
     """(Observation id -> markers of the DiagnosticReport listing it, [(report, markers)]) for receptor reports."""
     context: dict[str, tuple] = {}
     reports = []
-    for r in items:
-        if r["resourceType"] != "DiagnosticReport" or as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
+    for r in items:      # DiagnosticReports only
+        if as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
             continue
         markers = report_markers(r)
         reports.append((r, markers))
@@ -230,12 +240,33 @@ def summarize(resources: Iterable[Mapping[str, Any]], patient_id: str, as_of: dt
 
 
 def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
-    items = dedupe_resources(_flatten(resources, skipped))
     own_ref = f"Patient/{pid}"
-    items = [r for r in items if _belongs(r, pid, own_ref)]
-    medications = {r["id"]: r for r in items if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)}
-    conditions = {r["id"]: r for r in items if r["resourceType"] == "Condition" and isinstance(r.get("id"), str)
-                  and not cond_mod.verification_ignored(r)}
+    # One pass (a long chart has thousands of labs): dedupe as `dedupe_resources`, keep this patient's,
+    # and index the Medications, Conditions and DiagnosticReports the main pass looks up.
+    seen: set[tuple[str, str]] = set()
+    items: list[dict[str, Any]] = []
+    medications: dict[str, dict[str, Any]] = {}
+    conditions: dict[str, dict[str, Any]] = {}
+    diagnostic_reports: list[dict[str, Any]] = []
+    for r in _flatten(resources, skipped):
+        rtype = r["resourceType"]
+        rid = r.get("id")
+        if isinstance(rid, str) and rid:
+            key = (rtype, rid)
+            if key in seen:
+                continue
+            seen.add(key)
+        if not _belongs(r, pid, own_ref):
+            continue
+        items.append(r)
+        if rtype == "Medication":
+            if isinstance(rid, str):
+                medications[rid] = r
+        elif rtype == "Condition":
+            if isinstance(rid, str) and not cond_mod.verification_ignored(r):
+                conditions[rid] = r
+        elif rtype == "DiagnosticReport":
+            diagnostic_reports.append(r)
 
     unmapped: list[RecordIssue] = []
     breast: list[tuple[dt.date | None, str, str]] = []
@@ -256,7 +287,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
     progression: list[tuple[dt.date, str]] = []
     exposures: list[Exposure] = []
     surgeries: list[dt.date] = []
-    report_context, receptor_reports = _receptor_reports(items)
+    report_context, receptor_reports = _receptor_reports(diagnostic_reports)
     text_memo: dict[Any, tuple[bool, bool]] = {}
     pregnancy_candidates: list[dict[str, Any]] = []    # Conditions and possible pregnancy-status Observations
 
