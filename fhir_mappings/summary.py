@@ -127,6 +127,48 @@ def _text_relevance(obs: dict[str, Any], memo: dict[Any, tuple[bool, bool]]) -> 
     return receptor, lvef
 
 
+#: (codes, no relevant code, may be a pregnancy status, receptor by text, LVEF by text, code text names metastasis)
+_Triage = tuple[frozenset, bool, bool, bool, bool, bool]
+
+
+def _code_key(obs: dict[str, Any]) -> Any:
+    """What everything `_triage` reads depends on, for the common shape (no components, one coding); else None."""
+    if "component" in obs:
+        return None
+    concept = obs.get("code")
+    if not isinstance(concept, dict):
+        return None
+    coding = concept.get("coding")
+    if not isinstance(coding, list) or len(coding) != 1 or not isinstance(coding[0], dict):
+        return None
+    c = coding[0]
+    key = (concept.get("text"), c.get("system"), c.get("code"), c.get("display"))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _triage(obs: dict[str, Any], memo: dict[Any, _Triage], text_memo: dict[Any, tuple[bool, bool]]) -> _Triage:
+    """The code-derived relevance of an Observation, memoised per code within one call: a long chart
+    repeats a few dozen lab codes thousands of times."""
+    key = _code_key(obs)
+    if key is not None:
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+    codes = frozenset(_all_codes(obs))
+    unknown = RELEVANT_OBSERVATION_CODES.isdisjoint(codes)
+    by_text = lvef_by_text = False
+    if unknown:
+        by_text, lvef_by_text = _text_relevance(obs, text_memo)
+    result = (codes, unknown, _may_be_pregnancy_status(obs, codes), by_text, lvef_by_text, _code_names_metastatic(obs))
+    if key is not None:
+        memo[key] = result
+    return result
+
+
 def _receptor_reports(items: list[dict[str, Any]]) -> tuple[dict[str, tuple], list[tuple[dict[str, Any], tuple]]]:
     """(Observation id -> markers of the DiagnosticReport listing it, [(report, markers)]) for receptor reports."""
     context: dict[str, tuple] = {}
@@ -144,10 +186,18 @@ def _receptor_reports(items: list[dict[str, Any]]) -> tuple[dict[str, tuple], li
 
 
 def _metastatic_hint(obs: dict[str, Any]) -> bool:
+    return _profile_names_metastatic(obs) or _code_names_metastatic(obs)
+
+
+def _profile_names_metastatic(obs: dict[str, Any]) -> bool:
     meta = obs.get("meta")
     if isinstance(meta, dict) and isinstance(meta.get("profile"), list):
         if any(isinstance(p, str) and "metasta" in p for p in meta["profile"]):
             return True
+    return False
+
+
+def _code_names_metastatic(obs: dict[str, Any]) -> bool:
     code = obs.get("code")
     text = code.get("text") if isinstance(code, dict) else None
     return isinstance(text, str) and "metasta" in text.lower()
@@ -289,6 +339,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
     surgeries: list[dt.date] = []
     report_context, receptor_reports = _receptor_reports(diagnostic_reports)
     text_memo: dict[Any, tuple[bool, bool]] = {}
+    triage_memo: dict[Any, _Triage] = {}
     pregnancy_candidates: list[dict[str, Any]] = []    # Conditions and possible pregnancy-status Observations
 
     for r in items:
@@ -296,14 +347,11 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
         if rtype == "Condition":
             pregnancy_candidates.append(r)
         elif rtype == "Observation":
-            codes = _all_codes(r)
-            if _may_be_pregnancy_status(r, codes):
+            codes, unknown_codes, maybe_pregnancy, by_text, lvef_by_text, code_hint = _triage(r, triage_memo, text_memo)
+            if maybe_pregnancy:
                 pregnancy_candidates.append(r)
-            unknown_codes = RELEVANT_OBSERVATION_CODES.isdisjoint(codes)
-            hint = unknown_codes and _metastatic_hint(r)
-            by_text = lvef_by_text = False
+            hint = unknown_codes and (_profile_names_metastatic(r) or code_hint)
             if unknown_codes:
-                by_text, lvef_by_text = _text_relevance(r, text_memo)
                 by_text = by_text or as_str(r.get("id")) in report_context
             if (not hint and not by_text and not lvef_by_text and unknown_codes) \
                     or as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
