@@ -182,7 +182,41 @@ class MedicationMapping:
 
 
 def map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMapping:
-    """Map a medication CodeableConcept (dict) leniently; never raises."""
+    """Map a medication CodeableConcept (dict) leniently; never raises.
+
+    Memoised on what it reads (text, each coding's system/code/display, extra text): a chart gives the
+    same few drugs hundreds of administrations. Shapes that cannot be a key are mapped uncached."""
+    key = _concept_key(concept, extra_text)
+    if key is None:
+        return _map_codeable_concept(concept, extra_text)
+    return _map_concept_key(key)
+
+
+def _concept_key(concept: Any, extra_text: Any) -> tuple | None:
+    if not isinstance(concept, dict):
+        return None
+    coding = concept.get("coding")
+    text = concept.get("text")
+    key = (text if isinstance(text, str) else None,
+           tuple((c.get("system"), c.get("code"), c.get("display")) for c in coding if isinstance(c, dict))
+           if isinstance(coding, list) else (), extra_text)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+@lru_cache(maxsize=2048)          # pure function of drug codes and names (frozen result), no patient data
+def _map_concept_key(key: tuple) -> MedicationMapping:
+    text, codings, extra_text = key
+    concept = {"coding": [{"system": s, "code": c, "display": d} for s, c, d in codings]}
+    if text is not None:
+        concept["text"] = text
+    return _map_codeable_concept(concept, extra_text)
+
+
+def _map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMapping:
     codings = concept.get("coding") if isinstance(concept, dict) else None
     codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
     text = concept.get("text") if isinstance(concept, dict) and isinstance(concept.get("text"), str) else ""
