@@ -1,11 +1,12 @@
-"""The same storage behaviours on PostgreSQL (psycopg 3), when a test server is given.
+"""The same storage behaviours on PostgreSQL (psycopg 3), against a real server.
 
-Set HER2CDS_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:55432/her2test) to run these;
-the tables are dropped and recreated, so point it at a throw-away database.
+The session fixture `postgres` (tests/conftest.py) starts Debian's PostgreSQL in a temporary data
+directory; each test gets a database of its own. Locally the tests skip (with the reason) when no
+PostgreSQL is installed; in CI they fail instead. HER2CDS_TEST_POSTGRES_URL points them at an
+existing server instead (its tables are dropped and recreated: use a throw-away database).
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,14 +16,16 @@ from cds_service.feedback import CardLog, feedback_report
 from cds_service.storage import Database, metadata
 from feedback_helpers import PV, accepted, card, feedback_app, issue, overridden, stored
 
-PG_URL = os.environ.get("HER2CDS_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not PG_URL, reason="HER2CDS_TEST_POSTGRES_URL not set")
 
 
 @pytest.fixture
-def pg() -> Database:
-    pytest.importorskip("psycopg")
-    database = Database(PG_URL)
+def pg_url(postgres) -> str:
+    return postgres.new_database()
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Database:
+    database = Database(pg_url)
     metadata.drop_all(database.engine)
     database.create_all()
     database.create_all()
@@ -55,20 +58,20 @@ def test_concurrent_batches_are_all_stored_on_postgresql(pg):
     assert len(stored(pg)) == 1000
 
 
-def test_a_replayed_jti_is_refused_on_postgresql(pg):
+def test_a_replayed_jti_is_refused_on_postgresql(pg, pg_url):
     store = ReplayStore(pg)
     assert store.first_use("https://client.test", "jti-1", 2_000_000_000)
-    other_worker = Database(PG_URL)
+    other_worker = Database(pg_url)
     assert not ReplayStore(other_worker).first_use("https://client.test", "jti-1", 2_000_000_000)
     other_worker.dispose()
 
 
-def test_the_report_runs_on_postgresql(pg):
+def test_the_report_runs_on_postgresql(pg, pg_url):
     issued = card("her2-next-regimen", suggestions=1)
     CardLog(pg).record(PV, None, [issued])
     feedback_app(pg).test_client().post(f"/cds-services/{PV}/feedback", json={"feedback": [
         accepted(issued["uuid"], suggestions=[issued["suggestions"][0]["uuid"]])]})
-    assert "| her2-next-regimen | 1 | 1 | 1 | 0 | 100% | 0% | - |" in feedback_report(PG_URL)
+    assert "| her2-next-regimen | 1 | 1 | 1 | 0 | 100% | 0% | - |" in feedback_report(pg_url)
 
 
 def test_long_client_texts_fit_on_postgresql(pg):
