@@ -20,9 +20,11 @@ from cds_service.retention import Retention
 from cds_service.feedback import create_blueprint as create_feedback_blueprint
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
+from cds_service.health import create_blueprint as create_health_blueprint
 from cds_service.http_errors import drain_unread_body, refuse_oversized_body, register_error_handlers
 from cds_service.logging_setup import configure_logging
 from cds_service.paths import NormaliseSlashes
+from cds_service.metrics import install as install_metrics
 from cds_service.services import ServiceRegistry
 from cds_service.smart_backend import BackendTokens, load_registrations
 from cds_service.state import ServiceState
@@ -73,6 +75,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(create_feedback_blueprint(state.database, services.ids, card_log=state.card_log))
     from cds_service import explain
     explain.register(app, state)                 # the SMART app at /app (explanation view)
+    app.register_blueprint(create_health_blueprint())
+    install_metrics(app, services.ids, settings.metrics_token)
 
     CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
          methods=CORS_METHODS, max_age=600, supports_credentials=False)

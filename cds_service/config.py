@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
 AUTH_MODES = ("required", "off")   # no "optional": an unauthenticated caller must never reach patient data
@@ -61,6 +61,8 @@ class Settings:
     app_frame_ancestors: str = "'self'"           # HER2CDS_APP_FRAME_ANCESTORS: CSP frame-ancestors, e.g. "https://ehr.example.org" (EHRs embedding the app)
     app_cookie_samesite: str = "Lax"              # HER2CDS_APP_COOKIE_SAMESITE: Lax | Strict | None (None: cross-site iframe in the EHR; https only)
     app_session_seconds: int = 3600               # HER2CDS_APP_SESSION_SECONDS: lifetime of an app session (and of its access token at most)
+    # --- operations
+    metrics_token: str | None = field(default=None, repr=False)   # HER2CDS_METRICS_TOKEN: /metrics needs "Bearer <token>"; unset: /metrics is off (404)
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:

@@ -38,6 +38,7 @@ from cds_service.fhir_client import (ByteBudget, FhirClient, FhirError, InvalidR
 from cds_service.logging_setup import get_logger
 from cds_service.medication_refs import (REFERENCED_MEDICATIONS, draft_order_resources, fetch_medications,
                                          unresolved_medication_ids)
+from cds_service.metrics import observe_fhir_reads
 from cds_service.pipeline import GatheredRecord
 from cds_service.services import FhirQuery, ServiceDefinition, fill_template
 from cds_service.smart_backend import BackendTokens
@@ -219,7 +220,7 @@ class Gatherer:
                  allowed: Allowance | None) -> tuple[FhirClient | None, str | None]:
         """(client, None), or (None, why there is none): no fhirServer, or no backend token to be had."""
         try:
-            client = self._client(body, deadline, allowed)
+            client = observe_fhir_reads(self._client(body, deadline, allowed))
         except FhirError as exc:
             return None, exc.kind
         return (client, None) if client is not None else (None, "no-fhir-server")

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from cds_service import pipeline
+from cds_service import metrics, pipeline
 from cds_service.client_identity import caller_issuer
 from cds_service.errors import ApiError, NotFound
 from cds_service.explain import app_launch_url
@@ -68,6 +68,7 @@ def call_service(service_id: str) -> Response:
                                   timings=timings, issues=issues, issue_counts=record_issues,  # adds map / decide / render
                                   app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
         timings["evaluate"] = _ms(t1)
+        metrics.cards_issued(cards)
         gaps = [i for i in issues if not i.info]   # `info`: read, but by name (said on the card, not a gap)
         entry.update(status=200, cards=len(cards), gaps=len(gaps), resources=len(record.resources),
                      record_issues=record_issues)

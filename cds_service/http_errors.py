@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cds_service.errors import ApiError, Unauthorized, operation_outcome
 from cds_service.logging_setup import get_logger
+from cds_service.metrics import auth_rejected
 
 log = get_logger("http")
 
@@ -43,6 +44,7 @@ def handle_api_error(error: ApiError) -> Response:
     headers = dict(error.headers)
     if isinstance(error, Unauthorized):
         headers.setdefault("WWW-Authenticate", "Bearer")
+        auth_rejected(error.reason)
         log.info("auth.rejected", extra={"path": _path_label(), "status": 401, "reason": error.reason[:200]})
     else:
         log.info("http.error", extra={"path": _path_label(), "status": error.status, "code": error.code,

@@ -6,6 +6,9 @@ built by `cds_service.create_app()` inside each worker (no app object at import 
 from __future__ import annotations
 
 import gc
+import os
+import shutil
+import tempfile
 from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
@@ -66,12 +69,39 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
     }
 
 
+def _worker_exit(server: Any, worker: Any) -> None:
+    """In a worker leaving (SIGTERM, max requests): write the issued cards still queued before it is gone."""
+    state = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("her2cds")
+    if state is not None and state.card_log is not None:
+        state.card_log.flush(5.0)
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """In the master: let prometheus_client drop a dead worker's live gauges (multiprocess mode)."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def run(host: str, port: int, workers: int, log_level: str = "info", threads: int = 8) -> None:
-    """Block serving `cds_service.create_app()` until SIGTERM/SIGINT."""
+    """Block serving `cds_service.create_app()` until SIGTERM/SIGINT (which drains in-flight calls).
+
+    Metrics: the workers share one prometheus_client multiprocess directory, set here before any
+    worker imports prometheus_client (see cds_service.metrics) and removed afterwards if made here."""
+    from cds_service.metrics import MULTIPROC_ENV, multiprocess_dir_for_serve
+
     def factory() -> Any:
         from cds_service import create_app
         app = create_app()
         gc.freeze()     # the app, knowledge base and terminology live for the worker's life: keep them out of GC scans
         return app
 
-    EmbeddedGunicorn(factory, gunicorn_options(host, port, workers, log_level, threads=threads)).run()
+    metrics_dir, made_here = multiprocess_dir_for_serve(lambda: tempfile.mkdtemp(prefix="her2cds-metrics-"))
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    master = os.getpid()
+    options = {**gunicorn_options(host, port, workers, log_level, threads=threads), "worker_exit": _worker_exit,
+               "child_exit": _child_exit}
+    try:
+        EmbeddedGunicorn(factory, options).run()
+    finally:
+        if made_here and os.getpid() == master:     # workers leave through here too (SystemExit)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
