@@ -195,6 +195,79 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- check-config
+# HER2CDS_* variables read by the tooling around the service (./dev, tests), not by the service.
+_TOOLING_VARIABLES = {"HER2CDS_VENV", "HER2CDS_SEKMET_VENV", "HER2CDS_TEST_POSTGRES_URL"}
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate what the service would start with; one line per check, exit 1 if any check failed."""
+    from dataclasses import fields
+
+    from cds_service.config import Settings, load_settings
+    from cds_service.health import check_database, check_knowledge, check_trusted_keys
+
+    failures = 0
+
+    def report(name: str, problem: str | None, *, warning: bool = False) -> None:
+        nonlocal failures
+        if problem is None:
+            print(f"OK    {name}")
+        elif warning:
+            print(f"WARN  {name}: {' '.join(problem.split())}")
+        else:
+            failures += 1
+            print(f"FAIL  {name}: {' '.join(problem.split())}")
+
+    known = {f"HER2CDS_{f.name.upper()}" for f in fields(Settings)} | _TOOLING_VARIABLES
+    for name in sorted(v for v in os.environ if v.startswith("HER2CDS_") and v not in known):
+        report("environment", f"{name} is not a setting of this version (typo?); it is ignored", warning=True)
+    try:
+        settings = load_settings()
+    except (ValueError, TypeError) as exc:
+        report("environment", str(exc))
+        print("1 check failed: fix the environment first")
+        return 1
+    report("environment", None)
+    if settings.auth_mode == "off":
+        report("auth", "HER2CDS_AUTH_MODE=off: hook calls are not authenticated (demo only)", warning=True)
+    elif not settings.public_base_url:
+        report("auth", "HER2CDS_PUBLIC_BASE_URL is not set: behind a TLS proxy every JWT `aud` check fails",
+               warning=True)
+
+    report("trusted issuers", _check_trusted_issuers(settings, check_trusted_keys))
+
+    try:
+        from cds_service.storage import Database
+        database = Database(settings.feedback_db_url)
+        where = database.url.render_as_string(hide_password=True)
+        problem = check_database(database)
+        database.dispose()
+    except Exception as exc:  # noqa: BLE001 - a bad URL is a configuration problem to report, not a crash
+        where, problem = "HER2CDS_FEEDBACK_DB_URL", f"{type(exc).__name__}: {exc}"
+    report(f"database {where}", problem)
+
+    report(f"knowledge {args.knowledge or '(packaged)'}", check_knowledge(str(args.knowledge) if args.knowledge else None))
+    print("all checks passed" if not failures else f"{failures} check(s) failed")
+    return 1 if failures else 0
+
+
+def _check_trusted_issuers(settings: Any, check_trusted_keys: Any) -> str | None:
+    """None when auth is off or the trusted-issuers file loads and every issuer has keys."""
+    if settings.auth_mode == "off":
+        return None
+    if not settings.trusted_issuers_file:
+        return "HER2CDS_TRUSTED_ISSUERS_FILE is not set: every token would be refused"
+    from types import SimpleNamespace
+
+    from cds_service.jwks import load_trusted_issuers
+    try:
+        issuers = load_trusted_issuers(settings.trusted_issuers_file, cache_seconds=settings.jwks_cache_seconds)
+    except Exception as exc:  # noqa: BLE001 - TrustConfigError and anything else the file provokes
+        return str(exc)
+    return check_trusted_keys(SimpleNamespace(issuers=issuers), settings.auth_mode)
+
+
 # ------------------------------------------------------------------------------------- knowledge
 def cmd_knowledge(args: argparse.Namespace) -> int:
     import cards
@@ -256,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--older-than-days", type=int, default=None,
                    help="retention age in days (default $HER2CDS_RETENTION_DAYS or 365)")
     p.set_defaults(func=cmd_purge)
+
+
+    p = sub.add_parser("check-config", help="validate the environment, trusted issuers, database and knowledge; exit 1 on any problem")
+    p.add_argument("--knowledge", type=Path, default=None, help="knowledge YAML to validate (default: the packaged one)")
+    p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("knowledge", help="print the guideline knowledge base (statements, citations) as Markdown")
     p.set_defaults(func=cmd_knowledge)
