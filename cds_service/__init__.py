@@ -25,6 +25,7 @@ from cds_service.http_errors import drain_unread_body, refuse_oversized_body, re
 from cds_service.logging_setup import configure_logging
 from cds_service.paths import NormaliseSlashes
 from cds_service.metrics import install as install_metrics
+from cds_service.openapi import create_blueprint as create_openapi_blueprint
 from cds_service.services import ServiceRegistry
 from cds_service.smart_backend import BackendTokens, load_registrations
 from cds_service.state import ServiceState
@@ -77,6 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     explain.register(app, state)                 # the SMART app at /app (explanation view)
     app.register_blueprint(create_health_blueprint())
     install_metrics(app, services.ids, settings.metrics_token)
+    app.register_blueprint(create_openapi_blueprint(services.get(i) for i in services.ids))
 
     CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
          methods=CORS_METHODS, max_age=600, supports_credentials=False)
