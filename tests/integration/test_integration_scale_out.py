@@ -14,7 +14,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
+from cds_service.cli import main as cli_main
 from cds_service.demo.runner import start_service
 from cds_service.demo.sekmet import free_port, stop_process, wait_for_http
 from cds_service.storage import Database, feedback_table, issued_cards_table
@@ -169,10 +169,11 @@ def _db_rows(db_url: str, table: Any, column: Any, values: list[str]) -> set[str
         db.dispose()
 
 
-def _report_total(db_url: str) -> int:
-    out = subprocess.run([sys.executable, "-P", "-m", "cds_service.cli", "feedback-report", "--db", db_url],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
-    line = next(line for line in out.splitlines() if line.startswith("Total:"))
+def _report_total(db_url: str, capsys: pytest.CaptureFixture[str]) -> int:
+    """The item count `her2-cds feedback-report` prints (run in-process: a subprocess costs seconds)."""
+    capsys.readouterr()
+    assert cli_main(["feedback-report", "--db", db_url]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Total:"))
     return int(line.split()[1])
 
 
@@ -199,7 +200,7 @@ def test_the_proxy_serves_hook_calls_over_tls_with_the_public_base_url_as_audien
     assert response.json()["cards"]
 
 
-def test_feedback_sent_through_either_instance_is_reported_once(running, prefetched_call):
+def test_feedback_sent_through_either_instance_is_reported_once(running, prefetched_call, capsys):
     cluster, client = running
     service_id, body = prefetched_call
     cards = _post(client, cluster.public_base, f"/cds-services/{service_id}", _fresh(body),
@@ -209,7 +210,7 @@ def test_feedback_sent_through_either_instance_is_reported_once(running, prefetc
     while _db_rows(cluster.db_url, issued_cards_table, issued_cards_table.c.card_uuid, uuids) != set(uuids):
         assert time.monotonic() < deadline, "issued cards never reached the shared database"
         time.sleep(0.2)
-    before = _report_total(cluster.db_url)
+    before = _report_total(cluster.db_url, capsys)
     item = {"card": uuids[0], "outcome": "overridden", "outcomeTimestamp": "2026-12-01T10:05:31Z",
             "overrideReason": {"userComment": "scale-out test"}}
     path = f"/cds-services/{service_id}/feedback"
@@ -217,7 +218,7 @@ def test_feedback_sent_through_either_instance_is_reported_once(running, prefetc
                _post(client, cluster.direct(1), path, {"feedback": [item]}),
                _post(client, cluster.public_base, path, {"feedback": [item]}, verify=str(cluster.proxy.cert))]
     assert [a.status_code for a in answers] == [200, 200, 200]
-    assert _report_total(cluster.db_url) == before + 1
+    assert _report_total(cluster.db_url, capsys) == before + 1
 
 
 def _feedback_load(cluster: Cluster, client: Client, service_id: str, stop: threading.Event,
