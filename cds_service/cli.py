@@ -197,7 +197,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- check-config
 # HER2CDS_* variables read by the tooling around the service (./dev, tests), not by the service.
-_TOOLING_VARIABLES = {"HER2CDS_VENV", "HER2CDS_SEKMET_VENV", "HER2CDS_TEST_POSTGRES_URL"}
+_TOOLING_VARIABLES = {"HER2CDS_VENV", "HER2CDS_SEKMET_VENV", "HER2CDS_TEST_POSTGRES_URL", "HER2CDS_REQUIRE_BROWSER",
+                      "HER2CDS_SCREENSHOT_DIR"}
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
