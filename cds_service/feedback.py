@@ -40,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .client_identity import AUTH_OFF_ISSUER, caller_issuer
 from .errors import ApiError, BadRequest, NotFound
+from .metrics import feedback_stored
 from .request_validation import parse_json
 from .retention import PurgeSchedule, Retention, purge, rfc3339_ms
 from .storage import Database, feedback_table, issued_cards_table
@@ -394,6 +395,7 @@ def create_blueprint(db: Database, service_ids: Collection[str], *, card_log: Ca
             raise
         store.save(items[0], items[1])
         outcomes = Counter(i.outcome for i in items[0])
+        feedback_stored(outcomes)
         log.info("feedback.received", extra={"service_id": service_id, "hookInstance": body.get("hookInstance"),
                                              "items": len(items[0]), "accepted": outcomes["accepted"],
                                              "overridden": outcomes["overridden"]})

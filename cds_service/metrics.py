@@ -118,13 +118,8 @@ class Metrics:
         self.hook_calls.labels(service=service, status=str(status)).inc()
         self.hook_duration.labels(service=service).observe(seconds)
 
-    def observe_feedback(self, status: int, body: Any) -> None:
+    def observe_feedback(self, status: int) -> None:
         self.feedback_requests.labels(status=str(status)).inc()
-        if status == 200 and isinstance(body, Mapping) and isinstance(body.get("feedback"), list):
-            for item in body["feedback"]:
-                outcome = item.get("outcome") if isinstance(item, Mapping) else None
-                if outcome in ("accepted", "overridden"):
-                    self.feedback_items.labels(outcome=outcome).inc()
 
 
 def current() -> Metrics | None:
@@ -148,6 +143,16 @@ def cards_issued(cards: Iterable[Mapping[str, Any]]) -> None:
         topic = source.get("topic") if isinstance(source.get("topic"), Mapping) else {}
         metrics.cards.labels(topic=str(topic.get("code") or "none")[:64],
                              indicator=str(card.get("indicator") or "none")[:16]).inc()
+
+
+def feedback_stored(outcomes: Mapping[str, int]) -> None:
+    """Called by the feedback endpoint with the items it stored, counted per outcome."""
+    metrics = current()
+    if metrics is None:
+        return
+    for outcome, count in outcomes.items():
+        if outcome in ("accepted", "overridden") and count:
+            metrics.feedback_items.labels(outcome=outcome).inc(count)
 
 
 def auth_rejected(reason: str) -> None:
@@ -207,8 +212,7 @@ def _after_request(response: Response) -> Response:
         metrics.observe_hook_call((request.view_args or {}).get("service_id"), response.status_code,
                                   time.perf_counter() - started)
     elif rule.endpoint == FEEDBACK_ENDPOINT and request.method == "POST":
-        body = request.get_json(silent=True) if response.status_code == 200 else None
-        metrics.observe_feedback(response.status_code, body)
+        metrics.observe_feedback(response.status_code)
     return response
 
 

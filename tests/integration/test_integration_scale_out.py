@@ -7,7 +7,9 @@ Hook calls carry their prefetch and no `fhirServer`, so no FHIR-server allowlist
 """
 from __future__ import annotations
 
+import datetime as dt
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -203,13 +205,7 @@ def test_the_proxy_serves_hook_calls_over_tls_with_the_public_base_url_as_audien
 def test_feedback_sent_through_either_instance_is_reported_once(running, prefetched_call, capsys):
     cluster, client = running
     service_id, body = prefetched_call
-    cards = _post(client, cluster.public_base, f"/cds-services/{service_id}", _fresh(body),
-                  verify=str(cluster.proxy.cert)).json()["cards"]
-    uuids = [c["uuid"] for c in cards]
-    deadline = time.monotonic() + 10     # the issued-card log is written by a background thread
-    while _db_rows(cluster.db_url, issued_cards_table, issued_cards_table.c.card_uuid, uuids) != set(uuids):
-        assert time.monotonic() < deadline, "issued cards never reached the shared database"
-        time.sleep(0.2)
+    uuids = _issued_cards(cluster, client, service_id, body)
     before = _report_total(cluster.db_url, capsys)
     item = {"card": uuids[0], "outcome": "overridden", "outcomeTimestamp": "2026-12-01T10:05:31Z",
             "overrideReason": {"userComment": "scale-out test"}}
@@ -221,14 +217,37 @@ def test_feedback_sent_through_either_instance_is_reported_once(running, prefetc
     assert _report_total(cluster.db_url, capsys) == before + 1
 
 
-def _feedback_load(cluster: Cluster, client: Client, service_id: str, stop: threading.Event,
+def _issued_cards(cluster: Cluster, client: Client, service_id: str, body: dict[str, Any]) -> list[str]:
+    """Card uuids issued to our client through nginx and already in the shared card log (feedback may
+    only name cards issued to the same client)."""
+    cards = _post(client, cluster.public_base, f"/cds-services/{service_id}", _fresh(body),
+                  verify=str(cluster.proxy.cert)).json()["cards"]
+    uuids = [c["uuid"] for c in cards]
+    deadline = time.monotonic() + 10     # the issued-card log is written by a background thread
+    while _db_rows(cluster.db_url, issued_cards_table, issued_cards_table.c.card_uuid, uuids) != set(uuids):
+        assert time.monotonic() < deadline, "issued cards never reached the shared database"
+        time.sleep(0.2)
+    return uuids
+
+
+_ITEM_NUMBERS = itertools.count()
+_EPOCH = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.timezone.utc)
+
+
+def _distinct_item(card: str) -> dict[str, Any]:
+    """A feedback item of its own (a distinct outcomeTimestamp makes a distinct item)."""
+    at = _EPOCH + dt.timedelta(milliseconds=next(_ITEM_NUMBERS))
+    return {"card": card, "outcome": "overridden", "outcomeTimestamp": at.isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")}
+
+
+def _feedback_load(cluster: Cluster, client: Client, service_id: str, cards: list[str], stop: threading.Event,
                    acked: list[str], failed: list[str], timeline: list[tuple[float, bool]]) -> None:
     """Send feedback batches through nginx until `stop`; record which items were acknowledged (200)."""
     path = f"/cds-services/{service_id}/feedback"
     session = requests.Session()
     while not stop.is_set():
-        items = [{"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2026-12-01T10:05:31Z"}
-                 for _ in range(3)]
+        items = [_distinct_item(cards[n % len(cards)]) for n in range(3)]
         try:
             response = session.post(cluster.public_base + path, json={"feedback": items}, timeout=20,
                                     verify=str(cluster.proxy.cert),
@@ -238,15 +257,16 @@ def _feedback_load(cluster: Cluster, client: Client, service_id: str, stop: thre
                 assert response.json()["resourceType"] == "OperationOutcome"
         except requests.RequestException:
             ok = False
-        (acked if ok else failed).extend(i["card"] for i in items)
+        (acked if ok else failed).extend(i["outcomeTimestamp"] for i in items)
         timeline.append((time.monotonic(), ok))
 
 
 def test_sigkill_of_one_instance_under_load_loses_no_acknowledged_feedback(running, prefetched_call):
     cluster, client = running
-    service_id, _ = prefetched_call
+    service_id, body = prefetched_call
+    cards = _issued_cards(cluster, client, service_id, body)
     stop, acked, failed, timeline = threading.Event(), [], [], []
-    threads = [threading.Thread(target=_feedback_load, args=(cluster, client, service_id, stop, acked, failed,
+    threads = [threading.Thread(target=_feedback_load, args=(cluster, client, service_id, cards, stop, acked, failed,
                                                              timeline)) for _ in range(4)]
     for t in threads:
         t.start()
@@ -260,7 +280,7 @@ def test_sigkill_of_one_instance_under_load_loses_no_acknowledged_feedback(runni
     for t in threads:
         t.join(timeout=30)
     assert len(acked) > 30, f"too little load got through: {len(acked)} acknowledged"
-    stored = _db_rows(cluster.db_url, feedback_table, feedback_table.c.card_uuid, acked)
+    stored = _db_rows(cluster.db_url, feedback_table, feedback_table.c.outcome_timestamp, acked)
     assert stored == set(acked), f"{len(set(acked) - stored)} acknowledged item(s) lost"
     assert len(failed) <= 4 * 3, f"more calls failed than were in flight at the kill: {len(failed) // 3}"
     after = [ok for at, ok in timeline if at > killed_at + 0.5]

@@ -106,6 +106,7 @@ def test_metrics_count_fhir_reads_by_outcome(metered, fhir):
 
 
 def test_metrics_count_feedback_items_by_outcome(metered):
+    metered.post(f"/cds-services/{PV}", json=hook_body(fhir_server=None, prefetch=full_prefetch()))  # issues CARD
     item = {"card": CARD["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-12-01T10:00:00Z"}
     assert metered.post(f"/cds-services/{PV}/feedback", json={"feedback": [item]}).status_code == 200
     metered.post(f"/cds-services/{PV}/feedback", json={"feedback": "no"})
