@@ -65,8 +65,8 @@ def _hook_operation(service: Any) -> dict[str, Any]:
         "responses": {
             "200": {"description": "Cards (an empty list only when there is nothing to say)",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CdsResponse"}}}},
-            "400": _error("BadRequest"), "401": _error("Unauthorized"), "404": _error("NotFound"),
-            "412": _error("PreconditionFailed"), "413": _error("PayloadTooLarge"),
+            "400": _error("BadRequest"), "401": _error("Unauthorized"), "403": _error("Forbidden"),
+            "404": _error("NotFound"), "412": _error("PreconditionFailed"), "413": _error("PayloadTooLarge"),
             "415": _error("UnsupportedMediaType")}}}
 
 
