@@ -14,7 +14,7 @@ import json, os, signal, subprocess, sys, time, urllib.request
 assert os.getuid() != 0, "the image must not run as root"
 base = "http://127.0.0.1:8080"
 server = subprocess.Popen(["her2-cds", "serve", "--host", "127.0.0.1", "--port", "8080", "--workers", "1"],
-                          env={**os.environ, "HER2CDS_AUTH_MODE": "off"})
+                          env={**os.environ, "HER2CDS_AUTH_MODE": "off", "HER2CDS_HOST": "127.0.0.1"})  # auth off: loopback only
 try:
     deadline = time.monotonic() + 90
     while True:
