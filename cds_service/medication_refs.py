@@ -74,11 +74,11 @@ def medication_id(reference: Any, fhir_base: str | None) -> str | None:
 def unresolved_medication_ids(resources: Iterable[Mapping[str, Any]], fhir_base: str | None) -> tuple[str, ...]:
     """Ids of Medications referenced by the record's medication resources but absent from it, in order."""
     resources = list(resources)
-    present = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
+    present = {r.get("id") for r in resources if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
     wanted: dict[str, None] = {}
     for resource in resources:
-        if resource.get("resourceType") not in REFERRING_TYPES:
-            continue
+        if not isinstance(resource.get("resourceType"), str) or resource["resourceType"] not in REFERRING_TYPES:
+            continue      # a non-string resourceType (e.g. a list in a draft order) was a 500, found by fuzzing
         reference = resource.get("medicationReference")
         mid = medication_id(reference.get("reference") if isinstance(reference, dict) else None, fhir_base)
         if mid is not None and mid not in present:
