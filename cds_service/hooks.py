@@ -69,6 +69,7 @@ def call_service(service_id: str) -> Response:
                                   app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
         timings["evaluate"] = _ms(t1)
         metrics.cards_issued(cards)
+        metrics.record_issues_seen(record_issues)
         gaps = [i for i in issues if not i.info]   # `info`: read, but by name (said on the card, not a gap)
         entry.update(status=200, cards=len(cards), gaps=len(gaps), resources=len(record.resources),
                      record_issues=record_issues)

@@ -93,6 +93,8 @@ class Metrics:
                                        ["outcome"], buckets=_FHIR_BUCKETS, registry=r)
         self.cards = Counter("her2cds_cards", "Cards returned, by topic and indicator",
                              ["topic", "indicator"], registry=r)
+        self.record_issues = Counter("her2cds_record_issues", "Record data the mapping could not read "
+                                     "(or read by name only), by kind", ["kind"], registry=r)
         self.auth_rejections = Counter("her2cds_auth_rejections", "Refused JWTs, by reason class",
                                        ["reason"], registry=r)
         self.feedback_items = Counter("her2cds_feedback_items", "Feedback items received and stored, by outcome",
@@ -143,6 +145,16 @@ def cards_issued(cards: Iterable[Mapping[str, Any]]) -> None:
         topic = source.get("topic") if isinstance(source.get("topic"), Mapping) else {}
         metrics.cards.labels(topic=str(topic.get("code") or "none")[:64],
                              indicator=str(card.get("indicator") or "none")[:16]).inc()
+
+
+def record_issues_seen(counts: Mapping[str, int]) -> None:
+    """Called by the hook endpoint with the call's record-issue counts (the `hook.call` line's `record_issues`)."""
+    metrics = current()
+    if metrics is None:
+        return
+    for kind, count in counts.items():
+        if count:
+            metrics.record_issues.labels(kind=str(kind)[:32]).inc(count)
 
 
 def feedback_stored(outcomes: Mapping[str, int]) -> None:

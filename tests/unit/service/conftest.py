@@ -22,6 +22,7 @@ from service_helpers import CARD, FHIR, HangingServer
 class EvaluateRecorder:
     calls: list[dict[str, Any]] = field(default_factory=list)
     raises: Exception | None = None
+    record_issues: dict[str, int] = field(default_factory=dict)   # what the mapping "could not read"
 
     def __call__(self, hook: str, context: dict, record: pipeline.GatheredRecord, *, today: Any,
                  settings: Any = None, timings: dict | None = None, app_launch_url: Any = None,
@@ -29,6 +30,8 @@ class EvaluateRecorder:
         self.calls.append({"hook": hook, "context": context, "record": record, "today": today})
         if self.raises:
             raise self.raises
+        if issue_counts is not None:
+            issue_counts.update(self.record_issues)
         return [dict(CARD)]
 
     @property

@@ -96,6 +96,15 @@ def test_metrics_count_cards_by_topic_and_indicator(metered, evaluate):
     assert f'her2cds_cards_total{{indicator="{CARD["indicator"]}",topic="none"}} 1.0' in scrape(metered)
 
 
+def test_metrics_count_what_the_mapping_could_not_read_by_kind(metered, evaluate):
+    evaluate.record_issues.update(unreadable=2, unmapped=0, by_name=1)
+    metered.post(f"/cds-services/{PV}", json=hook_body(fhir_server=None, prefetch=full_prefetch()))
+    text = scrape(metered)
+    assert 'her2cds_record_issues_total{kind="unreadable"} 2.0' in text
+    assert 'her2cds_record_issues_total{kind="by_name"} 1.0' in text
+    assert 'kind="unmapped"' not in text
+
+
 def test_metrics_count_fhir_reads_by_outcome(metered, fhir):
     serve_record(fhir, status={"Observation": 503})
     metered.post(f"/cds-services/{PV}", json=hook_body())
