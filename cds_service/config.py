@@ -113,12 +113,7 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
     """The typed value of variable `name`; ValueError naming the variable for anything not clearly valid
     (a typo such as `ture` must stop start-up, not silently mean false)."""
     if kind in (bool, "bool"):
-        word = raw.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-        raise ValueError(f"{name} must be one of {TRUE_WORDS + FALSE_WORDS}, not {raw[:40]!r}")
+        return _parse_bool(name, raw, TRUE_WORDS, FALSE_WORDS)
     try:
         if kind in (int, "int"):
             return int(raw.strip())
@@ -130,17 +125,19 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
     return raw
 
 
-#: Boolean settings parsed strictly (true/false/1/0, any case): a typo must stop the service, not flip a
-#: clinical behaviour silently.
+#: Boolean settings that switch clinical behaviour take only true/false/1/0 (any case), not yes/on/no/off.
 STRICT_BOOL_FIELDS = frozenset({"plan_at_progression_card"})
-_STRICT_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+STRICT_TRUE_WORDS = ("1", "true")
+STRICT_FALSE_WORDS = ("0", "false")
 
 
-def _strict_bool(name: str, raw: str) -> bool:
-    try:
-        return _STRICT_BOOLS[raw.strip().lower()]
-    except KeyError:
-        raise ValueError(f"HER2CDS_{name.upper()} must be true, false, 1 or 0, not {raw!r}") from None
+def _parse_bool(name: str, raw: str, true_words: tuple[str, ...], false_words: tuple[str, ...]) -> bool:
+    word = raw.strip().lower()
+    if word in true_words:
+        return True
+    if word in false_words:
+        return False
+    raise ValueError(f"{name} must be one of {true_words + false_words}, not {raw[:40]!r}")
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,8 +149,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         raw = env.get(name)
         if raw is not None and raw != "":
             kind = f.type if not isinstance(f.type, str) else f.type.split(" |")[0]
-            values[f.name] = (_strict_bool(f.name, raw) if f.name in STRICT_BOOL_FIELDS
-                              else _convert(name, kind, raw))
+            values[f.name] = (_parse_bool(name, raw, STRICT_TRUE_WORDS, STRICT_FALSE_WORDS)
+                              if f.name in STRICT_BOOL_FIELDS else _convert(name, kind, raw))
     settings = Settings(**values)
     if overrides:
         unknown = set(overrides) - {f.name for f in fields(Settings)}
