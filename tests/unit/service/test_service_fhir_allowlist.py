@@ -168,9 +168,13 @@ def test_a_fhir_server_not_in_HER2CDS_FHIR_SERVERS_is_refused_before_any_request
     assert log_events(logs, "hook.call")[-1]["status"] == 403
 
 
+# Calls that really read the recording server: a real socket and nine queries, for which the service tests'
+# 1 s deadline is too short on a loaded 2-core machine (a 412 seen in CI). Refused calls send no request.
+READS_REAL_SOCKET = {"fhir_deadline_seconds": 10.0, "fhir_timeout_seconds": 5.0}
+
+
 def test_a_listed_loopback_fhir_server_is_read(client_for, recording_fhir, evaluate):
-    # a real socket and nine queries: the 1 s test deadline is too short on a loaded 2-core machine (a 412)
-    client = client_for(recording_fhir.base, fhir_deadline_seconds=10.0, fhir_timeout_seconds=5.0)
+    client = client_for(recording_fhir.base, **READS_REAL_SOCKET)
     response = call(client, hook_body(fhir_server=recording_fhir.base))
     assert response.status_code == 200 and recording_fhir.requests
 
@@ -205,7 +209,7 @@ TLS = [
 @pytest.mark.parametrize("name,scheme,token,insecure,status", TLS, ids=[t[0] for t in TLS])
 def test_an_access_token_is_only_sent_over_tls(name, scheme, token, insecure, status, client_for, recording_fhir,
                                                  capture, evaluate):
-    client = client_for(recording_fhir.base, allow_insecure_fhir=insecure)
+    client = client_for(recording_fhir.base, allow_insecure_fhir=insecure, **READS_REAL_SOCKET)
     logs = capture()
     extra = {} if token == "no-token" else {"fhirAuthorization": {"access_token": "tok-123", "token_type": "Bearer"}}
     response = call(client, hook_body(fhir_server=recording_fhir.base, **extra))
@@ -244,7 +248,7 @@ def two_issuer_client(tmp_path, settings_overrides, evaluate, recording_fhir):
         {"iss": "https://allowed.invalid", "jwks_file": str(KEYS / "jwks.json"), "fhir_servers": [recording_fhir.base]},
     ]))
     app = create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers),
-                      "public_base_url": "https://cds.example.org", "fhir_servers": ""})
+                      "public_base_url": "https://cds.example.org", "fhir_servers": "", **READS_REAL_SOCKET})
     return app.test_client()
 
 
