@@ -118,7 +118,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Offline: the same pipeline as the hooks, on a Bundle file (relative-date tokens resolved)."""
     from cds_service.config import load_settings
     from cds_service.demo.relative_dates import load_json
-    from cds_service.pipeline import GatheredRecord, evaluate
+    from cds_service.gather import GatheredRecord
+    from cds_service.pipeline import evaluate
 
     today = _today(args.today)
     bundle = load_json(args.bundle, today)
@@ -135,7 +136,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     context = build_context(args.hook, patient, _draft_resources(args.draft or [], today))
     cards = evaluate(args.hook, context, GatheredRecord(patient_id=patient, resources=tuple(resources)),
-                     today=today, settings=load_settings())
+                     today=today, settings=load_settings()).cards
     if args.format == "markdown":
         print(cards_markdown(cards))
     else:

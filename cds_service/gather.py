@@ -39,11 +39,19 @@ from cds_service.logging_setup import get_logger
 from cds_service.medication_refs import (REFERENCED_MEDICATIONS, draft_order_resources, fetch_medications,
                                          unresolved_medication_ids)
 from cds_service.metrics import observe_fhir_reads
-from cds_service.pipeline import GatheredRecord
 from cds_service.services import FhirQuery, ServiceDefinition, fill_template
 from cds_service.smart_backend import BackendTokens
 from fhir_mappings import dedupe_resources
 from fhir_mappings.model import RecordIssue
+
+
+@dataclass(frozen=True)
+class GatheredRecord:
+    """What the gather step obtained for one hook call: the input of `pipeline.evaluate`."""
+
+    patient_id: str
+    resources: tuple[dict[str, Any], ...]            # raw FHIR R4 resource dicts, each once
+    gaps: tuple[RecordIssue, ...] = field(default=())  # optional data that could not be read (say so on cards)
 
 
 @dataclass

@@ -61,18 +61,17 @@ def call_service(service_id: str) -> Response:
         timings["gather"] = _ms(t0)
         entry["prefetch"] = report.as_log()
         t1 = time.monotonic()
-        issues: list[RecordIssue] = []
-        record_issues: dict[str, int] = {}
-        cards = pipeline.evaluate(service.hook, body["context"], record,
-                                  today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings,
-                                  timings=timings, issues=issues, issue_counts=record_issues,  # adds map / decide / render
-                                  app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
+        evaluation = pipeline.evaluate(service.hook, body["context"], record,
+                                       today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings,
+                                       timings=timings,  # adds map / decide / render
+                                       app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
+        cards = evaluation.cards
         timings["evaluate"] = _ms(t1)
         metrics.cards_issued(cards)
-        metrics.record_issues_seen(record_issues)
-        gaps = [i for i in issues if not i.info]   # `info`: read, but by name (said on the card, not a gap)
+        metrics.record_issues_seen(evaluation.issue_counts)
+        gaps = [i for i in evaluation.issues if not i.info]   # `info`: read, but by name (said on the card, not a gap)
         entry.update(status=200, cards=len(cards), gaps=len(gaps), resources=len(record.resources),
-                     record_issues=record_issues)
+                     record_issues=evaluation.issue_counts)
         if gaps:   # bad data is answered with a named gap on the cards, and said in the log
             entry["gap_kinds"] = _gap_kinds(gaps)
         if state.card_log is not None:   # written by a background thread: never slows the answer

@@ -7,71 +7,52 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cards import Policy, decide, load_knowledge, render_cards
 from cds_service.config import Settings
 from fhir_mappings import map_draft_orders, summarize
 from cards.decision import Decision
+from cds_service.gather import GatheredRecord
 from fhir_mappings.model import PatientSummary, RecordIssue
 
 
 @dataclass(frozen=True)
-class GatheredRecord:
-    """What the gather step obtained for one hook call."""
-
-    patient_id: str
-    resources: tuple[dict[str, Any], ...]            # raw FHIR R4 resource dicts, each once
-    gaps: tuple[RecordIssue, ...] = field(default=())  # optional data that could not be read (say so on cards)
-
-
-@dataclass(frozen=True)
 class Evaluation:
-    """Everything one evaluation produced: the explanation view shows the summary and decisions behind
-    exactly the cards the hook would answer with (one code path, so the page and the card never disagree)."""
+    """Everything one evaluation produced: the hook answers with `cards`, and the explanation view shows
+    the summary and decisions behind exactly those cards (one code path, so the page and the card never
+    disagree). `issues` is every piece of bad or unusable data the cards report (gather gaps, unreadable
+    resources, unmapped medications, bad draft orders; `info` ones were read by name), so the caller can
+    log and count them; `issue_counts` says the same by kind for the call's log line."""
 
     summary: PatientSummary
     decisions: tuple[Decision, ...]
     cards: list[dict[str, Any]]
     gaps: tuple[RecordIssue, ...]
+    issues: tuple[RecordIssue, ...]
+    issue_counts: dict[str, int]
 
 
 def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
              settings: Settings | None = None, timings: dict[str, float] | None = None,
-             app_launch_url: str | None = None, issues: list[RecordIssue] | None = None,
-             issue_counts: dict[str, int] | None = None) -> list[dict[str, Any]]:
-    """Cards for one hook call: map the gathered resources and drafts, decide, render.
+             app_launch_url: str | None = None) -> Evaluation:
+    """The cards for one hook call, with what they were made from: map the gathered resources and
+    drafts, decide, render.
 
     `settings` carries the clinical policy switches (None: defaults). When `timings` is given, the
     milliseconds of each phase (map, decide, render) are added to it for the call's log line.
-    `app_launch_url` (absolute) adds the explanation view's `smart` link to every card. When `issues` is
-    given, every piece of bad or unusable data the cards report is appended to it (gather gaps,
-    unreadable resources, unmapped medications, bad draft orders; `info` ones were read by name), so the
-    caller can count and log them; `issue_counts` gets the same by kind (unreadable, unmapped, drafts_unread,
-    by_name) for the call's log line.
+    `app_launch_url` (absolute) adds the explanation view's `smart` link to every card.
     """
-    return explain(hook, context, record, today=today, settings=settings, timings=timings,
-                   app_launch_url=app_launch_url, issues=issues, issue_counts=issue_counts).cards
-
-
-def explain(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
-            settings: Settings | None = None, timings: dict[str, float] | None = None,
-            app_launch_url: str | None = None, issues: list[RecordIssue] | None = None,
-            issue_counts: dict[str, int] | None = None) -> Evaluation:
-    """`evaluate`, keeping the summary and the decisions the cards were rendered from."""
     clock = _PhaseClock(timings)
     summary = summarize(record.resources, record.patient_id, today)
     medications = {r["id"]: r for r in record.resources
                    if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
     drafts, draft_issues = map_draft_orders(context.get("draftOrders"), context.get("selections"), medications)
-    if issue_counts is not None:
-        issue_counts.update(unreadable=len(summary.skipped), unmapped=len(summary.unmapped),
-                            drafts_unread=sum(1 for i in draft_issues if not i.info),
-                            by_name=len(summary.notes) + sum(1 for i in draft_issues if i.info))
+    issue_counts = {"unreadable": len(summary.skipped), "unmapped": len(summary.unmapped),
+                    "drafts_unread": sum(1 for i in draft_issues if not i.info),
+                    "by_name": len(summary.notes) + sum(1 for i in draft_issues if i.info)}
     clock.lap("map")
-    if issues is not None:
-        issues.extend((*record.gaps, *summary.skipped, *summary.unmapped, *draft_issues))
     policy = Policy() if settings is None else Policy(
         tfi_policy=settings.tfi_policy, list_post_seed_regimens=settings.list_post_seed_regimens,
         plan_at_progression_card=settings.plan_at_progression_card)
@@ -82,7 +63,9 @@ def explain(hook: str, context: dict[str, Any], record: GatheredRecord, *, today
     cards = render_cards(decisions, summary, drafts, knowledge=knowledge, data_gaps=gaps,
                          app_launch_url=app_launch_url)
     clock.lap("render")
-    return Evaluation(summary=summary, decisions=tuple(decisions), cards=cards, gaps=gaps)
+    return Evaluation(summary=summary, decisions=tuple(decisions), cards=cards, gaps=gaps,
+                      issues=(*record.gaps, *summary.skipped, *summary.unmapped, *draft_issues),
+                      issue_counts=issue_counts)
 
 
 class _PhaseClock:

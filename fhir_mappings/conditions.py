@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions, is_icd10,
+from .fhir_json import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions, is_icd10,
                        is_snomed, parse_date, ref_id, status_code)
 from .model import ConditionFact, MetastaticSite
 

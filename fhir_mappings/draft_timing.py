@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .fhirpath import as_dict, as_list, as_str, parse_date, period
+from .fhir_json import as_dict, as_list, as_str, parse_date, period
 
 _UNIT_DAYS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0, "mo": 30.4375,
               "month": 30.4375, "months": 30.4375, "a": 365.25, "year": 365.25, "years": 365.25}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from .draft_timing import planned_period
-from .fhirpath import as_dict, as_list, as_str, ref_type_id
+from .fhir_json import as_dict, as_list, as_str, ref_type_id
 from .medications import resolve_medication
 from .model import DraftOrder, RecordIssue
 from .terminology import oncology_class_hint

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .fhirpath import as_dict, as_str, choice_dates, parse_date
+from .fhir_json import as_dict, as_str, choice_dates, parse_date
 from .model import LvefMeasurement, RecordIssue
 
 LVEF_LOINC = frozenset({"10230-1", "18043-0", "8806-2", "77891-0", "77889-4", "8808-8", "8809-6", "18045-5",

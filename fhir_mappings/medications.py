@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .fhirpath import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions,
+from .fhir_json import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions,
                        parse_date, period, ref_type_id, source_of)
 from .model import Drug, Exposure, RecordIssue
 from .terminology import MedicationMapping, map_codeable_concept

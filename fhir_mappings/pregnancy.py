@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from .fhirpath import all_text, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date, status_code
+from .fhir_json import all_text, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date, status_code
 from .model import PregnancyFact
 
 PREGNANCY_STATUS_LOINC = "82810-3"

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .fhirpath import all_text, as_dict, as_list, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date
+from .fhir_json import all_text, as_dict, as_list, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date
 from .model import Her2Result, ReceptorResult, ReceptorStatus, RecordIssue
 
 POS, NEG, EQV, UNK = ReceptorStatus.POSITIVE, ReceptorStatus.NEGATIVE, ReceptorStatus.EQUIVOCAL, ReceptorStatus.UNKNOWN

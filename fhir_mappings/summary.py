@@ -12,7 +12,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
-from .fhirpath import (LOINC, SNOMED, all_text, as_dict, as_list, as_str, clean_display, codings, malformed_dates,
+from .fhir_json import (LOINC, SNOMED, all_text, as_dict, as_list, as_str, clean_display, codings, malformed_dates,
                        ref_type_id, source_of)
 from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of

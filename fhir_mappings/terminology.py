@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from .fhirpath import clean_display
+from .fhir_json import clean_display
 from .model import Drug, RX_TRASTUZUMAB
 
 DATA_FILE = Path(__file__).with_name("data") / "rxnorm_rollup.json"

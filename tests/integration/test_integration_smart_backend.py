@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from cds_service import create_app, pipeline
+from cds_service.gather import GatheredRecord
 from cds_service.demo import loader
 from cds_service.demo.sekmet import SekmetServer, ensure_sekmet
 
@@ -80,11 +81,12 @@ def registrations(tmp_path: Path, key: rsa.RSAPrivateKey, fhir_base: str, **extr
 
 class Recorder:
     def __init__(self) -> None:
-        self.records: list[pipeline.GatheredRecord] = []
+        self.records: list[GatheredRecord] = []
 
-    def __call__(self, hook, context, record, **kwargs) -> list[dict]:
+    def __call__(self, hook, context, record, **kwargs) -> pipeline.Evaluation:
         self.records.append(record)
-        return []
+        return pipeline.Evaluation(summary=None, decisions=(), cards=[], gaps=record.gaps,  # type: ignore[arg-type]
+                                   issues=record.gaps, issue_counts={})
 
 
 @pytest.fixture

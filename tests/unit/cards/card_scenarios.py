@@ -22,7 +22,8 @@ def _scenario(name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 @lru_cache(maxsize=None)
 def cards_of_case(name: str, index: int) -> tuple[dict[str, Any], ...]:
     """The cards `cds_service.pipeline.evaluate` returns for case `index` of scenario `name`."""
-    from cds_service.pipeline import GatheredRecord, evaluate
+    from cds_service.gather import GatheredRecord
+    from cds_service.pipeline import evaluate
     resources, spec = _scenario(name)
     case = spec["cases"][index]
     patient = case.get("patient", spec["patient"])
@@ -32,4 +33,4 @@ def cards_of_case(name: str, index: int) -> tuple[dict[str, Any], ...]:
                               "entry": [{"resource": r} for r in case["draftOrders"]]}
         if case["hook"] == "order-select":
             ctx["selections"] = [f"MedicationRequest/{r['id']}" for r in case["draftOrders"] if "id" in r]
-    return tuple(evaluate(case["hook"], ctx, GatheredRecord(patient, tuple(resources)), today=TODAY))
+    return tuple(evaluate(case["hook"], ctx, GatheredRecord(patient, tuple(resources)), today=TODAY).cards)

@@ -18,7 +18,8 @@ def _cases():
 @pytest.mark.parametrize("directory,index", _cases() or [pytest.param(None, 0, marks=pytest.mark.skip("no ../shared"))])
 def test_scenario_case_meets_its_expectations(directory, index):
     require_shared()
-    from cds_service.pipeline import GatheredRecord, evaluate
+    from cds_service.gather import GatheredRecord
+    from cds_service.pipeline import evaluate
     resources, spec = load_scenario(directory)
     case = spec["cases"][index]
     patient = case.get("patient", spec["patient"])
@@ -28,7 +29,7 @@ def test_scenario_case_meets_its_expectations(directory, index):
                               "entry": [{"resource": r} for r in case["draftOrders"]]}
         if case["hook"] == "order-select":
             ctx["selections"] = [f"MedicationRequest/{r['id']}" for r in case["draftOrders"]]
-    out = evaluate(case["hook"], ctx, GatheredRecord(patient, tuple(resources)), today=TODAY)
+    out = evaluate(case["hook"], ctx, GatheredRecord(patient, tuple(resources)), today=TODAY).cards
     assert problems(out, case["hook"], patient) == []
     t = {c["source"]["topic"]["code"]: c["indicator"] for c in out}
     e = case["expect"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cds_service import pipeline
+from cds_service.gather import GatheredRecord
 from support import REPO, TODAY
 
 sys.path.insert(0, str(REPO / "tests" / "unit" / "mappings"))
@@ -29,8 +30,8 @@ def cards_for(drafts: list[dict], resources: list[dict] | None = None) -> list[d
     context = {"userId": "Practitioner/u", "patientId": spec["patient"],
                "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": d} for d in drafts]}}
     return pipeline.evaluate("order-sign", context,
-                             pipeline.GatheredRecord(spec["patient"], tuple(record if resources is None else resources)),
-                             today=TODAY)
+                             GatheredRecord(spec["patient"], tuple(record if resources is None else resources)),
+                             today=TODAY).cards
 
 
 def anthracycline_cards(cards: list[dict]) -> list[dict]:

@@ -7,7 +7,8 @@ import pytest
 
 from cds_service.demo.relative_dates import load_json
 from cds_service.explain.view import build_page
-from cds_service.pipeline import GatheredRecord, explain
+from cds_service.gather import GatheredRecord
+from cds_service.pipeline import evaluate
 from support import SANDBOX, SCENARIOS, TODAY, bundle_resources
 
 LAUNCH = "https://cds.example.org/app/launch"
@@ -15,7 +16,7 @@ LAUNCH = "https://cds.example.org/app/launch"
 
 def _page(path, patient):
     resources = bundle_resources(load_json(path, TODAY))
-    evaluation = explain("patient-view", {"patientId": patient, "userId": "Practitioner/x"},
+    evaluation = evaluate("patient-view", {"patientId": patient, "userId": "Practitioner/x"},
                          GatheredRecord(patient, tuple(resources)), today=TODAY, app_launch_url=LAUNCH)
     return evaluation, build_page(evaluation, resources)
 
@@ -56,6 +57,6 @@ def test_her2_discordance_over_time_is_visible():
 
 def test_cards_carry_no_smart_link_when_no_launch_url_is_known():
     resources = bundle_resources(load_json(SANDBOX / "patients" / "demo-1-2l-after-tch.json", TODAY))
-    cards = explain("patient-view", {"patientId": "demo-1-pat"}, GatheredRecord("demo-1-pat", tuple(resources)),
+    cards = evaluate("patient-view", {"patientId": "demo-1-pat"}, GatheredRecord("demo-1-pat", tuple(resources)),
                     today=TODAY).cards
     assert cards and not any(link.get("type") == "smart" for c in cards for link in c.get("links", []))

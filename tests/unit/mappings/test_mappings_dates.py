@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from fhir_mappings import summarize
-from fhir_mappings.fhirpath import is_malformed_date, parse_date
+from fhir_mappings.fhir_json import is_malformed_date, parse_date
 
 
 @pytest.mark.parametrize("value, start, end", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_mappings.fhirpath import clean_display
+from fhir_mappings.fhir_json import clean_display
 from mappings_helpers import ICD10, LOINC, PID, RXNORM, SNOMED, ago, breast, condition, observation, summary
 
 LOCAL = "urn:oid:1.2.840.114350.1.13.0.1.7.2.707679"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cds_service import pipeline
+from cds_service.gather import GatheredRecord
 from cds_service.demo.relative_dates import load_json
 from fhir_mappings import summarize
 from fhir_mappings.model import ReceptorStatus as S
@@ -75,9 +76,9 @@ def test_ehr_shaped_record_gives_the_expected_cards(folder, case):
         context["draftOrders"] = case["draftOrders_bundle"]
         context["selections"] = [f"MedicationRequest/{e['resource']['id']}" for e in case["draftOrders_bundle"]["entry"]
                                  if e["resource"]["resourceType"] == "MedicationRequest"]
-    counts: dict[str, int] = {}
-    cards = pipeline.evaluate(case["hook"], context, pipeline.GatheredRecord(spec["patient"], tuple(resources)),
-                              today=TODAY, issue_counts=counts)
+    evaluation = pipeline.evaluate(case["hook"], context, GatheredRecord(spec["patient"], tuple(resources)),
+                                   today=TODAY)
+    cards, counts = evaluation.cards, evaluation.issue_counts
     assert _judge()(cards, case["expect"]) == [], json.dumps(cards, indent=1)[:3000]
     assert counts["unreadable"] == 0 and counts["unmapped"] == 0 and counts["drafts_unread"] == 0
 
@@ -89,10 +90,10 @@ def test_unread_draft_next_to_a_readable_one_is_said_on_the_cards_and_counted():
                                                          "code": "3639"}]}},
               {"resourceType": "MedicationRequest", "id": "d-unknown", "status": "draft", "intent": "order",
                "medicationReference": {"reference": "Medication/not-sent", "display": "investigational anthracycline XY-7"}}]
-    counts: dict[str, int] = {}
-    cards = pipeline.evaluate("order-select", {"userId": "Practitioner/u", "patientId": spec["patient"],
+    evaluation = pipeline.evaluate("order-select", {"userId": "Practitioner/u", "patientId": spec["patient"],
                                                "draftOrders": {"resourceType": "Bundle",
                                                                "entry": [{"resource": d} for d in drafts]}},
-                              pipeline.GatheredRecord(spec["patient"], tuple(resources)), today=TODAY, issue_counts=counts)
+                                   GatheredRecord(spec["patient"], tuple(resources)), today=TODAY)
+    cards, counts = evaluation.cards, evaluation.issue_counts
     assert cards and counts["drafts_unread"] == 1
     assert all("Medication/not-sent" in c["detail"] and "probably an anthracycline" in c["detail"] for c in cards)

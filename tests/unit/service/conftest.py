@@ -14,6 +14,7 @@ import pytest
 import responses
 
 from cds_service import create_app, pipeline
+from cds_service.gather import GatheredRecord
 from cds_service.logging_setup import LOGGER_NAME, JsonLinesFormatter
 from service_helpers import CARD, FHIR, HangingServer
 
@@ -24,18 +25,16 @@ class EvaluateRecorder:
     raises: Exception | None = None
     record_issues: dict[str, int] = field(default_factory=dict)   # what the mapping "could not read"
 
-    def __call__(self, hook: str, context: dict, record: pipeline.GatheredRecord, *, today: Any,
-                 settings: Any = None, timings: dict | None = None, app_launch_url: Any = None,
-                 issues: list | None = None, issue_counts: dict | None = None) -> list[dict]:
+    def __call__(self, hook: str, context: dict, record: GatheredRecord, *, today: Any,
+                 settings: Any = None, timings: dict | None = None, app_launch_url: Any = None) -> pipeline.Evaluation:
         self.calls.append({"hook": hook, "context": context, "record": record, "today": today})
         if self.raises:
             raise self.raises
-        if issue_counts is not None:
-            issue_counts.update(self.record_issues)
-        return [dict(CARD)]
+        return pipeline.Evaluation(summary=None, decisions=(), cards=[dict(CARD)], gaps=record.gaps,  # type: ignore[arg-type]
+                                   issues=record.gaps, issue_counts=dict(self.record_issues))
 
     @property
-    def record(self) -> pipeline.GatheredRecord:
+    def record(self) -> GatheredRecord:
         return self.calls[-1]["record"]
 
     def resource_ids(self) -> set[str]:
