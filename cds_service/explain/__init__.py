@@ -8,7 +8,7 @@ the receptor history and the full reasoning behind the cards (which link to it w
 | `/app`           | the page, for the launched session's patient; or open-server mode `?iss=&patient=`     |
 |                  | (a FHIR server needing no authorization; only with HER2CDS_AUTH_MODE=off)              |
 
-The page reads the record with the hooks' own gather -> map -> decide -> render path (`pipeline.explain`
+The page reads the record with the hooks' own gather -> map -> decide -> render path (`pipeline.evaluate`
 on a patient-view call), so it and the card never disagree. Tokens never leave the server: the browser
 holds an opaque session id cookie (`sessions.py`).
 """
