@@ -17,7 +17,7 @@ Configuration (`HER2CDS_SMART_BACKEND_CLIENTS_FILE`): a JSON list, one object pe
      "scope": "system/Patient.read system/Observation.read ...",      # optional (default below)
      "token_url": "https://ehr.example.org/oauth2/token",             # optional (default: discovered)
      "jku": "https://cds.example.org/.well-known/jwks.json",          # optional JWT header
-     "allow_insecure_http": false}                                    # dev/test only: http token URL
+     "allow_insecure_http": false}                                    # dev/test only: http FHIR server / token URL
 """
 from __future__ import annotations
 
@@ -132,9 +132,11 @@ def _registration(item: Any, *, where: str, relative_to: Path) -> BackendRegistr
     alg = item.get("alg") or allowed[0]
     if alg not in allowed:
         raise BackendConfigError(f"{where}: alg {alg!r} does not fit the key (use one of {list(allowed)})")
+    # Our own token is a bearer credential as much as the EHR's: the same TLS rule as for fhirAuthorization.
+    _check_https(item["fhir_server"], insecure, where, "FHIR server")
     token_url = item.get("token_url")
     if token_url is not None:
-        _check_token_url(token_url, insecure, where)
+        _check_https(token_url, insecure, where, "token URL")
     for name in ("kid", "scope", "jku"):
         if name in item and (not isinstance(item[name], str) or not item[name].strip()):
             raise BackendConfigError(f"{where}: {name} must be a non-empty string")
@@ -152,12 +154,12 @@ def _algorithms_for(key: Any) -> tuple[str, ...]:
     return ()
 
 
-def _check_token_url(url: Any, insecure_allowed: bool, where: str) -> None:
+def _check_https(url: Any, insecure_allowed: bool, where: str, what: str) -> None:
     if not isinstance(url, str):
-        raise BackendConfigError(f"{where}: token_url must be a string")
+        raise BackendConfigError(f"{where}: {what} must be a string")
     scheme = urlsplit(url).scheme.lower()
     if scheme != "https" and not (scheme == "http" and insecure_allowed):
-        raise BackendConfigError(f"{where}: token URL {url!r} must be https "
+        raise BackendConfigError(f"{where}: {what} {url!r} must be https "
                                  "(http only with allow_insecure_http, for development)")
 
 
@@ -264,7 +266,7 @@ class BackendTokens:
         if isinstance(methods, list) and "private_key_jwt" not in methods:
             raise BackendTokenUnavailable("the authorization server does not offer private_key_jwt")
         try:
-            _check_token_url(url, registration.allow_insecure_http, "smart-configuration token_endpoint")
+            _check_https(url, registration.allow_insecure_http, "smart-configuration", "token_endpoint")
         except BackendConfigError as exc:
             raise BackendTokenUnavailable(str(exc)) from exc
         with self._lock:

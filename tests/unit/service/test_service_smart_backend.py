@@ -263,6 +263,15 @@ def test_http_token_url_needs_the_explicit_insecure_allowance(tmp_path, rsa_key)
     assert next(iter(ok.values())).token_url == "http://127.0.0.1:1/token"
 
 
+def test_an_http_fhir_server_needs_the_explicit_insecure_allowance(tmp_path, rsa_key):
+    """Our Backend Services token is a bearer credential: it goes over TLS only, like fhirAuthorization's."""
+    with pytest.raises(BackendConfigError, match="FHIR server 'http://ehr.test/fhir' must be https"):
+        load_registrations(write_registrations(tmp_path, rsa_key, fhir_server="http://ehr.test/fhir"))
+    ok = load_registrations(write_registrations(tmp_path, rsa_key, fhir_server="http://ehr.test/fhir",
+                                                allow_insecure_http=True))
+    assert next(iter(ok.values())).fhir_server == "http://ehr.test/fhir"
+
+
 @pytest.mark.parametrize("fields,message", [
     ({"client_id": ""}, "client_id"),
     ({"alg": "ES384"}, "does not fit"),
