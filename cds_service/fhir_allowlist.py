@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -119,10 +120,34 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def resolve(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to (an IP literal resolves to itself)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
+DNS_TIMEOUT_SECONDS = 2.0
+
+
+def resolve(host: str, port: int, timeout: float = DNS_TIMEOUT_SECONDS) -> list[str]:
+    """Every address `host` resolves to (an IP literal resolves to itself).
+
+    `getaddrinfo` takes no timeout and a slow or hostile name server can hold it for many seconds, which
+    would hold the hook call (and a worker thread) with it; so the lookup runs on its own daemon thread
+    and a lookup that has not answered within `timeout` seconds is a `TimeoutError` (the thread ends
+    when the resolver gives up).
+    """
+    answer: list[list[str] | BaseException] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.append([str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)])
+        except BaseException as exc:   # handed to the caller below
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name="her2cds-dns", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"DNS lookup took over {timeout:g} s")
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    return answer[0]
 
 
 def public_addresses(host: str, port: int, resolver: Resolver | None = None) -> list[str]:

@@ -110,6 +110,20 @@ def test_a_host_that_does_not_resolve_is_refused_under_a_pattern(monkeypatch):
         check_fhir_server("https://nowhere.example/fhir", ["*"])
 
 
+def test_a_dns_lookup_that_hangs_is_refused_after_the_dns_timeout(monkeypatch):
+    """getaddrinfo has no timeout of its own: a slow name server must not hold the hook call with it."""
+    release = threading.Event()
+    monkeypatch.setattr(fhir_allowlist.socket, "getaddrinfo", lambda *args, **kwargs: release.wait(5) and [])
+    started = time.monotonic()
+    try:
+        with pytest.raises(FhirServerNotAllowed, match=r"does not resolve \(TimeoutError\)"):
+            fhir_allowlist.public_addresses("slow.example", 443,
+                                            lambda host, port: fhir_allowlist.resolve(host, port, timeout=0.2))
+    finally:
+        release.set()
+    assert time.monotonic() - started < 2
+
+
 # ------------------------------------------------------------------ a real server that counts what reaches it
 
 
