@@ -173,9 +173,6 @@ class Knowledge:
     override_reason_system: str
     override_reasons: tuple[OverrideReason, ...]
 
-    def drug_by_rxnorm(self, code: str) -> DrugEntry | None:
-        return next((d for d in self.drugs.values() if d.rxnorm == code), None)
-
     def check(self, check_id: str) -> SafetyCheck:
         return self.safety_checks[check_id]
 

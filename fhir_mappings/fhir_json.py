@@ -14,7 +14,6 @@ from typing import Any, Iterator
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 # A FHIR date, dateTime or instant, anchored at both ends: "20240510" or "2024-5-1" must not be read as
 # 2024-01-01 (the year prefix), which would silently move treatment dates. Time and zone are checked
@@ -49,18 +48,6 @@ def codings(concept: Any) -> Iterator[tuple[str, str, str]]:
                     code = str(code).strip()
                     if code:
                         yield as_str(c.get("system")).strip(), code, as_str(c.get("display"))
-
-
-def concept_text(concept: Any) -> str:
-    """Text of a CodeableConcept (or list): `text`, else the first coding display."""
-    for cc in as_list(concept):
-        cc = as_dict(cc)
-        if as_str(cc.get("text")):
-            return cc["text"]
-        for _, _, display in codings(cc):
-            if display:
-                return display
-    return ""
 
 
 def all_text(concept: Any) -> str:

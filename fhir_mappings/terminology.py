@@ -38,7 +38,6 @@ def _load() -> dict[str, Any]:
 
 
 _RAW = _load()
-VERSION: str = _RAW["version"]
 
 #: canonical ingredient code -> Drug (immutable after import)
 INGREDIENTS: Mapping[str, Drug] = MappingProxyType({
@@ -100,15 +99,6 @@ def drugs_by_rxnorm(code: str | None) -> tuple[Drug, ...]:
     if not isinstance(code, str):
         return ()
     return _BY_RXNORM.get(code.strip(), ())
-
-
-def drug_by_rxnorm(code: str | None) -> Drug | None:
-    """The one canonical ingredient for a code (e.g. "224905" -> trastuzumab), for building suggestions.
-
-    None for unknown codes and for combination products (use `drugs_by_rxnorm` for those).
-    """
-    drugs = drugs_by_rxnorm(code)
-    return drugs[0] if len(drugs) == 1 else None
 
 
 def drugs_by_atc(code: str | None) -> tuple[Drug, ...]:

@@ -42,10 +42,6 @@ def months_ago(months: float) -> dt.date:
     return ago(months * 365.25 / 12)
 
 
-def drug_by_rxnorm(code: str) -> m.Drug | None:
-    return DRUGS.get(code)
-
-
 def exposure(rx: str, start: dt.date | None, end: dt.date | None = None, *, ongoing: bool = False,
              progressed: bool = False, pid: str = "p") -> m.Exposure:
     return m.Exposure(drug=DRUGS[rx], start=start, end=end, ongoing=ongoing,
