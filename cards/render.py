@@ -1,4 +1,4 @@
-"""Decision -> CDS Hooks 2.0 card dict (contract/cards.md), built as data, never by text templating.
+"""Decision -> CDS Hooks 2.0 card dict (docs/card-contract.md), built as data, never by text templating.
 
 Draft MedicationRequests of `create` actions are validated with `fhir.resources.R4B` before they are
 sent, so a client never receives a resource it cannot post. No empty value is ever emitted.

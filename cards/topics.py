@@ -1,4 +1,4 @@
-"""The contract's card topics (contract/cards.md): code, display, lowest indicator, and card order."""
+"""The contract's card topics (docs/card-contract.md): code, display, lowest indicator, and card order."""
 from __future__ import annotations
 
 TOPIC_SYSTEM = "https://her2-cds.org/CodeSystem/card-topic"

@@ -15,7 +15,7 @@ from cards import knowledge_base
 from cards.knowledge_base import KnowledgeError, parse_knowledge
 
 KNOWLEDGE_FILE = Path(knowledge_base.__file__).parent / "knowledge" / "her2_mbc.yaml"
-# Transcribed from ../shared/contract/cards.md ("Every card"), not imported, so that a change to the
+# Transcribed from docs/card-contract.md ("Every card"), not imported, so that a change to the
 # service's own list cannot quietly widen what this test accepts.
 CONTRACT_CITATION_HOSTS = {
     "dailymed.nlm.nih.gov", "www.accessdata.fda.gov",

@@ -1,4 +1,4 @@
-"""Card contract v2, independent review (issue 16): the gaps found against contract/cards.md, one test each,
+"""Card contract v2, independent review (issue 16): the gaps found against docs/card-contract.md, one test each,
 table-driven where the rule repeats."""
 from __future__ import annotations
 
