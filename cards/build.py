@@ -8,7 +8,7 @@ from cards.decide_regimen import decide_regimen
 from cards.decide_safety import safety_decisions
 from cards.decision import Decision
 from cards.knowledge_base import Knowledge
-from cards.picture import picture
+from cards.clinical_picture import clinical_picture
 from cards.policy import Policy
 from cards.render import render_card
 from cards.topics import DRAFT_ORDER_TOPICS, INDICATOR_RANK, ORDER_HOOKS, TOPIC_ORDER
@@ -20,7 +20,7 @@ REGIMEN_HOOKS = ("patient-view",)   # the next-regimen card is a chart-opening c
 def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, knowledge: Knowledge,
            policy: Policy) -> list[Decision]:
     """All decisions for one hook call, in stable card order (most severe first, then topic order)."""
-    p = picture(summary, knowledge, policy)
+    p = clinical_picture(summary, knowledge, policy)
     regimen = decide_regimen(p, knowledge, policy)
     recommended = next((pr.regimen for pr in regimen.proposals if pr.recommended), None) if regimen else None
     # Contract v2: while the current metastatic line is ongoing with no documented progression, no

@@ -5,11 +5,11 @@ The line plan lists regimens in order of preference; this module only filters th
 """
 from __future__ import annotations
 
-from cards.decision import Decision, Excluded, Fact, Proposal
-from cards.facts import (contraindication_facts, disease_facts, line_fact, lvef_facts, ordinal, receptor_facts,
+from cards.decision import Decision, Excluded, FactRow, Proposal
+from cards.fact_rows import (contraindication_facts, disease_facts, line_fact, lvef_facts, ordinal, receptor_facts,
                          therapy_facts)
 from cards.knowledge_base import Knowledge, LinePlan, RegimenEntry
-from cards.picture import ClinicalPicture
+from cards.clinical_picture import ClinicalPicture
 from cards.policy import Policy
 from fhir_mappings.model import RX_TDM1, RX_TDXD, RX_TRASTUZUMAB, ReceptorStatus
 
@@ -140,7 +140,7 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
         notes.append(f"HER2 results conflict; the record was read as positive: {p.summary.her2.reason or 'see sources'}.")
     inv = ", ".join(r.name for r in knowledge.investigational)
     notes.append(f"Not recommended outside clinical trials: {inv}.")
-    facts: list[Fact] = [*receptor_facts(p), *disease_facts(p), *therapy_facts(p), line_fact(p),
+    facts: list[FactRow] = [*receptor_facts(p), *disease_facts(p), *therapy_facts(p), line_fact(p),
                          *contraindication_facts(p), *lvef_facts(p)]
     return Decision(
         topic="her2-next-regimen", indicator=indicator, summary=summary, rules=tuple(dict.fromkeys(rules)),

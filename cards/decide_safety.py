@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from cards.decision import Decision, Fact, Proposal
-from cards.facts import contraindication_facts, disease_facts, line_fact, lvef_facts, receptor_facts, therapy_facts
+from cards.decision import Decision, FactRow, Proposal
+from cards.fact_rows import contraindication_facts, disease_facts, line_fact, lvef_facts, receptor_facts, therapy_facts
 from cards.knowledge_base import Knowledge, RegimenEntry, SafetyCheck
-from cards.picture import (ANTICANCER_CLASSES, CHEMO_CLASSES, TRIPLET, ClinicalPicture, draft_rxnorm, is_her2_agent,
-                           is_unconjugated_trastuzumab)
+from cards.clinical_picture import (ANTICANCER_CLASSES, CHEMO_CLASSES, TRIPLET, ClinicalPicture, draft_rxnorm,
+                                    is_her2_agent, is_unconjugated_trastuzumab)
 from cards.topics import INDICATOR_RANK, max_indicator
 from fhir_mappings.model import (ANTHRACYCLINE, HER2_ADC, HER2_ANTIBODY, RX_CAPECITABINE, RX_PERTUZUMAB, RX_TDM1,
                                  RX_TDXD, TAXANE, DraftOrder, ReceptorStatus)
@@ -21,8 +21,8 @@ def _names(drafts: Sequence[DraftOrder]) -> str:
     return ", ".join(d.display or " + ".join(x.name for x in d.drugs) or d.resource_id for d in drafts)
 
 
-def _draft_facts(drafts: Sequence[DraftOrder]) -> tuple[Fact, ...]:
-    return tuple(Fact("Drafted order", d.display or " + ".join(x.name for x in d.drugs) or "unmapped medication",
+def _draft_facts(drafts: Sequence[DraftOrder]) -> tuple[FactRow, ...]:
+    return tuple(FactRow("Drafted order", d.display or " + ".join(x.name for x in d.drugs) or "unmapped medication",
                       None, (d.resource_id,)) for d in drafts)
 
 

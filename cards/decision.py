@@ -9,8 +9,8 @@ from fhir_mappings.model import DraftOrder
 
 
 @dataclass(frozen=True)
-class Fact:
-    """One row of the card's basis table: what was read, when, and from which resources."""
+class FactRow:
+    """One row of a card's facts table (its basis): what was read, when, and from which resources."""
 
     label: str
     value: str
@@ -41,7 +41,7 @@ class Decision:
     summary: str
     rules: tuple[Rule, ...]
     findings: tuple[str, ...] = ()               # why the card fires, one sentence each
-    facts: tuple[Fact, ...] = ()
+    facts: tuple[FactRow, ...] = ()
     notes: tuple[str, ...] = ()                  # guideline notes (HR status, HER2 blockade, framing)
     proposals: tuple[Proposal, ...] = ()
     excluded: tuple[Excluded, ...] = ()

@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 from typing import Any, Sequence
 
-from cards.decision import Decision, Fact
+from cards.decision import Decision, FactRow
 from cards.knowledge_base import Citation, Knowledge, RegimenEntry, Rule
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
 
@@ -64,7 +64,7 @@ _LOW_PRIORITY = ("Prior HER2-directed agent", "HR status (ER or PR positive)", "
 class _FactsTable:
     """The facts table's rows rendered once; `rows(keep)` leaves out the lowest-priority ones."""
 
-    def __init__(self, facts: Sequence[Fact]) -> None:
+    def __init__(self, facts: Sequence[FactRow]) -> None:
         shown = list(dict.fromkeys(facts))
         self.lines = [f"| {text(f.label)} | {text(_clip(f.value, MAX_VALUE))} | "
                       f"{f.date.isoformat() if f.date else '—'} |" for f in shown]
@@ -81,7 +81,7 @@ class _FactsTable:
         return rows
 
 
-def _drop_order(facts: Sequence[Fact]) -> list[int]:
+def _drop_order(facts: Sequence[FactRow]) -> list[int]:
     """Indices of facts in the order they are left out: low-priority labels first, then from the end."""
     def rank(i: int) -> tuple[int, int]:
         label = facts[i].label

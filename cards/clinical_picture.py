@@ -1,7 +1,9 @@
-"""Derived clinical facts the rules share (line of therapy, treatment-free interval, what was received).
+"""The clinical picture: the record interpreted once for all rules (line of therapy, treatment-free interval,
+progression, HER2 discordance, LVEF baseline, what was received) - `ClinicalPicture`, made by `clinical_picture`.
 
-Computed once per call from the mapped `PatientSummary`, so every rule reads the same interpretation.
-Pure: no clock (the summary's `as_of` is "today").
+Computed once per call from the mapped `PatientSummary`, so every rule reads the same interpretation. Not
+what a card shows: a card's facts table is built from it by `fact_rows`. Pure: no clock (the summary's
+`as_of` is "today").
 """
 from __future__ import annotations
 
@@ -219,7 +221,7 @@ def lvef_baseline(summary: PatientSummary, start: dt.date | None) -> tuple[LvefM
     return ms[0], (EARLIEST_BASELINE if start is not None else "the earliest LVEF on record")
 
 
-def picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> ClinicalPicture:
+def clinical_picture(summary: PatientSummary, knowledge: Knowledge, policy: Policy) -> ClinicalPicture:
     t = summary.therapy
     # The seed's lines are lines of HER2-directed or chemotherapy treatment: an endocrine-only regimen
     # (counted by the mapping's `metastatic_lines`) does not move a patient to the next HER2 line.
