@@ -424,9 +424,11 @@ def heart_failure(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge
         about_drafts=True, check_ids=(check.id,))
 
 
-def pregnancy(p: ClinicalPicture, drafts: Sequence[DraftOrder], hook: str, k: Knowledge) -> Decision | None:
+def pregnancy(p: ClinicalPicture, drafts: Sequence[DraftOrder], regimen_card_allowed: bool,
+              k: Knowledge) -> Decision | None:
     """W6: a current pregnancy with a HER2-targeted agent, capecitabine, a taxane or an anthracycline drafted
-    or ongoing; on patient-view for HER2-positive MBC the card replaces the next-regimen card."""
+    or ongoing; for HER2-positive MBC, where the service may show the next-regimen card (patient-view), the
+    card replaces it."""
     preg = p.pregnancy
     if preg is None:
         return None
@@ -465,7 +467,7 @@ def pregnancy(p: ClinicalPicture, drafts: Sequence[DraftOrder], hook: str, k: Kn
         indicator = max_indicator(indicator or "warning", "critical" if early else "warning")
         what = what or f"{names} ({age.split(' since')[0] if weeks is not None else 'gestational age unknown'})"
     if indicator is None:
-        if hook != "patient-view" or not p.her2_positive_mbc:
+        if not regimen_card_allowed or not p.her2_positive_mbc:
             return None
         indicator = "warning"
         findings.append("HER2-positive metastatic breast cancer during pregnancy: the regimen list does not apply; "
@@ -568,7 +570,8 @@ def tdxd_not_offered(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowle
 
 
 def safety_decisions(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
-                     recommended: RegimenEntry | None, regimen_shown: bool, hook: str = "patient-view") -> list[Decision]:
+                     recommended: RegimenEntry | None, regimen_shown: bool,
+                     regimen_card_allowed: bool = True) -> list[Decision]:
     """All safety/guideline decisions for this call (unordered; the renderer orders cards).
 
     A replacement regimen is proposed only where the regimen list applies (contract v2: not while HER2 is
@@ -577,7 +580,7 @@ def safety_decisions(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowle
         None if p.received(RX_TDM1) or not p.regimen_list_applies else k.regimens["tdm1"])
     anthracycline_card = anthracycline(p, drafts, k)
     out = [
-        pregnancy(p, drafts, hook, k),
+        pregnancy(p, drafts, regimen_card_allowed, k),
         anthracycline_card,
         heart_failure(p, drafts, k),
         ild(p, drafts, k, recommended if regimen_shown else None, safer_than_tdxd),

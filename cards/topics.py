@@ -22,7 +22,7 @@ TOPICS: dict[str, tuple[str, str]] = {
 }
 TOPIC_ORDER = {code: i for i, code in enumerate(TOPICS)}
 
-# Topics that, on an order hook (order-select / order-sign), warn about the order being drafted: each such
+# Topics that, on a service that checks draft orders (order-select / order-sign), warn about the order being drafted: each such
 # card at warning or critical carries overrideReasons (contract "Every card"), also when what it warns about
 # is therapy already being given (e.g. pregnancy or ILD with T-DXd ongoing) rather than one named draft, because
 # the clinician answers it in the ordering workflow.
@@ -30,7 +30,6 @@ DRAFT_ORDER_TOPICS = frozenset({
     "anthracycline-her2-cardiotoxicity", "ild-pneumonitis", "her2-blockade-gap", "tdxd-not-offered",
     "first-line-restart", "heart-failure", "pregnancy",
 })
-ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 
 
 def max_indicator(*indicators: str) -> str:

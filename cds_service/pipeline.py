@@ -12,6 +12,7 @@ from typing import Any
 
 from cards import Policy, decide, load_knowledge, render_cards
 from cds_service.config import Settings
+from cds_service.services import service_for_hook
 from fhir_mappings import map_draft_orders, summarize
 from cards.decision import Decision
 from cds_service.gather import GatheredRecord
@@ -38,7 +39,7 @@ def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, toda
              settings: Settings | None = None, timings: dict[str, float] | None = None,
              app_launch_url: str | None = None) -> Evaluation:
     """The cards for one hook call, with what they were made from: map the gathered resources and
-    drafts, decide, render.
+    drafts, decide (the cards the hook's service declares it may produce), render.
 
     `settings` carries the clinical policy switches (None: defaults). When `timings` is given, the
     milliseconds of each phase (map, decide, render) are added to it for the call's log line.
@@ -57,7 +58,7 @@ def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, toda
         tfi_policy=settings.tfi_policy, list_post_seed_regimens=settings.list_post_seed_regimens,
         plan_at_progression_card=settings.plan_at_progression_card)
     knowledge = load_knowledge()
-    decisions = decide(summary, drafts, hook, knowledge=knowledge, policy=policy)
+    decisions = decide(summary, drafts, service_for_hook(hook).cards, knowledge=knowledge, policy=policy)
     clock.lap("decide")
     gaps = tuple(record.gaps) + tuple(draft_issues)
     cards = render_cards(decisions, summary, drafts, knowledge=knowledge, data_gaps=gaps,

@@ -1,5 +1,7 @@
 """The three CDS services, declared as data (HAPI-style "services as data"): routing is by service id.
 
+A service's whole contract is here: its hook, the FHIR queries it needs, and the cards it may answer with
+(`cards`: its card topics and whether it checks draft orders; the pipeline hands it to `cards.decide`).
 Each service lists the FHIR queries it needs. A query is both a discovery prefetch template and the
 request the gather step issues when the client did not prefetch it, so the two can never drift apart.
 Every query also carries its failure policy (`required`): a required query that cannot be answered
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
+from cards import CardScope
 from fhir_mappings import observation_search_tokens
 
 CDS_HOOKS_VERSION = "2.0.1"
@@ -48,6 +51,7 @@ class ServiceDefinition:
     title: str
     description: str
     queries: tuple[FhirQuery, ...]
+    cards: CardScope                   # the cards this service may answer with
 
     def discovery(self) -> dict[str, Any]:
         """This service's entry in `GET /cds-services` (2.0 fields + the harmless 3.0 extras)."""
@@ -117,6 +121,15 @@ PATIENT_RECORD: tuple[FhirQuery, ...] = (
               "the answer is still safe, so the cards say what could not be read"),
 )
 
+# The cards each service may answer with (topics: docs/card-contract.md). The next-regimen card is a
+# chart-opening card: the order hooks get checks only, about the drafts they carry (and therapy being given).
+CHECK_TOPICS = frozenset({
+    "pregnancy", "anthracycline-her2-cardiotoxicity", "heart-failure", "ild-pneumonitis", "first-line-restart",
+    "tdxd-not-offered", "her2-blockade-gap", "lvef-monitoring", "her2-status-discordant", "her2-status-unknown",
+})
+CHART_CARDS = CardScope(topics=CHECK_TOPICS | {"her2-next-regimen"}, draft_orders=False)
+ORDER_CARDS = CardScope(topics=CHECK_TOPICS, draft_orders=True)
+
 SERVICES: tuple[ServiceDefinition, ...] = (
     ServiceDefinition(
         id="her2-next-regimen-patient-view",
@@ -125,6 +138,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         description=("Suggests the next line of systemic therapy for HER2-positive metastatic breast cancer "
                      "from the patient's prior treatment, and flags cardiac (LVEF) and ILD safety issues."),
         queries=PATIENT_RECORD,
+        cards=CHART_CARDS,
     ),
     ServiceDefinition(
         id="her2-order-select",
@@ -133,6 +147,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         description=("Checks drafted oncology orders for a HER2-positive metastatic breast cancer patient "
                      "against the next-line guidance and safety rules (anthracycline + HER2 therapy, ILD, LVEF)."),
         queries=PATIENT_RECORD,
+        cards=ORDER_CARDS,
     ),
     ServiceDefinition(
         id="her2-order-sign",
@@ -142,8 +157,21 @@ SERVICES: tuple[ServiceDefinition, ...] = (
                      "patient against the next-line guidance and safety rules (anthracycline + HER2 therapy, "
                      "ILD, LVEF)."),
         queries=PATIENT_RECORD,
+        cards=ORDER_CARDS,
     ),
 )
+
+_BY_HOOK = {s.hook: s for s in SERVICES}
+if len(_BY_HOOK) != len(SERVICES):
+    raise ValueError("one service per hook: the pipeline finds a call's cards by its hook")
+
+
+def service_for_hook(hook: str) -> ServiceDefinition:
+    """The service declared for `hook` (ValueError for any other hook): whose `cards` a call may produce."""
+    try:
+        return _BY_HOOK[hook]
+    except KeyError:
+        raise ValueError(f"no CDS service for hook {hook!r}; the hooks are {sorted(_BY_HOOK)}") from None
 
 
 class ServiceRegistry:

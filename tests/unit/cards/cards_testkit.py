@@ -8,6 +8,8 @@ import datetime as dt
 from dataclasses import replace
 from typing import Iterable
 
+import cards
+from cds_service.services import service_for_hook
 from fhir_mappings import model as m
 
 TODAY = dt.date(2026, 12, 1)
@@ -189,3 +191,14 @@ def pregnant(weeks: float | None = 20) -> m.PregnancyFact:
 
 def her2_result(status: m.ReceptorStatus, days_ago: int, detail: str, source: str) -> m.Her2Result:
     return m.Her2Result(status, ago(days_ago), detail, source)
+
+
+def run(s: m.PatientSummary, hook: str = "patient-view", ds: Iterable[m.DraftOrder] = (),
+        policy: cards.Policy | None = None, *, knowledge: cards.Knowledge | None = None,
+        data_gaps: Iterable[m.RecordIssue] = ()) -> list[dict]:
+    """The cards of one call, made as `pipeline.evaluate` makes them: decide within the cards the hook's service
+    declares, then render."""
+    k = knowledge or cards.load_knowledge()
+    ds = tuple(ds)
+    decisions = cards.decide(s, ds, service_for_hook(hook).cards, knowledge=k, policy=policy or cards.Policy())
+    return cards.render_cards(decisions, s, ds, knowledge=k, data_gaps=tuple(data_gaps))

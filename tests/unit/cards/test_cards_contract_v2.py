@@ -7,18 +7,11 @@ import pytest
 
 from fhir_mappings import model as m
 
-import cards
-from cards_testkit import (NEG, POS, THP, TRIPLET, ago, card, draft, drafts, exposure, her2_result, hf_fact,
-                           pregnant, receptor, recommended_set, regimen, regimen_sets, site, summary, therapy, timed,
-                           topics)
+from cards_testkit import (NEG, POS, THP, TRIPLET, ago, card, draft, drafts, exposure, her2_result, hf_fact, pregnant,
+                           recommended_set, regimen, regimen_sets, run, site, summary, therapy, timed, topics)
 
-K = cards.load_knowledge()
 TDXD, TDM1 = m.RX_TDXD, m.RX_TDM1
 CYCLO = "3002"
-
-
-def run(s, hook="patient-view", ds=(), policy=cards.Policy()):
-    return cards.build_cards(s, ds, hook, knowledge=K, policy=policy)
 
 
 def early_stage(**kw):

@@ -11,17 +11,12 @@ from fhir_mappings import model as m
 import cards
 from card_scenarios import case_ids, cards_of_case
 from cards.topics import DRAFT_ORDER_TOPICS
-from cards_testkit import (THP, ago, card, drafts, hf_fact, pregnant, recommended_set, regimen, site, summary, therapy,
-                           topics)
+from cards_testkit import (THP, ago, card, drafts, hf_fact, pregnant, recommended_set, regimen, run, site, summary,
+                           therapy, topics)
 
-K = cards.load_knowledge()
 SCENARIO_PARAMS = case_ids() or [pytest.param(None, 0, marks=pytest.mark.skip("no ../shared"))]
 TDXD, TDM1 = m.RX_TDXD, m.RX_TDM1
 LETROZOLE = "72965"
-
-
-def run(s, hook="patient-view", ds=(), policy=cards.Policy()):
-    return cards.build_cards(s, ds, hook, knowledge=K, policy=policy)
 
 
 def ild_fact(onset_days: int) -> m.ConditionFact:

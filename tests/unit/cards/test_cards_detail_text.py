@@ -8,15 +8,10 @@ import re
 
 import pytest
 
-import cards
 from card_scenarios import case_ids, cards_of_case
 from cards.detail import DETAIL_BUDGET, REGIMEN_DETAIL_BUDGET
-from cards_testkit import TCH, ago, card, regimen, summary, therapy
+from cards_testkit import TCH, ago, card, regimen, run, summary, therapy
 from fhir_mappings import model as m
-
-
-def run(s):
-    return cards.build_cards(s, (), "patient-view", knowledge=cards.load_knowledge(), policy=cards.Policy())
 
 
 def after(*regimens):

@@ -7,10 +7,10 @@ import jsonschema
 import pytest
 from fhir_mappings import model as m
 
-import cards
 import test_cards_scenarios as sc
+from cards import CardScope
 from cards_contract import problems, response_schema
-from cards_testkit import THP, TRIPLET, drafts, summary, therapy, regimen, ago
+from cards_testkit import (THP, TRIPLET, ago, drafts, regimen, run, summary, therapy)
 
 DRAFT_SETS = {
     "none": (),
@@ -36,7 +36,7 @@ def _validator():
 def test_cards_follow_the_contract_on_every_hook_and_draft_set(sid):
     s = sc.ALL[sid]()
     for hook, dname in COMBOS:
-        out = cards.build_cards(s, DRAFT_SETS[dname], hook, knowledge=cards.load_knowledge(), policy=cards.Policy())
+        out = run(s, hook, DRAFT_SETS[dname])
         assert problems(out, hook, "p") == [], (hook, dname)
 
 
@@ -47,7 +47,7 @@ def test_cards_validate_against_the_probe_response_schema(sid):
         pytest.skip("../shared/probe/schemas/response.schema.json not present")
     s = sc.ALL[sid]()
     for hook, dname in COMBOS:
-        out = cards.build_cards(s, DRAFT_SETS[dname], hook, knowledge=cards.load_knowledge(), policy=cards.Policy())
+        out = run(s, hook, DRAFT_SETS[dname])
         errors = [e.message for e in validator.iter_errors({"cards": out})]
         assert errors == [], (hook, dname, errors[:3])
 
@@ -57,9 +57,13 @@ def test_record_gaps_and_unmapped_codes_are_listed_escaped_and_valid():
     s = summary(lvef=[(38, ago(10))], therapy_history=therapy(regimen(THP, ago(300), ago(20))),
                 unmapped=(m.RecordIssue("MedicationStatement/x", "unknown RxNorm code 999 | weird <b>"),),
                 skipped=(m.RecordIssue("Observation/y", "unreadable value"),))
-    out = cards.build_cards(s, drafts(m.RX_TDXD), "order-sign", knowledge=cards.load_knowledge(), policy=cards.Policy(),
-                            data_gaps=(m.RecordIssue("Condition?patient=p", "FHIR search timed out"),))
+    out = run(s, "order-sign", drafts(m.RX_TDXD), data_gaps=(m.RecordIssue("Condition?patient=p", "FHIR search timed out"),))
     assert problems(out, "order-sign", "p") == []
     detail = next(c["detail"] for c in out if c["source"]["topic"]["code"] == "lvef-monitoring")
     assert "MedicationStatement/x" in detail and "Observation/y" in detail and "FHIR search timed out" in detail
     assert "\\<b\\>" in detail and "\\|" in detail
+
+
+def test_a_service_may_declare_only_contract_topics():
+    with pytest.raises(ValueError, match="unknown card topic"):
+        CardScope(topics=frozenset({"her2-next-regimen", "her2-next-regmen"}), draft_orders=False)

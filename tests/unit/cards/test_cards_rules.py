@@ -9,14 +9,9 @@ from fhir_mappings import model as m
 
 import cards
 from cards_testkit import (NEG, POS, TCH, THP, TRIPLET, ago, card, draft, drafts, receptor, recommended_set, regimen,
-                           regimen_sets, site, summary, therapy, topics)
+                           regimen_sets, run, site, summary, therapy, topics)
 
-K = cards.load_knowledge()
 TDXD, TDM1 = m.RX_TDXD, m.RX_TDM1
-
-
-def run(s, hook="patient-view", ds=(), policy=cards.Policy()):
-    return cards.build_cards(s, ds, hook, knowledge=K, policy=policy)
 
 
 def after(*regimens, **kw):

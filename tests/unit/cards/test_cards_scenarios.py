@@ -9,13 +9,9 @@ from fhir_mappings import model as m
 
 import cards
 from cards_testkit import (NEG, POS, TCH, THP, TRIPLET, ago, drafts, matches, recommended_set, regimen, regimen_sets,
-                           site, summary, therapy, topics)
+                           run, site, summary, therapy, topics)
 
 TDXD, TDM1 = m.RX_TDXD, m.RX_TDM1
-
-
-def run(s, hook="patient-view", ds=(), knowledge=None, policy=None):
-    return cards.build_cards(s, ds, hook, knowledge=knowledge or cards.load_knowledge(), policy=policy or cards.Policy())
 
 
 def s01():

@@ -5,13 +5,7 @@ import pytest
 from fhir_mappings import model as m
 
 import cards
-from cards_testkit import (THP, TCH, ago, drafts, months_ago, recommended_set, regimen, summary, therapy, topics)
-
-K = cards.load_knowledge()
-
-
-def run(s, hook="patient-view", ds=(), policy=cards.Policy()):
-    return cards.build_cards(s, ds, hook, knowledge=K, policy=policy)
+from cards_testkit import TCH, THP, ago, drafts, months_ago, recommended_set, regimen, run, summary, therapy, topics
 
 
 # --- safety_checks: anthracycline-washout (W2, washout_days 213 = 7 months) and anthracycline-concurrent (W1)

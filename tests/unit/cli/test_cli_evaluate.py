@@ -15,12 +15,12 @@ DEMO_1 = SANDBOX / "patients" / "demo-1-2l-after-tch.json"
 def _pipeline_ready() -> bool:
     try:
         return hasattr(importlib.import_module("fhir_mappings"), "summarize") and \
-            hasattr(importlib.import_module("cards"), "build_cards")
+            hasattr(importlib.import_module("cards"), "decide")
     except Exception:
         return False
 
 
-needs_pipeline = pytest.mark.skipif(not _pipeline_ready(), reason="fhir_mappings.summarize / cards.build_cards not landed yet")
+needs_pipeline = pytest.mark.skipif(not _pipeline_ready(), reason="fhir_mappings.summarize / cards.decide not landed yet")
 
 
 @needs_pipeline

@@ -1,23 +1,43 @@
-"""build_cards: summary + drafts -> decisions -> ordered card dicts (the pipeline's one entry point)."""
+"""The cards package's entry point: `decide`, then `render_cards` (the two steps `cds_service.pipeline.evaluate`
+calls, and times separately).
+
+Which cards a call may produce is not decided here: each CDS service declares it (`CardScope`, in
+`cds_service/services.py`), and the pipeline passes the scope of the service being called.
+"""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
+from cards.clinical_picture import clinical_picture
 from cards.decide_regimen import decide_regimen
 from cards.decide_safety import safety_decisions
 from cards.decision import Decision
 from cards.knowledge_base import Knowledge
-from cards.clinical_picture import clinical_picture
 from cards.policy import Policy
 from cards.render import render_card
-from cards.topics import DRAFT_ORDER_TOPICS, INDICATOR_RANK, ORDER_HOOKS, TOPIC_ORDER
+from cards.topics import DRAFT_ORDER_TOPICS, INDICATOR_RANK, TOPIC_ORDER, TOPICS
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
 
-REGIMEN_HOOKS = ("patient-view",)   # the next-regimen card is a chart-opening card; order hooks get checks only
+NEXT_REGIMEN = "her2-next-regimen"
 
 
-def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, knowledge: Knowledge,
+@dataclass(frozen=True)
+class CardScope:
+    """What one CDS service may answer with: its card topics, and whether it checks the draft orders its hook
+    carries (then every warning of a draft-order topic carries `overrideReasons`). Data, declared with the
+    service; pure, so `cards` never needs to know hook names."""
+
+    topics: frozenset[str]
+    draft_orders: bool
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.topics) - set(TOPICS))
+        if unknown:
+            raise ValueError(f"unknown card topic(s) {unknown}; the topics are {list(TOPICS)}")
+
+
+def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], scope: CardScope, *, knowledge: Knowledge,
            policy: Policy) -> list[Decision]:
     """All decisions for one hook call, in stable card order (most severe first, then topic order)."""
     p = clinical_picture(summary, knowledge, policy)
@@ -26,14 +46,16 @@ def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, 
     # Contract v2: while the current metastatic line is ongoing with no documented progression, no
     # next-regimen card (unless the site turned on the plan-at-progression card).
     due = regimen is not None and (not p.current_line_ongoing or policy.plan_at_progression_card)
-    show_regimen = due and hook in REGIMEN_HOOKS
-    order_drafts = tuple(drafts) if hook != "patient-view" else ()
-    decisions = safety_decisions(p, order_drafts, knowledge, recommended, show_regimen, hook)
+    regimen_card_allowed = NEXT_REGIMEN in scope.topics
+    show_regimen = due and regimen_card_allowed
+    order_drafts = tuple(drafts) if scope.draft_orders else ()
+    decisions = safety_decisions(p, order_drafts, knowledge, recommended, show_regimen, regimen_card_allowed)
     if show_regimen:
         decisions.append(regimen)
-    if hook in ORDER_HOOKS:
+    if scope.draft_orders:
         decisions = [replace(d, about_drafts=True) if d.topic in DRAFT_ORDER_TOPICS and d.indicator != "info" else d
                      for d in decisions]
+    decisions = [d for d in decisions if d.topic in scope.topics]
     return sorted(decisions, key=lambda d: (-INDICATOR_RANK[d.indicator], TOPIC_ORDER[d.topic]))
 
 
@@ -43,10 +65,3 @@ def render_cards(decisions: Sequence[Decision], summary: PatientSummary, drafts:
     """The `cards` array for these decisions, in their order (`app_launch_url`: see `render_card`)."""
     return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts, app_launch_url=app_launch_url)
             for d in decisions]
-
-
-def build_cards(summary: PatientSummary, drafts: Sequence[DraftOrder], hook: str, *, knowledge: Knowledge,
-                policy: Policy, data_gaps: Sequence[RecordIssue] = ()) -> list[dict[str, Any]]:
-    """The `cards` array for one hook call: pure and deterministic apart from the uuids."""
-    return render_cards(decide(summary, drafts, hook, knowledge=knowledge, policy=policy), summary, drafts,
-                        knowledge=knowledge, data_gaps=data_gaps)
