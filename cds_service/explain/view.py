@@ -10,7 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from cards.decision import Decision
+from cards.decision import Decision, FactRow
+from cards.knowledge_base import Rule
 from cds_service.pipeline import Evaluation
 from fhir_mappings.model import HER2_CLASSES, PatientSummary, ReceptorStatus, Regimen, Setting
 from fhir_mappings.receptors import Evidence, observation_evidence
@@ -66,30 +67,6 @@ class SiteRow:
 
 
 @dataclass(frozen=True)
-class FactRow:
-    label: str
-    value: str
-    date: dt.date | None
-    sources: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Citation:
-    label: str
-    url: str | None
-
-
-@dataclass(frozen=True)
-class RuleRow:
-    id: str
-    title: str
-    statement: str
-    recommendation: str
-    strength: str
-    citations: tuple[Citation, ...]
-
-
-@dataclass(frozen=True)
 class Option:
     label: str
     recommended: bool
@@ -105,7 +82,7 @@ class DecisionView:
     excluded: tuple[tuple[str, str], ...]
     also_listed: tuple[str, ...]
     notes: tuple[str, ...]
-    rules: tuple[RuleRow, ...]
+    rules: tuple[Rule, ...]            # the knowledge's rules, as the card cites them
     source_label: str
     source_url: str | None
 
@@ -228,8 +205,7 @@ def _decision_view(d: Decision, card: Mapping[str, Any]) -> DecisionView:
         excluded=tuple((e.regimen.name, e.reason) for e in d.excluded),
         also_listed=tuple(r.name for r in d.named_only),
         notes=d.notes,
-        rules=tuple(RuleRow(r.id, r.title, r.statement, r.recommendation, r.strength,
-                            tuple(Citation(c.label, c.url) for c in r.citations)) for r in d.rules),
+        rules=d.rules,
         source_label=str(source.get("label", "")), source_url=source.get("url"))
 
 
