@@ -160,6 +160,10 @@ def is_atc(system: Any) -> bool:
                                         or system.lower().rstrip("/").endswith("/atc"))
 
 
+# The code systems a medication code is read in, in order of trust: (is it this system, its roll-up, its name).
+_CODE_SYSTEMS = ((is_rxnorm, drugs_by_rxnorm, "RxNorm"), (is_atc, drugs_by_atc, "ATC"))
+
+
 @dataclass(frozen=True)
 class MedicationMapping:
     """Result of mapping one medication concept: drugs, how they were found, and anything to report."""
@@ -213,28 +217,24 @@ def _map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMappi
     displays = [c["display"] for c in codings if isinstance(c.get("display"), str)]
     display = clean_display(text or (displays[0] if displays else "") or extra_text)
 
-    rx: dict[str, Drug] = {}
-    atc: dict[str, Drug] = {}
+    found: dict[str, dict[str, Drug]] = {label: {} for _, _, label in _CODE_SYSTEMS}
     unknown: list[str] = []
     for c in codings:
         code = c.get("code")
         if not isinstance(code, str) or not code.strip():
             continue
         system = c.get("system")
-        if is_rxnorm(system):
-            drugs = drugs_by_rxnorm(code)
-            if drugs:
-                rx.update((d.rxnorm, d) for d in drugs)
-            else:
-                unknown.append(f"RxNorm {code.strip()}")
-        elif is_atc(system):
-            drugs = drugs_by_atc(code)
-            if drugs:
-                atc.update((d.rxnorm, d) for d in drugs)
-            else:
-                unknown.append(f"ATC {code.strip()}")
-        else:
+        known = next(((lookup, label) for is_system, lookup, label in _CODE_SYSTEMS if is_system(system)), None)
+        if known is None:
             unknown.append(f"{system if isinstance(system, str) else '?'}|{code.strip()}")
+            continue
+        lookup, label = known
+        drugs = lookup(code)
+        if drugs:
+            found[label].update((d.rxnorm, d) for d in drugs)
+        else:
+            unknown.append(f"{label} {code.strip()}")
+    rx, atc = found["RxNorm"], found["ATC"]
 
     names = " ; ".join([text, *displays, extra_text])
     by_name = drugs_by_name(names)
