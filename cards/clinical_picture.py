@@ -55,6 +55,9 @@ class Discordance:
 
 @dataclass(frozen=True)
 class ClinicalPicture:
+    """The record as every rule reads it: the summary plus what is concluded from it once (lines counted,
+    treatment-free interval, progression, discordance, LVEF baseline), so no two rules interpret it apart."""
+
     summary: PatientSummary
     her2_positive_mbc: bool          # breast cancer + metastatic + HER2 positive: the regimen algorithm applies
     lines: tuple[Regimen, ...]       # metastatic lines counted (HER2 or chemo content; endocrine-only not counted)

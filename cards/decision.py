@@ -20,6 +20,8 @@ class FactRow:
 
 @dataclass(frozen=True)
 class Excluded:
+    """A candidate regimen the card does not offer, and the reason it shows (received, contraindicated...)."""
+
     regimen: RegimenEntry
     reason: str
 

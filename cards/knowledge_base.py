@@ -37,6 +37,8 @@ class KnowledgeError(ValueError):
 
 @dataclass(frozen=True)
 class Citation:
+    """A cited source; `short` is how a card names it (source label, links), `status` its mark (seed, V, P, U)."""
+
     id: str
     label: str
     status: str
@@ -50,6 +52,8 @@ class Citation:
 
 @dataclass(frozen=True)
 class DrugEntry:
+    """A drug the regimens name, by RxNorm ingredient; `short` is the abbreviation cards add to the name (T-DXd)."""
+
     id: str
     rxnorm: str
     name: str
@@ -62,6 +66,8 @@ class DrugEntry:
 
 @dataclass(frozen=True)
 class Component:
+    """One drug of a regimen with its dose text: each becomes one draft MedicationRequest."""
+
     drug: DrugEntry
     dose: str
 

@@ -68,6 +68,8 @@ class SiteRow:
 
 @dataclass(frozen=True)
 class Option:
+    """One of the card's suggestions, by its label, and whether the card recommends it."""
+
     label: str
     recommended: bool
 
