@@ -18,21 +18,107 @@ def after(*regimens, **kw):
     return summary(therapy_history=therapy(*regimens), lvef=[(60, ago(10))], **kw)
 
 
-def test_s1_second_line_after_trastuzumab_taxane_is_tdxd():
-    """rules.S1 / line_plans.second-line"""
-    assert recommended_set(run(after(regimen(TCH, ago(300), ago(30))))) == {TDXD}
+def early_relapse(*metastatic_lines, met_days=30, tfi_months=5.6, early_days=(500, 200)):
+    """Adjuvant TCH ending `early_days[1]` days ago, relapse within the treatment-free interval (S5)."""
+    early = regimen(TCH, ago(early_days[0]), ago(early_days[1]), setting=m.Setting.ADJUVANT, progressed=False)
+    return summary(met_date=ago(met_days), therapy_history=therapy(early, *metastatic_lines, early_end=ago(early_days[1]),
+                                                                   tfi_months=tfi_months))
 
 
-def test_s2_tdm1_is_offered_as_second_line_alternative():
-    """rules.S2 / line_plans.second-line"""
-    assert {TDM1} in regimen_sets(run(after(regimen(TCH, ago(300), ago(30)))))
+AFTER_TCH = after(regimen(TCH, ago(300), ago(30)))
+AFTER_THP = after(regimen(THP, ago(300), ago(30)))
+HP_ONGOING = after(regimen([m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB], ago(300), None, ongoing=True, progressed=False))
+THP_ONGOING = after(regimen(THP, ago(300), None, ongoing=True, progressed=False))
+DE_NOVO = summary(met_date=ago(10))
+PLAN_AT_PROGRESSION = cards.Policy(plan_at_progression_card=True)
+NO_POST_SEED = cards.Policy(list_post_seed_regimens=False)
+PER_TRAS_PACLITAXEL = {m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB, m.RX_PACLITAXEL}
+
+# The next-regimen card per rule: (what it specifies (rule ids as in the knowledge file), record, policy,
+# recommended regimen (None: not checked), regimens listed first in this order, regimens also listed,
+# regimens not listed, summary starts with, detail contains).
+NEXT_REGIMEN = [
+    ("S1 second line after trastuzumab + taxane recommends T-DXd", AFTER_TCH, None, {TDXD}, [], [], [], "", []),
+    ("S2 T-DM1 is a second-line alternative", AFTER_TCH, None, None, [], [{TDM1}], [], "", []),
+    ("S3 ILD history recommends T-DM1 and says why T-DXd is not offered", after(regimen(THP, ago(300), ago(30)), ild=True),
+     None, {TDM1}, [], [], [], "", ["interstitial lung disease"]),
+    ("S4 brain metastases at second line list T-DXd then the tucatinib triplet",
+     after(regimen(THP, ago(300), ago(30)), sites=(site("brain", ago(20), cns=True),)), None, None,
+     [{TDXD}, frozenset(TRIPLET)], [], [], "", []),
+    ("S5 early relapse is treated as second line", early_relapse(), None, None, [], [], [], "2nd-line", ["S5"]),
+    ("S5 + S9 early relapse then one metastatic line is third line",
+     early_relapse(regimen([TDXD], ago(490), ago(30)), met_days=500, tfi_months=3.3, early_days=(900, 600)), None,
+     frozenset(TRIPLET), [], [], [], "3rd-line", []),
+    ("S6 de novo first line is THP with the paclitaxel variant and the DB-09 alternative", DE_NOVO, None,
+     frozenset(THP), [], [PER_TRAS_PACLITAXEL, {TDXD, m.RX_PERTUZUMAB}], [], "", []),
+    ("S6 later-evidence regimens are not listed when the policy says so", DE_NOVO, NO_POST_SEED, None, [], [],
+     [{TDXD, m.RX_PERTUZUMAB}], "", ["not listed by configuration"]),
+    ("S6 an endocrine-only metastatic line is not a HER2 line: still first line",
+     after(regimen(["72965"], ago(300), ago(30))), None, frozenset(THP), [], [], [], "", []),
+    ("S7 HR-positive adds a note and keeps the regimen", after(regimen(TCH, ago(300), ago(30)), er=POS), None, {TDXD},
+     [], [], [], "", ["HR-positive:"]),
+    ("S8 HR-negative adds a note", AFTER_TCH, None, None, [], [], [], "", ["HR-negative:"]),
+    ("S9 third line without prior T-DXd recommends T-DXd, not T-DM1",
+     after(regimen(THP, ago(700), ago(400)), regimen([TDM1], ago(390), ago(30))), None, {TDXD}, [], [], [{TDM1}], "", []),
+    ("S9 fourth line after T-DXd and the triplet recommends T-DM1, not the triplet again",
+     after(regimen(THP, ago(900), ago(700)), regimen([TDXD], ago(690), ago(330)), regimen(TRIPLET, ago(320), ago(30))),
+     None, {TDM1}, [], [], [frozenset(TRIPLET)], "", []),
+    ("S10 later lines list lapatinib and neratinib regimens and name margetuximab",
+     after(regimen(THP, ago(900), ago(700)), regimen([TDXD], ago(690), ago(330)), regimen([TDM1], ago(320), ago(30))),
+     None, None, [], [{m.RX_LAPATINIB, m.RX_CAPECITABINE}, {m.RX_NERATINIB, m.RX_CAPECITABINE},
+                      {m.RX_LAPATINIB, m.RX_TRASTUZUMAB}], [], "", ["Margetuximab"]),
+    ("S11 an ongoing line gets the plan at progression when the setting turns it on", THP_ONGOING,
+     PLAN_AT_PROGRESSION, None, [], [], [], "Plan at progression (2nd line", ["plan at progression"]),
+]
 
 
-def test_s3_ild_history_prefers_tdm1_and_explains_why_tdxd_is_not_offered():
-    """rules.S3 / regimens.tdxd.contraindicated_by"""
-    out = run(after(regimen(THP, ago(300), ago(30)), ild=True))
-    assert recommended_set(out) == {TDM1}
-    assert "interstitial lung disease" in card(out, "her2-next-regimen")["detail"]
+@pytest.mark.parametrize("spec, record, policy, recommended, leading, listed, not_listed, summary_start, detail_has",
+                         NEXT_REGIMEN, ids=[c[0] for c in NEXT_REGIMEN])
+def test_next_regimen_card(spec, record, policy, recommended, leading, listed, not_listed, summary_start, detail_has):
+    out = run(record, policy=policy)
+    c = card(out, "her2-next-regimen")
+    sets = regimen_sets(out)
+    if recommended is not None:
+        assert recommended_set(out) == recommended
+    assert sets[:len(leading)] == leading
+    assert all(s in sets for s in listed) and not any(s in sets for s in not_listed)
+    assert c["summary"].startswith(summary_start)
+    assert all(text in c["detail"] for text in detail_has)
+
+
+# Records on which a card must not appear: (what it specifies, record, hook, drafts, the topic that stays away).
+NO_CARD = [
+    ("W4 no ILD history: no ILD card for a T-DXd draft", AFTER_THP, "order-select", drafts(TDXD), "ild-pneumonitis"),
+    ("S11 chemotherapy added to active HP maintenance keeps HER2 blockade", HP_ONGOING, "order-select",
+     drafts(m.RX_DOCETAXEL), "her2-blockade-gap"),
+    ("S12 a re-order of the ongoing HP line is not a new regimen", HP_ONGOING, "order-select",
+     drafts(m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB), "tdxd-not-offered"),
+    ("S12 quiet with ILD history", after(regimen(THP, ago(300), ago(30)), ild=True), "order-select", drafts(*TRIPLET),
+     "tdxd-not-offered"),
+    ("S12 quiet after T-DXd was given", after(regimen(THP, ago(700), ago(400)), regimen([TDXD], ago(390), ago(30))),
+     "order-select", drafts(*TRIPLET), "tdxd-not-offered"),
+    ("S12 fires only for a selected draft (order-select selections)", AFTER_THP, "order-select",
+     (draft(TDM1, selected=False),), "tdxd-not-offered"),
+    ("contract v2 no next-regimen card while the current line is ongoing without progression", THP_ONGOING,
+     "patient-view", (), "her2-next-regimen"),
+    ("order hooks get checks only, no next-regimen card", AFTER_TCH, "order-select", drafts(TDXD), "her2-next-regimen"),
+    ("no regimen card when HER2-negative", summary(her2=NEG), "patient-view", (), "her2-next-regimen"),
+    ("no regimen card when not metastatic", summary(metastatic=False), "patient-view", (), "her2-next-regimen"),
+    ("no regimen card without breast cancer", summary(breast=False), "patient-view", (), "her2-next-regimen"),
+]
+
+
+@pytest.mark.parametrize("spec, record, hook, ds, topic", NO_CARD, ids=[c[0] for c in NO_CARD])
+def test_no_card(spec, record, hook, ds, topic):
+    assert topic not in topics(run(record, hook, ds))
+
+
+def test_no_breast_cancer_and_unknown_her2_gives_no_card_at_all():
+    """The algorithm applies to HER2-positive metastatic breast cancer only; P1 needs breast cancer."""
+    assert run(summary(breast=False, her2=m.ReceptorStatus.UNKNOWN)) == []
+
+
+
 
 
 def test_s3_tdm1_draft_with_ild_is_a_warning_with_override_and_removal():
@@ -55,75 +141,14 @@ def test_w4_tdxd_draft_with_ild_is_critical_and_proposes_tdm1_instead():
     assert created == TDM1
 
 
-def test_w4_no_ild_card_without_ild_history():
-    """safety_checks.ild-tdxd-draft (W4): no ILD, no card."""
-    assert "ild-pneumonitis" not in topics(run(after(regimen(THP, ago(300), ago(30))), "order-select", drafts(TDXD)))
 
 
-def test_s4_brain_metastases_at_second_line_offer_tdxd_and_tucatinib_triplet():
-    """rules.S4 / line_plans.second-line-brain"""
-    s = after(regimen(THP, ago(300), ago(30)), sites=(site("brain", ago(20), cns=True),))
-    sets = regimen_sets(run(s))
-    assert sets[0] == {TDXD} and sets[1] == frozenset(TRIPLET)
 
 
-def test_s5_early_relapse_card_says_treated_as_second_line():
-    """rules.S5 / tfi_policies.seed-12-months"""
-    early = regimen(TCH, ago(500), ago(200), setting=m.Setting.ADJUVANT, progressed=False)
-    s = summary(met_date=ago(30), therapy_history=therapy(early, early_end=ago(200), tfi_months=5.6))
-    c = card(run(s), "her2-next-regimen")
-    assert c["summary"].startswith("2nd-line") and "S5" in c["detail"]
 
 
-def test_s6_de_novo_first_line_is_thp_with_paclitaxel_variant_and_dbo9_alternative():
-    """rules.S6 / line_plans.first-line / regimens.tdxd-pertuzumab (later-evidence)"""
-    out = run(summary(met_date=ago(10)))
-    assert recommended_set(out) == frozenset(THP)
-    sets = regimen_sets(out)
-    assert {m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB, m.RX_PACLITAXEL} in sets and {TDXD, m.RX_PERTUZUMAB} in sets
 
 
-def test_s6_later_evidence_regimens_are_dropped_when_policy_says_so():
-    """Policy.list_post_seed_regimens=False: T-DXd + pertuzumab (DESTINY-Breast09) is not listed."""
-    out = run(summary(met_date=ago(10)), policy=cards.Policy(list_post_seed_regimens=False))
-    assert {TDXD, m.RX_PERTUZUMAB} not in regimen_sets(out)
-    assert "not listed by configuration" in card(out, "her2-next-regimen")["detail"]
-
-
-def test_s7_hr_positive_note_does_not_change_the_regimen():
-    """rules.S7"""
-    out = run(after(regimen(TCH, ago(300), ago(30)), er=POS))
-    assert recommended_set(out) == {TDXD} and "HR-positive:" in card(out, "her2-next-regimen")["detail"]
-
-
-def test_s8_hr_negative_note():
-    """rules.S8"""
-    assert "HR-negative:" in card(run(after(regimen(TCH, ago(300), ago(30)))), "her2-next-regimen")["detail"]
-
-
-def test_s9_third_line_without_prior_tdxd_recommends_tdxd():
-    """rules.S9 / S12 / line_plans.later-line"""
-    out = run(after(regimen(THP, ago(700), ago(400)), regimen([TDM1], ago(390), ago(30))))
-    assert recommended_set(out) == {TDXD}
-    assert {TDM1} not in regimen_sets(out)
-
-
-def test_s9_fourth_line_after_tdxd_and_tucatinib_recommends_tdm1():
-    """rules.S9 / regimens.*.exclude_if_received"""
-    out = run(after(regimen(THP, ago(900), ago(700)), regimen([TDXD], ago(690), ago(330)),
-                    regimen(TRIPLET, ago(320), ago(30))))
-    assert recommended_set(out) == {TDM1}
-    assert frozenset(TRIPLET) not in regimen_sets(out)
-
-
-def test_s10_later_lines_list_lapatinib_and_neratinib_and_name_margetuximab():
-    """rules.S10"""
-    out = run(after(regimen(THP, ago(900), ago(700)), regimen([TDXD], ago(690), ago(330)),
-                    regimen([TDM1], ago(320), ago(30))))
-    sets = regimen_sets(out)
-    assert {m.RX_LAPATINIB, m.RX_CAPECITABINE} in sets and {m.RX_NERATINIB, m.RX_CAPECITABINE} in sets
-    assert {m.RX_LAPATINIB, m.RX_TRASTUZUMAB} in sets
-    assert "Margetuximab" in card(out, "her2-next-regimen")["detail"]
 
 
 def test_s11_every_proposed_regimen_keeps_her2_blockade():
@@ -143,11 +168,6 @@ def test_s11_chemotherapy_alone_drafted_warns_her2_blockade_gap():
     assert deletes and all(a["resourceId"].startswith("MedicationRequest/") for a in deletes)
 
 
-def test_s11_no_blockade_gap_while_a_her2_order_is_active():
-    """safety_checks.her2-blockade-gap (S11): chemotherapy added to active HP maintenance is fine."""
-    s = after(regimen([m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB], ago(300), None, ongoing=True, progressed=False))
-    assert "her2-blockade-gap" not in topics(run(s, "order-select", drafts(m.RX_DOCETAXEL)))
-
 
 @pytest.mark.parametrize("last_trastuzumab_days, topic", [
     (60, "anthracycline-her2-cardiotoxicity"),    # inside the washout: the anthracycline card covers the draft
@@ -161,17 +181,6 @@ def test_s11_anthracycline_drafts_are_left_to_the_anthracycline_card_when_it_is_
     assert topic in t and len({"anthracycline-her2-cardiotoxicity", "her2-blockade-gap"} & set(t)) == 1
 
 
-def test_no_next_regimen_card_while_current_line_ongoing_without_progression():
-    """Contract v2: no repeated plan-ahead card on patient-view by default."""
-    s = after(regimen(THP, ago(300), None, ongoing=True, progressed=False))
-    assert "her2-next-regimen" not in topics(run(s))
-
-
-def test_s11_plan_at_progression_card_when_the_setting_turns_it_on():
-    """rules.S11 framing, Policy.plan_at_progression_card: ongoing line -> the plan at progression."""
-    s = after(regimen(THP, ago(300), None, ongoing=True, progressed=False))
-    c = card(run(s, policy=cards.Policy(plan_at_progression_card=True)), "her2-next-regimen")
-    assert c["summary"].startswith("Plan at progression (2nd line") and "plan at progression" in c["detail"]
 
 
 def test_s12_other_her2_regimen_at_second_line_warns_tdxd_not_offered():
@@ -184,24 +193,7 @@ def test_s12_other_her2_regimen_at_second_line_warns_tdxd_not_offered():
     assert created == {TDXD}
 
 
-def test_s12_not_raised_for_a_reorder_of_the_ongoing_line():
-    """safety_checks.tdxd-not-offered (S12): re-ordering ongoing HP maintenance is not a new later-line regimen."""
-    s = after(regimen([m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB], ago(300), None, ongoing=True, progressed=False))
-    assert "tdxd-not-offered" not in topics(run(s, "order-select", drafts(m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB)))
 
-
-def test_s12_not_raised_with_ild_or_after_tdxd():
-    """safety_checks.tdxd-not-offered (S12): contraindicated or already given -> quiet."""
-    with_ild = after(regimen(THP, ago(300), ago(30)), ild=True)
-    after_tdxd = after(regimen(THP, ago(700), ago(400)), regimen([TDXD], ago(390), ago(30)))
-    for s in (with_ild, after_tdxd):
-        assert "tdxd-not-offered" not in topics(run(s, "order-select", drafts(*TRIPLET)))
-
-
-def test_s12_only_the_unselected_draft_does_not_fire():
-    """Checks fire only when a draft they name is selected (order-select `selections`)."""
-    s = after(regimen(THP, ago(300), ago(30)))
-    assert "tdxd-not-offered" not in topics(run(s, "order-select", (draft(TDM1, selected=False),)))
 
 
 def test_s13_investigational_agents_are_never_suggested_but_named():
@@ -240,17 +232,6 @@ def test_p1_equivocal_her2_asks_for_reflex_ish():
     assert "ISH" in card(run(s), "her2-status-unknown")["detail"]
 
 
-def test_not_her2_positive_not_metastatic_or_not_breast_cancer_stays_quiet():
-    """The algorithm applies to HER2-positive metastatic breast cancer only."""
-    for s in (summary(her2=NEG), summary(metastatic=False), summary(breast=False)):
-        assert "her2-next-regimen" not in topics(run(s))
-    assert run(summary(breast=False, her2=m.ReceptorStatus.UNKNOWN)) == []
-
-
-def test_order_hooks_get_checks_only_no_regimen_card():
-    """Design choice: the next-regimen card is a patient-view card."""
-    s = after(regimen(TCH, ago(300), ago(30)))
-    assert "her2-next-regimen" not in topics(run(s, "order-select", drafts(TDXD)))
 
 
 def test_wording_and_order_are_stable_for_the_same_input():
@@ -265,25 +246,11 @@ def test_wording_and_order_are_stable_for_the_same_input():
     assert [c["indicator"] for c in a] == sorted((c["indicator"] for c in a), key=["critical", "warning", "info"].index)
 
 
-def test_endocrine_only_metastatic_line_does_not_count_as_a_her2_line():
-    """line_plans: a letrozole-only metastatic line is not a line of HER2/chemotherapy -> still first line (S6)."""
-    s = after(regimen(["72965"], ago(300), ago(30)))
-    assert recommended_set(run(s)) == frozenset(THP)
-
-
-def test_early_relapse_then_one_metastatic_line_is_third_line():
-    """rules.S5 + S9: the early relapse counts as one line, so after one metastatic line the next is third line."""
-    early = regimen(TCH, ago(900), ago(600), setting=m.Setting.ADJUVANT, progressed=False)
-    s = summary(met_date=ago(500), therapy_history=therapy(early, regimen([TDXD], ago(490), ago(30)),
-                                                            early_end=ago(600), tfi_months=3.3))
-    c = card(run(s), "her2-next-regimen")
-    assert c["summary"].startswith("3rd-line") and recommended_set([c]) == frozenset(TRIPLET)
 
 
 def test_first_line_restart_recognises_a_pertuzumab_trastuzumab_combination_product():
     """safety_checks.first-line-restart (S5): a Phesgo-like draft maps to pertuzumab + trastuzumab in one order."""
-    early = regimen(TCH, ago(500), ago(200), setting=m.Setting.ADJUVANT, progressed=False)
-    s = summary(met_date=ago(30), therapy_history=therapy(early, early_end=ago(200), tfi_months=5.6))
+    s = early_relapse()
     combo = m.DraftOrder("MedicationRequest/p-draft-phesgo", (draft(m.RX_PERTUZUMAB).drugs[0],
                                                             draft(m.RX_TRASTUZUMAB).drugs[0]), "Phesgo")
     out = run(s, "order-select", (combo, draft(m.RX_DOCETAXEL)))
