@@ -217,8 +217,9 @@ def test_lvef_in_a_label_withhold_zone_is_critical(rxs, lvef, expected):
 # --- documented progression, plan-ahead card ----------------------------------------------------------------
 
 def ongoing_line(**kw):
-    return summary(met_date=ago(420), sites=(site("bone", ago(418)),), lvef=[(60, ago(20))],
-                   therapy_history=therapy(regimen(THP, ago(410), None, ongoing=True, progressed=False)), **kw)
+    """First line THP ongoing since 410 days, bone metastasis at diagnosis; `kw` overrides or adds to it."""
+    return summary(**{"met_date": ago(420), "sites": (site("bone", ago(418)),), "lvef": [(60, ago(20))],
+                      "therapy_history": therapy(regimen(THP, ago(410), None, ongoing=True, progressed=False)), **kw})
 
 
 @pytest.mark.parametrize("extra, due", [
@@ -227,10 +228,7 @@ def ongoing_line(**kw):
     ({"progression_dates": ((ago(10), "Observation/p-status"),)}, True),          # disease-status Observation
 ])
 def test_next_regimen_card_is_due_only_with_documented_progression(extra, due):
-    kw = {"met_date": ago(420), "sites": (site("bone", ago(418)),), "lvef": [(60, ago(20))],
-          "therapy_history": therapy(regimen(THP, ago(410), None, ongoing=True, progressed=False))}
-    kw.update(extra)
-    assert ("her2-next-regimen" in topics(run(summary(**kw)))) is due
+    assert ("her2-next-regimen" in topics(run(ongoing_line(**extra)))) is due
 
 
 # --- decision corrections ------------------------------------------------------------------------------------

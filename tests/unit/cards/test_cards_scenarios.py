@@ -5,6 +5,8 @@ step should produce for that record.
 """
 from __future__ import annotations
 
+import pytest
+
 from fhir_mappings import model as m
 
 import cards
@@ -97,23 +99,10 @@ def test_s02_early_relapse_is_second_line_tdxd():
     assert {TDM1} in regimen_sets(out)
 
 
-def test_s02_thp_draft_within_tfi_warns_first_line_restart_and_lvef_overdue():
-    out = run(s02(), "order-select", drafts(*THP))
-    t = topics(out)
-    assert t["first-line-restart"] == "warning"
-    assert t["lvef-monitoring"] == "info"
-    assert "anthracycline-her2-cardiotoxicity" not in t and "her2-blockade-gap" not in t
-
-
 def test_s03_late_relapse_restarts_thp_with_tdxd_pertuzumab_alternative():
     out = run(s03())
     assert matches(recommended_set(out), [m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB, "TAXANE"])
     assert {TDXD, m.RX_PERTUZUMAB} in regimen_sets(out)
-
-
-def test_s03_thp_draft_after_long_tfi_is_quiet():
-    t = topics(run(s03(), "order-select", drafts(*THP)))
-    assert not {"first-line-restart", "tdxd-not-offered", "her2-blockade-gap", "anthracycline-her2-cardiotoxicity"} & set(t)
 
 
 def test_s04_ild_recommends_tdm1_with_ild_warning():
@@ -123,21 +112,10 @@ def test_s04_ild_recommends_tdm1_with_ild_warning():
     assert topics(out)["ild-pneumonitis"] == "warning"
 
 
-def test_s04_tdxd_draft_with_ild_is_critical_and_not_tdxd_not_offered():
-    out = run(s04(), "order-select", drafts(TDXD))
-    t = topics(out)
-    assert t["ild-pneumonitis"] == "critical"
-    assert "tdxd-not-offered" not in t
-
-
 def test_s05_brain_mets_offers_tdxd_and_tucatinib_triplet():
     out = run(s05())
     assert recommended_set(out) in ({TDXD}, frozenset(TRIPLET))
     assert {TDXD} in regimen_sets(out) and frozenset(TRIPLET) in regimen_sets(out)
-
-
-def test_s05_triplet_draft_for_brain_mets_is_exempt_from_tdxd_not_offered():
-    assert "tdxd-not-offered" not in topics(run(s05(), "order-select", drafts(*TRIPLET)))
 
 
 def test_s06_third_line_after_tdxd_recommends_tucatinib_triplet():
@@ -147,20 +125,8 @@ def test_s06_third_line_after_tdxd_recommends_tucatinib_triplet():
     assert "lvef-monitoring" not in topics(out)
 
 
-def test_s07_doxorubicin_60_days_after_trastuzumab_warns_without_blockade_gap():
-    t = topics(run(s07(), "order-select", drafts(m.RX_DOXORUBICIN)))
-    assert t["anthracycline-her2-cardiotoxicity"] == "warning"
-    assert "her2-blockade-gap" not in t
-
-
 def test_s08_de_novo_recommends_thp():
     assert matches(recommended_set(run(s08())), [m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB, "TAXANE"])
-
-
-def test_s08_epirubicin_signed_with_trastuzumab_without_timing_warns():
-    t = topics(run(s08(), "order-sign", drafts(m.RX_EPIRUBICIN, "3002", m.RX_TRASTUZUMAB)))
-    assert t["anthracycline-her2-cardiotoxicity"] == "warning"
-    assert "first-line-restart" not in t and "tdxd-not-offered" not in t
 
 
 def test_s09_missing_her2_says_so_and_proposes_nothing():
@@ -183,6 +149,33 @@ def test_s11_plan_at_progression_card_is_a_setting():
     assert recommended_set(out) == {TDXD}
     regimen_card = next(c for c in out if c["source"]["topic"]["code"] == "her2-next-regimen")
     assert regimen_card["summary"].startswith("Plan at progression")
+
+
+# The checks on order hooks, per scenario: (what it specifies, scenario, hook, drafts, the cards it gives with their
+# indicator, topics that stay away).
+ORDER_CHECKS = [
+    ("S02 THP drafted within the treatment-free interval warns first-line restart, LVEF overdue", s02, "order-select",
+     drafts(*THP), {"first-line-restart": "warning", "lvef-monitoring": "info"},
+     {"anthracycline-her2-cardiotoxicity", "her2-blockade-gap"}),
+    ("S03 THP drafted after a long treatment-free interval is quiet", s03, "order-select", drafts(*THP), {},
+     {"first-line-restart", "tdxd-not-offered", "her2-blockade-gap", "anthracycline-her2-cardiotoxicity"}),
+    ("S04 T-DXd drafted with ILD is critical, not tdxd-not-offered", s04, "order-select", drafts(TDXD),
+     {"ild-pneumonitis": "critical"}, {"tdxd-not-offered"}),
+    ("S05 the triplet drafted for brain metastases is exempt from tdxd-not-offered", s05, "order-select",
+     drafts(*TRIPLET), {}, {"tdxd-not-offered"}),
+    ("S07 doxorubicin 60 days after trastuzumab warns, no blockade gap", s07, "order-select", drafts(m.RX_DOXORUBICIN),
+     {"anthracycline-her2-cardiotoxicity": "warning"}, {"her2-blockade-gap"}),
+    ("S08 epirubicin signed with trastuzumab, no timing stated, warns", s08, "order-sign",
+     drafts(m.RX_EPIRUBICIN, "3002", m.RX_TRASTUZUMAB), {"anthracycline-her2-cardiotoxicity": "warning"},
+     {"first-line-restart", "tdxd-not-offered"}),
+]
+
+
+@pytest.mark.parametrize("spec, scenario, hook, ds, fired, absent", ORDER_CHECKS, ids=[c[0] for c in ORDER_CHECKS])
+def test_order_checks(spec, scenario, hook, ds, fired, absent):
+    t = topics(run(scenario(), hook, ds))
+    assert {k: t.get(k) for k in fired} == fired
+    assert not absent & set(t)
 
 
 ALL = {"S01": s01, "S02": s02, "S03": s03, "S04": s04, "S05": s05, "S06": s06, "S07": s07, "S08": s08,
