@@ -67,19 +67,11 @@ class SiteRow:
 
 
 @dataclass(frozen=True)
-class Option:
-    """One of the card's suggestions, by its label, and whether the card recommends it."""
-
-    label: str
-    recommended: bool
-
-
-@dataclass(frozen=True)
 class DecisionView:
     topic: str
     indicator: str
     summary: str                       # the card's summary, verbatim
-    options: tuple[Option, ...]        # the card's suggestions, verbatim labels
+    options: tuple[tuple[str, bool], ...]   # the card's suggestions: (verbatim label, recommended)
     findings: tuple[str, ...]
     excluded: tuple[tuple[str, str], ...]
     also_listed: tuple[str, ...]
@@ -202,7 +194,7 @@ def _decision_view(d: Decision, card: Mapping[str, Any]) -> DecisionView:
     source = card.get("source") or {}
     return DecisionView(
         topic=d.topic, indicator=str(card.get("indicator")), summary=str(card.get("summary")),
-        options=tuple(Option(str(s.get("label")), bool(s.get("isRecommended"))) for s in card.get("suggestions") or ()),
+        options=tuple((str(s.get("label")), bool(s.get("isRecommended"))) for s in card.get("suggestions") or ()),
         findings=d.findings,
         excluded=tuple((e.regimen.name, e.reason) for e in d.excluded),
         also_listed=tuple(r.name for r in d.named_only),
