@@ -81,7 +81,7 @@ APP_LINK_LABEL = "Therapy timeline and reasoning"
 
 def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, gaps: Sequence[RecordIssue] = (),
                 drafts: Sequence[DraftOrder] = (), app_launch_url: str | None = None) -> dict[str, Any]:
-    display, _lowest = TOPICS[d.topic]
+    display = TOPICS[d.topic]
     citation = card_citation(d)
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),

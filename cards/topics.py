@@ -1,4 +1,8 @@
-"""The contract's card topics (docs/card-contract.md): code, display, lowest indicator, and card order."""
+"""The contract's card topics (docs/card-contract.md): code, display, and card order.
+
+The contract's lowest indicator per topic is not repeated here: the rules' indicators come from the knowledge
+file, and the card tests check them against the contract (`tests/unit/cards/cards_contract.py`).
+"""
 from __future__ import annotations
 
 TOPIC_SYSTEM = "https://her2-cds.org/CodeSystem/card-topic"
@@ -6,26 +10,26 @@ RXNORM_SYSTEM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
 
-# code -> (display, lowest indicator). Order = the stable order of cards of equal indicator.
-TOPICS: dict[str, tuple[str, str]] = {
-    "pregnancy": ("Pregnancy", "warning"),
-    "anthracycline-her2-cardiotoxicity": ("Anthracycline with or soon after trastuzumab", "warning"),
-    "heart-failure": ("Heart failure", "warning"),
-    "ild-pneumonitis": ("Interstitial lung disease / pneumonitis", "warning"),
-    "first-line-restart": ("First-line restart within the treatment-free interval", "warning"),
-    "tdxd-not-offered": ("T-DXd not yet offered", "warning"),
-    "her2-blockade-gap": ("Regimen without HER2 blockade", "warning"),
-    "lvef-monitoring": ("LVEF monitoring", "info"),
-    "her2-status-discordant": ("HER2 status discordant between specimens", "warning"),
-    "her2-status-unknown": ("HER2 status unknown", "info"),
-    "her2-next-regimen": ("Next regimen for HER2-positive metastatic breast cancer", "info"),
+# code -> display. Order = the stable order of cards of equal indicator.
+TOPICS: dict[str, str] = {
+    "pregnancy": "Pregnancy",
+    "anthracycline-her2-cardiotoxicity": "Anthracycline with or soon after trastuzumab",
+    "heart-failure": "Heart failure",
+    "ild-pneumonitis": "Interstitial lung disease / pneumonitis",
+    "first-line-restart": "First-line restart within the treatment-free interval",
+    "tdxd-not-offered": "T-DXd not yet offered",
+    "her2-blockade-gap": "Regimen without HER2 blockade",
+    "lvef-monitoring": "LVEF monitoring",
+    "her2-status-discordant": "HER2 status discordant between specimens",
+    "her2-status-unknown": "HER2 status unknown",
+    "her2-next-regimen": "Next regimen for HER2-positive metastatic breast cancer",
 }
 TOPIC_ORDER = {code: i for i, code in enumerate(TOPICS)}
 
-# Topics that, on a service that checks draft orders (order-select / order-sign), warn about the order being drafted: each such
-# card at warning or critical carries overrideReasons (contract "Every card"), also when what it warns about
-# is therapy already being given (e.g. pregnancy or ILD with T-DXd ongoing) rather than one named draft, because
-# the clinician answers it in the ordering workflow.
+# Topics that, on a service that checks draft orders (order-select / order-sign), warn about the order being
+# drafted: each such card at warning or critical carries overrideReasons (contract "Every card"), also when what
+# it warns about is therapy already being given (e.g. pregnancy or ILD with T-DXd ongoing) rather than one named
+# draft, because the clinician answers it in the ordering workflow.
 DRAFT_ORDER_TOPICS = frozenset({
     "anthracycline-her2-cardiotoxicity", "ild-pneumonitis", "her2-blockade-gap", "tdxd-not-offered",
     "first-line-restart", "heart-failure", "pregnancy",
