@@ -21,8 +21,8 @@ def after(*regimens, **kw):
 def early_relapse(*metastatic_lines, met_days=30, tfi_months=5.6, early_days=(500, 200)):
     """Adjuvant TCH ending `early_days[1]` days ago, relapse within the treatment-free interval (S5)."""
     early = regimen(TCH, ago(early_days[0]), ago(early_days[1]), setting=m.Setting.ADJUVANT, progressed=False)
-    return summary(met_date=ago(met_days), therapy_history=therapy(early, *metastatic_lines, early_end=ago(early_days[1]),
-                                                                   tfi_months=tfi_months))
+    history = therapy(early, *metastatic_lines, early_end=ago(early_days[1]), tfi_months=tfi_months)
+    return summary(met_date=ago(met_days), therapy_history=history)
 
 
 AFTER_TCH = after(regimen(TCH, ago(300), ago(30)))
@@ -40,8 +40,8 @@ PER_TRAS_PACLITAXEL = {m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB, m.RX_PACLITAXEL}
 NEXT_REGIMEN = [
     ("S1 second line after trastuzumab + taxane recommends T-DXd", AFTER_TCH, None, {TDXD}, [], [], [], "", []),
     ("S2 T-DM1 is a second-line alternative", AFTER_TCH, None, None, [], [{TDM1}], [], "", []),
-    ("S3 ILD history recommends T-DM1 and says why T-DXd is not offered", after(regimen(THP, ago(300), ago(30)), ild=True),
-     None, {TDM1}, [], [], [], "", ["interstitial lung disease"]),
+    ("S3 ILD history recommends T-DM1 and says why T-DXd is not offered",
+     after(regimen(THP, ago(300), ago(30)), ild=True), None, {TDM1}, [], [], [], "", ["interstitial lung disease"]),
     ("S4 brain metastases at second line list T-DXd then the tucatinib triplet",
      after(regimen(THP, ago(300), ago(30)), sites=(site("brain", ago(20), cns=True),)), None, None,
      [{TDXD}, frozenset(TRIPLET)], [], [], "", []),
@@ -59,7 +59,8 @@ NEXT_REGIMEN = [
      [], [], [], "", ["HR-positive:"]),
     ("S8 HR-negative adds a note", AFTER_TCH, None, None, [], [], [], "", ["HR-negative:"]),
     ("S9 third line without prior T-DXd recommends T-DXd, not T-DM1",
-     after(regimen(THP, ago(700), ago(400)), regimen([TDM1], ago(390), ago(30))), None, {TDXD}, [], [], [{TDM1}], "", []),
+     after(regimen(THP, ago(700), ago(400)), regimen([TDM1], ago(390), ago(30))), None, {TDXD}, [], [], [{TDM1}], "",
+     []),
     ("S9 fourth line after T-DXd and the triplet recommends T-DM1, not the triplet again",
      after(regimen(THP, ago(900), ago(700)), regimen([TDXD], ago(690), ago(330)), regimen(TRIPLET, ago(320), ago(30))),
      None, {TDM1}, [], [], [frozenset(TRIPLET)], "", []),
