@@ -9,7 +9,8 @@ selected; otherwise a draft is selected when its "MedicationRequest/<id>" is lis
 A draft naming its drug by `medicationReference` is resolved against the Medication resources sent in
 the same `draftOrders` Bundle (Epic sends them there; by id, "Medication/<id>", or the entry's
 `fullUrl`), then against Medications gathered with the record. A draft that still cannot be identified
-is reported, never silently ignored.
+is reported, never silently ignored; when its ATC group or name stem says what class it probably is, it
+carries that class's known drugs (`candidates`) so the rules can check it as each of them.
 """
 from __future__ import annotations
 
@@ -99,9 +100,9 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None,
                 resource_id = f"MedicationRequest/{rid}"
                 mapped = resolve_medication(r, bundled)
                 m = mapped.mapping
-                hint = oncology_class_hint(m) if not m.drugs else ""
+                hint = oncology_class_hint(m) if not m.drugs else None
                 if not m.drugs:                        # the hint goes first: cards clip long lines
-                    what = f"probably {hint}, not checked (check by hand)" if hint else \
+                    what = f"probably {hint.what}, not identified (check by hand)" if hint else \
                         (m.display or ', '.join(m.unknown_codes) or 'no code')
                     issues.append(RecordIssue(resource_id, (mapped.reference_problem or "drafted medication not in the "
                                                             "RxNorm/ATC roll-up table") + f": {what}"))
@@ -114,7 +115,9 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None,
                 start, end = planned_period(r)
                 drafts.append(DraftOrder(resource_id=resource_id, drugs=m.drugs, display=m.display or resource_id,
                                          selected=keys is None or resource_id in keys, unmapped=not m.drugs,
-                                         planned_start=start, planned_end=end, probable_class=hint))
+                                         planned_start=start, planned_end=end,
+                                         probable_class=hint.what if hint else "",
+                                         candidates=hint.candidates if hint else ()))
             except Exception as exc:   # noqa: BLE001 - one odd draft must not hide the others
                 issues.append(RecordIssue(where, f"draft order could not be read ({type(exc).__name__})"))
     except Exception as exc:   # noqa: BLE001

@@ -286,3 +286,4 @@ class DraftOrder:
     planned_start: dt.date | None = None   # contract "Draft timing": None when the draft states no start
     planned_end: dt.date | None = None     # None when the draft states no end
     probable_class: str = ""         # an unmapped draft's likely class ("an anthracycline", ATC group / name stem)
+    candidates: tuple[Drug, ...] = ()   # the known drugs of that class: the rules check the draft as each of them

@@ -251,26 +251,47 @@ def _map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMappi
     return MedicationMapping((), "none", display, tuple(unknown))
 
 
+@dataclass(frozen=True)
+class ClassHint:
+    """What an unidentified medication probably is, and the known drugs it could then be.
+
+    Why the candidates: a draft whose drug is unknown but whose class is known can still be checked as
+    each drug of that class the roll-up table knows (its ATC group), so a card it would get is not lost."""
+
+    what: str                        # "an anthracycline": said on cards and in record issues
+    atc_groups: tuple[str, ...]      # the ATC group prefixes of the class
+    candidates: tuple[Drug, ...]     # ingredients of the roll-up table in those groups (table order)
+
+
+def _hint(what: str, *groups: str) -> ClassHint:
+    members = {d.rxnorm: d for code, drugs in _BY_ATC.items() if code.startswith(groups) for d in drugs}
+    return ClassHint(what, groups, tuple(members.values()))
+
+
 #: ATC groups (prefix -> class) used only to say what an unidentified medication probably is. Group codes
 #: as in clinical.md §4.2 (L01DB anthracyclines, L01FD HER2 antibodies/ADCs, L01EH HER2 kinase inhibitors,
 #: L01CD taxanes); L01 antineoplastic, L02 endocrine therapy of cancer.
-_ATC_CLASS_HINTS = (("L01DB", "an anthracycline"), ("L01FD", "a HER2-targeted antibody or conjugate"),
-                    ("L01EH", "a HER2 kinase inhibitor"), ("L01CD", "a taxane"), ("L01", "an antineoplastic agent"),
-                    ("L02", "an endocrine cancer therapy"))
-_STEM_HINTS = ((re.compile(r"rubicin\b|anthracycl", re.I), "an anthracycline"), (re.compile(r"taxel\b", re.I), "a taxane"),
-               (re.compile(r"chemotherap|antineoplast|cytotoxic", re.I), "an antineoplastic agent"))
+_ANTHRACYCLINE, _TAXANE, _ANTINEOPLASTIC = (_hint("an anthracycline", "L01DB"), _hint("a taxane", "L01CD"),
+                                            _hint("an antineoplastic agent", "L01"))
+_ATC_CLASS_HINTS = (_ANTHRACYCLINE, _hint("a HER2-targeted antibody or conjugate", "L01FD"),
+                    _hint("a HER2 kinase inhibitor", "L01EH"), _TAXANE, _ANTINEOPLASTIC,
+                    _hint("an endocrine cancer therapy", "L02"))
+#: Name stems: USAN "-rubicin" and "-taxel"; "HER2" / "ERBB2" named in a drug's name is its target.
+_STEM_HINTS = ((re.compile(r"rubicin\b|anthracycl", re.I), _ANTHRACYCLINE), (re.compile(r"taxel\b", re.I), _TAXANE),
+               (re.compile(r"\b(?:her-?2|erbb-?2)\b", re.I), _hint("a HER2-targeted agent", "L01FD", "L01EH")),
+               (re.compile(r"chemotherap|antineoplast|cytotoxic", re.I), _ANTINEOPLASTIC))
 
 
-def oncology_class_hint(mapping: MedicationMapping) -> str:
-    """What an unidentified medication probably is ("an anthracycline"), from an ATC group code or a USAN
-    stem in its name; "" when nothing says it is an oncology drug. Used to say why a draft matters."""
+def oncology_class_hint(mapping: MedicationMapping) -> ClassHint | None:
+    """What an unidentified medication probably is ("an anthracycline") and the drugs it could be, from an
+    ATC group code or a name stem; None when nothing says it is an oncology drug."""
     for unknown in mapping.unknown_codes:
         if unknown.startswith("ATC "):
             code = unknown[4:].upper()
-            for prefix, hint in _ATC_CLASS_HINTS:
-                if code.startswith(prefix):
+            for hint in _ATC_CLASS_HINTS:
+                if code.startswith(hint.atc_groups):
                     return hint
     for pattern, hint in _STEM_HINTS:
         if pattern.search(mapping.display or ""):
             return hint
-    return ""
+    return None

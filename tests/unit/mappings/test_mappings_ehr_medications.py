@@ -153,14 +153,32 @@ def test_unresolvable_draft_is_reported():
     assert drafts[0].unmapped and "Medication/zz" in issues[0].problem and not issues[0].info
 
 
-@pytest.mark.parametrize("concept, hint", [
-    ({"coding": [{"system": "http://www.whocc.no/atc", "code": "L01DB99"}]}, "an anthracycline"),
-    ({"coding": [{"system": "http://www.whocc.no/atc", "code": "L01FD99"}]}, "a HER2-targeted antibody or conjugate"),
-    ({"text": "investigational anthracycline XY-7"}, "an anthracycline"),
-    ({"text": "pixantrone-free valrubicin analogue"}, "an anthracycline"),
+@pytest.mark.parametrize("concept, hint, candidates", [
+    ({"coding": [{"system": "http://www.whocc.no/atc", "code": "L01DB99"}]}, "an anthracycline",
+     {"doxorubicin", "epirubicin", "idarubicin", "mitoxantrone"}),
+    ({"coding": [{"system": "http://www.whocc.no/atc", "code": "L01FD99"}]}, "a HER2-targeted antibody or conjugate",
+     {"trastuzumab", "pertuzumab", "ado-trastuzumab emtansine", "fam-trastuzumab deruxtecan"}),
+    ({"coding": [{"system": "http://www.whocc.no/atc", "code": "L01CD99"}]}, "a taxane", {"docetaxel", "paclitaxel"}),
+    ({"text": "investigational anthracycline XY-7"}, "an anthracycline",
+     {"doxorubicin", "epirubicin", "idarubicin", "mitoxantrone"}),
+    ({"text": "pixantrone-free valrubicin analogue"}, "an anthracycline",
+     {"doxorubicin", "epirubicin", "idarubicin", "mitoxantrone"}),
+    ({"text": "cabazitaxel 60 mg/1.5 mL injection"}, "a taxane", {"docetaxel", "paclitaxel"}),
+    ({"text": "investigational anti-HER2 antibody ZW-1"}, "a HER2-targeted agent",
+     {"trastuzumab", "pertuzumab", "ado-trastuzumab emtansine", "fam-trastuzumab deruxtecan", "tucatinib",
+      "lapatinib", "neratinib"}),
 ])
-def test_unidentified_draft_of_a_known_oncology_class_says_what_it_probably_is(concept, hint):
+def test_unidentified_draft_of_a_known_oncology_class_says_what_it_probably_is(concept, hint, candidates):
     draft = {"resourceType": "MedicationRequest", "id": "d", "status": "draft", "intent": "order",
              "medicationCodeableConcept": concept}
     drafts, issues = map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": draft}]}, None)
     assert drafts[0].unmapped and f"probably {hint}" in issues[0].problem and "by hand" in issues[0].problem
+    assert {d.name for d in drafts[0].candidates} == candidates     # the known drugs it is checked as
+
+
+def test_unidentified_draft_of_no_recognisable_class_has_no_candidates():
+    draft = {"resourceType": "MedicationRequest", "id": "d", "status": "draft", "intent": "order",
+             "medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.2.3", "code": "99123"}],
+                                           "text": "XYZ-123 injection"}}
+    drafts, issues = map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": draft}]}, None)
+    assert drafts[0].unmapped and drafts[0].candidates == () and not issues[0].info
