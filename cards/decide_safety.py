@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from cards.decide_unidentified import with_unidentified_drafts
 from cards.decision import Decision, FactRow, Proposal
 from cards.fact_rows import contraindication_facts, disease_facts, line_fact, lvef_facts, receptor_facts, therapy_facts
 from cards.knowledge_base import Knowledge, RegimenEntry, SafetyCheck
@@ -100,9 +101,7 @@ def anthracycline(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge
     anth = [d for d in drafts if _has_class(d, ANTHRACYCLINE)]
     tras = [d for d in drafts if any(is_unconjugated_trastuzumab(x) for x in d.drugs)]
     adc = [d for d in drafts if _has_class(d, HER2_ADC)]
-    if not anth:
-        return unidentified_anthracycline(p, drafts, k)
-    if not _any_selected(anth + tras + adc):
+    if not anth or not _any_selected(anth + tras + adc):
         return None
     concurrent, washout = k.check("anthracycline-concurrent"), k.check("anthracycline-washout")
     untimed, with_adc = k.check("anthracycline-untimed"), k.check("anthracycline-adc")
@@ -150,45 +149,6 @@ def anthracycline(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge
                *contraindication_facts(p), *lvef_facts(p)),
         proposals=(Proposal(label=label[:200], remove=tuple(regimen)),),
         about_drafts=True, check_ids=tuple(dict.fromkeys(c.id for c, _, _ in fired)))
-
-
-PROBABLY_ANTHRACYCLINE = "an anthracycline"     # fhir_mappings.terminology.oncology_class_hint
-
-
-def unidentified_anthracycline(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge) -> Decision | None:
-    """A selected draft that could not be identified but is probably an anthracycline (ATC L01DB or a
-    -rubicin name), with trastuzumab exposure (drafted, ongoing, or inside the 7-month washout): a warning
-    asking to confirm the drug, never silence (issue 10). Not critical: the drug is unconfirmed."""
-    unknown = [d for d in drafts if d.unmapped and d.probable_class == PROBABLY_ANTHRACYCLINE and d.selected]
-    if not unknown:
-        return None
-    concurrent, washout = k.check("anthracycline-concurrent"), k.check("anthracycline-washout")
-    t = p.summary.therapy
-    days = p.days_since(t.last_trastuzumab_dose)
-    tras = [d for d in drafts if any(is_unconjugated_trastuzumab(x) for x in d.drugs)]
-    active = [e for e in t.exposures if e.ongoing and e.drug.unconjugated_trastuzumab]
-    if tras:
-        exposure, check = f"Trastuzumab-based therapy is drafted as well ({_names(tras)}).", concurrent
-    elif active:
-        exposure = ("Trastuzumab-based therapy is ongoing: an active order or statement ("
-                    + ", ".join(dict.fromkeys(e.source for e in active)) + ").")
-        check = concurrent
-    elif days is not None and days <= washout.param("washout_days"):
-        exposure, check = (f"Last trastuzumab-based dose {days} days ago, inside the "
-                           f"{washout.param('washout_days'):g}-day (7-month) washout."), washout
-    else:
-        return None
-    return Decision(
-        topic="anthracycline-her2-cardiotoxicity", indicator="warning",
-        summary="Drafted drug not identified, probably an anthracycline, with trastuzumab exposure: confirm the drug",
-        rules=(check.rule,),
-        findings=(f"The drafted medication ({_names(unknown)}) could not be identified; its code group or name says "
-                  "it is probably an anthracycline, so the anthracycline-trastuzumab check could not be run.",
-                  exposure,
-                  "Confirm the drug: if it is an anthracycline, it must not be given with or within 7 months of "
-                  "trastuzumab-based therapy."),
-        facts=(*_draft_facts(unknown + tras), *therapy_facts(p), *lvef_facts(p)),
-        about_drafts=True, check_ids=(check.id,))
 
 
 def ild(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
@@ -572,7 +532,16 @@ def tdxd_not_offered(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowle
 def safety_decisions(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
                      recommended: RegimenEntry | None, regimen_shown: bool,
                      regimen_card_allowed: bool = True) -> list[Decision]:
-    """All safety/guideline decisions for this call (unordered; the renderer orders cards).
+    """All safety/guideline decisions for this call (unordered; the renderer orders cards), including
+    those a draft whose drug could not be identified would get as any known drug of its probable class
+    (`cards.decide_unidentified`: never a silent empty answer)."""
+    return with_unidentified_drafts(
+        lambda ds: _checks(p, ds, k, recommended, regimen_shown, regimen_card_allowed), drafts)
+
+
+def _checks(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
+            recommended: RegimenEntry | None, regimen_shown: bool, regimen_card_allowed: bool) -> list[Decision]:
+    """Every check on these drafts as mapped.
 
     A replacement regimen is proposed only where the regimen list applies (contract v2: not while HER2 is
     unknown or discordant, nor during pregnancy); elsewhere the cards offer to remove the draft only."""
