@@ -152,6 +152,15 @@ def test_unidentified_anthracycline_drafted_with_trastuzumab_without_timing_asks
     assert "without a stated start and end" in card["detail"]
 
 
+def test_unidentified_anthracycline_with_trastuzumab_ongoing_is_critical_as_every_anthracycline_would_be():
+    record, spec = load(EPIC)
+    ongoing = {**draft("tras-active", {"coding": [{"system": RXNORM, "code": "224905"}]}), "status": "active",
+               "subject": {"reference": f"Patient/{spec['patient']}"}, "authoredOn": TODAY.isoformat()}
+    cards = evaluate(EPIC, [SHAPES["anthracycline-by-atc-group"]], [*record, ongoing]).cards
+    assert topics(cards) == {ANTHRACYCLINE_TOPIC: "critical"}
+    assert "applies whichever of them it is" in cards[0]["detail"]
+
+
 def test_unidentified_anthracycline_without_trastuzumab_exposure_gets_no_anthracycline_card():
     record, _ = load(EPIC)
     no_trastuzumab = [r for r in record if r["resourceType"] not in
