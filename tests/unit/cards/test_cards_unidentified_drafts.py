@@ -53,6 +53,10 @@ SHAPES = {
     "her2-kinase-inhibitor-by-atc-group": draft("d-x", atc("L01EH99", "local product 4")),
     "unrecognisable-local-code": draft("d-x", {"coding": [{"system": LOCAL, "code": "99123"}],
                                                "text": "XYZ-123 injection"}),
+    # Broad classes are named and counted, not checked as each of their many members (alert noise).
+    "antineoplastic-by-name": draft("d-x", {"text": "chemotherapy per protocol"}),
+    "antineoplastic-by-atc-group": draft("d-x", atc("L01XX99", "local product 5")),
+    "endocrine-therapy-by-atc-group": draft("d-x", atc("L02BG99", "local product 6")),
 }
 TRASTUZUMAB = draft("d-tras", {"coding": [{"system": RXNORM, "code": "224905"}]})
 DOCETAXEL = draft("d-doce", {"coding": [{"system": RXNORM, "code": "72962"}]})
@@ -82,6 +86,9 @@ OUTCOMES = [
     (EPIC, "her2-antibody-by-atc-group", {"tdxd-not-offered": "warning"}),
     (EPIC, "her2-kinase-inhibitor-by-atc-group", {"tdxd-not-offered": "warning"}),
     (EPIC, "unrecognisable-local-code", {}),
+    (EPIC, "antineoplastic-by-name", {}),
+    (EPIC, "antineoplastic-by-atc-group", {}),
+    (EPIC, "endocrine-therapy-by-atc-group", {}),
     (ORACLE, "anthracycline-by-name-stem", {}),                                 # no trastuzumab exposure
     (ORACLE, "anthracycline-by-atc-group", {}),
     (ORACLE, "taxane-by-name-stem", {}),                                        # HER2-negative: no HER2 rule
