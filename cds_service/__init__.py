@@ -15,9 +15,9 @@ from cds_service import json_codec
 from cds_service.auth import Authenticator
 from cds_service.client_identity import remember_caller
 from cds_service.config import Settings, load_settings
-from cds_service.feedback import CardLog
+from cds_service.feedback.card_log import CardLog
 from cds_service.retention import Retention
-from cds_service.feedback import create_blueprint as create_feedback_blueprint
+from cds_service.feedback.endpoint import create_blueprint as create_feedback_blueprint
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
 from cds_service.health import create_blueprint as create_health_blueprint

@@ -162,7 +162,7 @@ def cmd_load_sandbox(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------- feedback-report
 def cmd_feedback_report(args: argparse.Namespace) -> int:
     from cds_service.config import load_settings
-    from cds_service.feedback import feedback_report
+    from cds_service.feedback.report import feedback_report
 
     db_url = args.db or load_settings().feedback_db_url
     print(feedback_report(db_url))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete
 
-from .storage import Database, feedback_table, issued_cards_table, used_jwt_ids_table
+from .storage import Database, feedback_table, issued_cards_table, rfc3339_ms, used_jwt_ids_table
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,6 @@ class PurgeCounts:
 
     def as_log(self) -> dict[str, int]:
         return {"issued_cards": self.issued_cards, "feedback": self.feedback, "replay_rows": self.replay_rows}
-
-
-def rfc3339_ms(moment: dt.datetime) -> str:
-    """The fixed-width UTC spelling the tables use (`2026-12-01T10:05:31.123Z`), so text order is time order."""
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def purge(db: Database, max_age_days: int, *, now: dt.datetime | None = None) -> PurgeCounts:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from cds_service.auth import Authenticator
 from cds_service.config import Settings
-from cds_service.feedback import CardLog
+from cds_service.feedback.card_log import CardLog
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
 from cds_service.services import ServiceRegistry

@@ -17,6 +17,7 @@ is locked" without waiting).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -87,6 +88,16 @@ used_jwt_ids_table = Table(
     Column("expires_at", BigInteger, nullable=False),          # epoch seconds (exp + leeway)
 )
 Index("ix_cds_used_jwt_ids_expires_at", used_jwt_ids_table.c.expires_at)
+
+
+def rfc3339_ms(moment: dt.datetime) -> str:
+    """The fixed-width UTC spelling the tables use (`2026-12-01T10:05:31.123Z`), so text order is time order."""
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_timestamp() -> str:
+    """Now, as the tables spell it (`issued_at`, `received_at`)."""
+    return rfc3339_ms(dt.datetime.now(dt.timezone.utc))
 
 
 def normalise_url(url: str) -> URL:

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from cds_service.client_identity import AUTH_OFF_ISSUER
 from cds_service.errors import ApiError
-from cds_service.feedback import CardLog, create_blueprint
+from cds_service.feedback.card_log import CardLog
+from cds_service.feedback.endpoint import create_blueprint
 from cds_service.storage import Database, feedback_table
 
 SERVICES = ("her2-patient-view", "her2-order-select", "her2-order-sign")

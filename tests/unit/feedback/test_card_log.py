@@ -5,7 +5,7 @@ import threading
 
 from sqlalchemy import func, select
 
-from cds_service.feedback import CardLog
+from cds_service.feedback.card_log import CardLog
 from cds_service.storage import issued_cards_table
 from feedback_helpers import PV, card
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from cds_service.feedback import CardLog
+from cds_service.feedback.card_log import CardLog
 from feedback_helpers import PV, SERVICES, accepted, card, issue, overridden, send, stored
 
 URL = f"/cds-services/{PV}/feedback"

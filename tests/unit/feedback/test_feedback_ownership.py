@@ -10,7 +10,8 @@ import uuid
 import pytest
 
 from cds_service.client_identity import AUTH_OFF_ISSUER
-from cds_service.feedback import MAX_FEEDBACK_ITEMS, CardLog
+from cds_service.feedback.card_log import CardLog
+from cds_service.feedback.endpoint import MAX_FEEDBACK_ITEMS
 from feedback_helpers import PV, SERVICES, accepted, card, feedback_app, issue, overridden, stored
 from support import captured_logs
 

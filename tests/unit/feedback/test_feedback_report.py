@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import uuid
 
-from cds_service.feedback import CardLog, feedback_report
+from cds_service.feedback.card_log import CardLog
+from cds_service.feedback.report import feedback_report
 from cds_service.storage import Database
 from support import captured_logs
 from feedback_helpers import PV, SERVICES, accepted, card, issue, overridden
@@ -62,7 +63,7 @@ def test_the_last_outcome_of_a_card_wins(db, db_url, client):
 
 def test_feedback_rows_whose_card_is_not_logged_are_not_counted(db, db_url):
     """Rows stored before cards were checked (or whose card was purged) do not count."""
-    from cds_service.feedback import FeedbackItem, FeedbackStore
+    from cds_service.feedback.store import FeedbackItem, FeedbackStore
     FeedbackStore(db).save([FeedbackItem.from_json(PV, None, overridden())])
     assert "Total: 0 card(s) with feedback" in feedback_report(db_url)
 

@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cds_service.auth import ReplayStore
-from cds_service.feedback import CardLog, feedback_report
+from cds_service.feedback.card_log import CardLog
+from cds_service.feedback.report import feedback_report
 from cds_service.storage import Database, metadata
 from feedback_helpers import PV, accepted, card, feedback_app, issue, overridden, stored
 

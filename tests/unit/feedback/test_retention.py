@@ -11,9 +11,9 @@ import sys
 
 from sqlalchemy import func, insert, select
 
-from cds_service.feedback import CardLog
-from cds_service.retention import Retention, purge, rfc3339_ms
-from cds_service.storage import Database, feedback_table, issued_cards_table, used_jwt_ids_table
+from cds_service.feedback.card_log import CardLog
+from cds_service.retention import Retention, purge
+from cds_service.storage import Database, feedback_table, issued_cards_table, rfc3339_ms, used_jwt_ids_table
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
 

@@ -6,7 +6,7 @@ import os
 import pytest
 from sqlalchemy import text
 
-from cds_service.feedback import FeedbackItem, FeedbackStore
+from cds_service.feedback.store import FeedbackItem, FeedbackStore
 from cds_service.storage import Database
 from feedback_helpers import PV, overridden, stored
 

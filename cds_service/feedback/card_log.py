@@ -1,0 +1,175 @@
+"""The issued-card log: which cards the service issued, to whom, so feedback (which names only a card's
+uuid) can be checked against its owner and reported per topic. No PHI: no summary, no patient id.
+
+Written in batches by one background thread per process (`record_later`), so neither the clinician's
+answer nor the gunicorn worker waits on the database; the same thread runs the periodic retention purge.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..client_identity import AUTH_OFF_ISSUER
+from ..retention import PurgeSchedule, Retention, purge
+from ..storage import Database, issued_cards_table, utc_timestamp
+
+log = logging.getLogger("her2cds.feedback")
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    """What the card log knows of one issued card."""
+
+    card_uuid: str
+    service_id: str
+    issuer: str | None
+    topic_code: str | None
+    topic_system: str | None
+    hook_instance: str | None
+    suggestion_uuids: frozenset[str]
+
+
+
+class CardLog:
+    """Records the cards the service issued (uuid -> topic, indicator, suggestion uuids), no PHI.
+
+    The hook endpoint calls `record_later`: one background thread per process writes the queued cards
+    in batches, so neither the clinician's answer nor the gunicorn worker waits on the database.
+    `record` writes synchronously. A failure is logged and swallowed: losing a log row must never
+    cost the clinician the cards.
+    """
+
+    BATCH = 200
+    # Wait this long after the first queued call for more, so one transaction carries several calls'
+    # cards: a transaction per call cost the worker about a millisecond of CPU (issue 15).
+    LINGER_S = 0.05
+
+    def __init__(self, db: Database, retention: Retention | None = None) -> None:
+        self.db = db
+        self.retention = retention
+        self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer_pid: int | None = None
+        self._lock = threading.Lock()
+
+    def record(self, service_id: str, hook_instance: str | None, cards: Iterable[Mapping[str, Any]], *,
+               issuer: str = AUTH_OFF_ISSUER) -> int:
+        """Log the cards that carry a uuid; returns how many were offered for logging (0 on failure)."""
+        return self._insert(self._rows(service_id, hook_instance, cards, issuer))
+
+    def record_later(self, service_id: str, hook_instance: str | None, cards: Iterable[Mapping[str, Any]], *,
+                     issuer: str = AUTH_OFF_ISSUER) -> None:
+        """Queue the cards for the background writer (started on first use in each process)."""
+        rows = self._rows(service_id, hook_instance, cards, issuer)
+        if rows:
+            self._ensure_writer()
+            self._pending.put(rows)
+
+    def start(self) -> None:
+        """Start this process's background writer (and with it the periodic retention purge)."""
+        self._ensure_writer()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is written (tests, process exit); False on timeout."""
+        if self._writer_pid != os.getpid():
+            return True
+        done = threading.Event()
+        self._pending.put(done)
+        return done.wait(timeout)
+
+    def _ensure_writer(self) -> None:
+        pid = os.getpid()
+        if self._writer_pid == pid:
+            return
+        with self._lock:
+            if self._writer_pid != pid:   # a forked worker inherits the attribute but not the thread
+                threading.Thread(target=self._write_forever, name="her2cds-card-log", daemon=True).start()
+                atexit.register(self.flush, 2.0)
+                self._writer_pid = pid
+
+    def _write_forever(self) -> None:
+        schedule = PurgeSchedule(self.retention) if self.retention is not None else None
+        while True:
+            if schedule is not None and schedule.due():
+                self._purge()
+            try:
+                item = self._pending.get(timeout=schedule.seconds_left() if schedule is not None else None)
+            except queue.Empty:
+                continue
+            rows: list[dict[str, Any]] = []
+            waiting: list[threading.Event] = []
+            linger_until = time.monotonic() + self.LINGER_S
+            while True:
+                if isinstance(item, threading.Event):
+                    waiting.append(item)
+                else:
+                    rows.extend(item)
+                if len(rows) >= self.BATCH:
+                    break
+                try:
+                    if waiting:     # flush(): write now
+                        item = self._pending.get_nowait()
+                    else:
+                        item = self._pending.get(timeout=max(0.0, linger_until - time.monotonic()))
+                except queue.Empty:
+                    break
+            self._insert(rows)
+            for event in waiting:
+                event.set()
+
+    def _purge(self) -> None:
+        """The automatic retention path; a failure is logged and retried at the next interval."""
+        assert self.retention is not None
+        try:
+            counts = purge(self.db, self.retention.max_age_days)
+        except SQLAlchemyError:
+            log.exception("retention.purge_failed")
+            return
+        log.info("retention.purged", extra={**counts.as_log(), "max_age_days": self.retention.max_age_days})
+
+    @staticmethod
+    def _rows(service_id: str, hook_instance: str | None, cards: Iterable[Mapping[str, Any]],
+              issuer: str) -> list[dict[str, Any]]:
+        issued_at = utc_timestamp()
+        rows = []
+        for card in cards:
+            uuid = card.get("uuid") if isinstance(card, Mapping) else None
+            if not isinstance(uuid, str) or not uuid or len(uuid) > 64:
+                continue
+            source = card.get("source") if isinstance(card.get("source"), Mapping) else {}
+            topic = source.get("topic") if isinstance(source.get("topic"), Mapping) else {}
+            suggestions = [s.get("uuid") for s in card.get("suggestions") or []
+                           if isinstance(s, Mapping) and isinstance(s.get("uuid"), str)]
+            rows.append({
+                "card_uuid": uuid.lower(),
+                "service_id": service_id,
+                "hook_instance": hook_instance[:256] if isinstance(hook_instance, str) else None,
+                "topic_code": topic.get("code"),
+                "topic_system": topic.get("system"),
+                "indicator": card.get("indicator"),
+                "suggestion_uuids": json.dumps([s.lower() for s in suggestions]) if suggestions else None,
+                "issued_at": issued_at,
+                "issuer": issuer[:512],
+            })
+        return rows
+
+    def _insert(self, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        try:
+            with self.db.begin() as conn:
+                self.db.insert_ignoring_duplicates(conn, issued_cards_table, rows)
+        except SQLAlchemyError:
+            log.exception("feedback.card_log_failed: could not record %d issued card(s)", len(rows))
+            return 0
+        return len(rows)
+
