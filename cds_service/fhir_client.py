@@ -2,7 +2,9 @@
 
 Why one exception per status class (as fhirclient does): the gather step decides per query whether
 a failure is fatal (412) or a data gap, and the logs say *why* a read failed (401 vs 5xx vs timeout)
-without ever printing the URL's patient id or the bearer token.
+without ever printing the URL's patient id or the bearer token. `FAILURES` is the one table of those
+failures: the exception each HTTP status raises, the log-safe description the cards name a data gap
+with, and whether a 412 may tell the caller (only for the caller's own setup, never the network's).
 
 Every read is bounded, because the FHIR server is not ours to trust: each response is streamed with
 a byte cap and a read deadline (a slow drip cannot hold a thread past it, a huge answer cannot take
@@ -16,6 +18,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -31,7 +34,7 @@ _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")   # not `"://" in url`: q
 
 
 class FhirError(Exception):
-    """A read that gave no usable answer. `kind` is a short, log-safe label."""
+    """A read that gave no usable answer. `kind` is a short, log-safe label; `FAILURES` says what it means."""
 
     kind = "error"
 
@@ -90,6 +93,71 @@ class AddressNotAllowed(FhirError):
     kind = "address-not-allowed"
 
 
+class InvalidResponse(FhirError):
+    """2xx, but not a FHIR JSON resource (HTML error page, truncated body, a redirect loop...)."""
+
+    kind = "invalid-response"
+
+
+class BackendTokenUnavailable(FhirError):
+    """No access token could be obtained for a registered FHIR server (the reason is in the message)."""
+
+    kind = "backend-token-unavailable"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One row of `FAILURES`: a way the FHIR data of a query can fail to arrive."""
+
+    error: type[FhirError] | str        # the exception a read raises, or the kind of a failure found before any read
+    description: str                    # log-safe (no URL, id or token): the cards name a data gap with it
+    statuses: Container[int] = ()       # the HTTP answers `error_for_status` turns into `error`
+    caller_setup: bool = False          # the caller's own setup is why: the 412 may say so (a network
+                                        # failure is never told: no port-scanning oracle)
+
+    @property
+    def kind(self) -> str:
+        return self.error if isinstance(self.error, str) else self.error.kind
+
+
+# The one table of FHIR failures (as fhirclient maps each HTTP status to its own exception); the
+# first row whose statuses hold an answer's status wins, so specific statuses come before ranges.
+FAILURES: dict[str, Failure] = {f.kind: f for f in (
+    Failure(Unauthorized401, "the FHIR server refused the access token (401)", (401,)),
+    Failure(Forbidden403, "the FHIR server denied access (403)", (403,)),
+    Failure(NotFound404, "the FHIR server does not support the query (404)", (404,)),
+    Failure(Gone410, "the FHIR server does not support the query (410)", (410,)),
+    Failure(ClientError4xx, "the FHIR server rejected the query (4xx)", range(400, 500)),
+    Failure(ServerError5xx, "the FHIR server failed (5xx)", range(500, 1000)),
+    Failure(Timeout, "the FHIR server did not answer in time"),
+    Failure(Unreachable, "the FHIR server could not be reached"),
+    Failure(InvalidResponse, "the FHIR server's answer was not a FHIR Bundle/resource"),
+    Failure(TooLarge, "the FHIR server's answer was larger than this service reads"),
+    Failure(Busy, "the service was too busy to read from the FHIR server in time"),
+    Failure(AddressNotAllowed, "the FHIR server's address is not allowed"),
+    Failure(FhirError, "the query could not be issued"),
+    Failure(BackendTokenUnavailable, "no access token could be obtained from the FHIR server's authorization "
+                                     "server (SMART Backend Services)", caller_setup=True),
+    Failure("no-fhir-server", "not in prefetch and no fhirServer given", caller_setup=True),
+    Failure("paged-no-fhir-server", "the prefetched Bundle has more pages and no fhirServer was given to read "
+                                    "them", caller_setup=True),
+)}
+
+
+def describe(kind: str | None) -> str:
+    """The log-safe description of a failure kind (an unknown kind is its own description)."""
+    failure = FAILURES.get(kind or FhirError.kind)
+    return failure.description if failure is not None else kind or FhirError.kind
+
+
+def error_for_status(status: int, what: str) -> FhirError:
+    """The exception for a non-200 answer: its row in `FAILURES`, else (1xx-3xx) an invalid response."""
+    for failure in FAILURES.values():
+        if status in failure.statuses and not isinstance(failure.error, str):
+            return failure.error(f"{what}: HTTP {status}", status=status)
+    return InvalidResponse(f"{what}: unexpected HTTP {status}", status=status)
+
+
 class ByteBudget:
     """The bytes all FHIR responses of one hook call may take together (shared by the call's threads)."""
 
@@ -104,28 +172,6 @@ class ByteBudget:
             over = self.used > self.limit
         if over:
             raise TooLarge(f"{what}: the call's FHIR responses exceed {self.limit} bytes")
-
-
-class InvalidResponse(FhirError):
-    """2xx, but not a FHIR JSON resource (HTML error page, truncated body, a redirect loop...)."""
-
-    kind = "invalid-response"
-
-
-def error_for_status(status: int, what: str) -> FhirError:
-    if status == 401:
-        return Unauthorized401(f"{what}: HTTP 401", status=status)
-    if status == 403:
-        return Forbidden403(f"{what}: HTTP 403", status=status)
-    if status == 404:
-        return NotFound404(f"{what}: HTTP 404", status=status)
-    if status == 410:
-        return Gone410(f"{what}: HTTP 410", status=status)
-    if 400 <= status < 500:
-        return ClientError4xx(f"{what}: HTTP {status}", status=status)
-    if status >= 500:
-        return ServerError5xx(f"{what}: HTTP {status}", status=status)
-    return InvalidResponse(f"{what}: unexpected HTTP {status}", status=status)
 
 
 class SessionPool:

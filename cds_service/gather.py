@@ -33,8 +33,8 @@ from typing import Any, Mapping, NoReturn
 from cds_service.config import Settings
 from cds_service.errors import ApiError, PreconditionFailed
 from cds_service.fhir_allowlist import Allowance, FhirServerNotAllowed, allowance, parse_allowlist
-from cds_service.fhir_client import (ByteBudget, FhirClient, FhirError, InvalidResponse, NotFound404, SessionPool,
-                                     Timeout, next_link)
+from cds_service.fhir_client import (FAILURES, ByteBudget, FhirClient, FhirError, InvalidResponse, NotFound404,
+                                     SessionPool, Timeout, describe, next_link)
 from cds_service.logging_setup import get_logger
 from cds_service.medication_refs import (REFERENCED_MEDICATIONS, draft_order_resources, fetch_medications,
                                          unresolved_medication_ids)
@@ -381,7 +381,7 @@ class Gatherer:
             gaps.extend(r.issues)
             if r.error:
                 gaps.append(RecordIssue(r.query.key, f"{r.query.records_label} could not be read "
-                                                     f"({_describe(r.error)}); they are not considered here"))
+                                                     f"({describe(r.error)}); they are not considered here"))
             resources.extend(r.resources)
         return GatheredRecord(patient_id=str(context["patientId"]), resources=tuple(dedupe_resources(resources)),
                               gaps=tuple(gaps))
@@ -403,31 +403,7 @@ class _Once:
 
 def _caller_reason(kind: str | None) -> str:
     """What the 412 tells the caller: where the data was missing from, never the network error class."""
-    if kind in ("no-fhir-server", "paged-no-fhir-server", "backend-token-unavailable"):   # configuration, not network
-        return _describe(kind)
+    failure = FAILURES.get(kind or "")
+    if failure is not None and failure.caller_setup:   # configuration, not network
+        return failure.description
     return "not in prefetch, and could not be read from fhirServer"
-
-
-_DESCRIPTIONS = {
-    "no-fhir-server": "not in prefetch and no fhirServer given",
-    "backend-token-unavailable": "no access token could be obtained from the FHIR server's authorization "
-                                 "server (SMART Backend Services)",
-    "paged-no-fhir-server": "the prefetched Bundle has more pages and no fhirServer was given to read them",
-    "timeout": "the FHIR server did not answer in time",
-    "unreachable": "the FHIR server could not be reached",
-    "unauthorized-401": "the FHIR server refused the access token (401)",
-    "forbidden-403": "the FHIR server denied access (403)",
-    "server-error-5xx": "the FHIR server failed (5xx)",
-    "client-error-4xx": "the FHIR server rejected the query (4xx)",
-    "not-found-404": "the FHIR server does not support the query (404)",
-    "gone-410": "the FHIR server does not support the query (410)",
-    "invalid-response": "the FHIR server's answer was not a FHIR Bundle/resource",
-    "too-large": "the FHIR server's answer was larger than this service reads",
-    "busy": "the service was too busy to read from the FHIR server in time",
-    "address-not-allowed": "the FHIR server's address is not allowed",
-    "error": "the query could not be issued",
-}
-
-
-def _describe(kind: str | None) -> str:
-    return _DESCRIPTIONS.get(kind or "error", kind or "error")

@@ -35,7 +35,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from cds_service.fhir_client import FhirError
+from cds_service.fhir_client import BackendTokenUnavailable
 from cds_service.logging_setup import get_logger
 
 log = get_logger("smart_backend")
@@ -48,12 +48,6 @@ DEFAULT_SCOPE = " ".join(f"system/{t}.read" for t in (
     "Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement",
     "MedicationAdministration", "Medication"))
 _ALGS = {"RSA": ("RS384", "RS256"), "P-384": ("ES384",), "P-256": ("ES256",)}
-
-
-class BackendTokenUnavailable(FhirError):
-    """No access token could be obtained for a registered FHIR server (the reason is in the message)."""
-
-    kind = "backend-token-unavailable"
 
 
 class BackendConfigError(ValueError):

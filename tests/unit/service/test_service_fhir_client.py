@@ -27,6 +27,15 @@ def test_each_status_class_has_its_own_exception(fhir, status, error):
     assert caught.value.status == status and type(caught.value) is error
 
 
+def _exception_classes(cls: type[fc.FhirError]) -> list[type[fc.FhirError]]:
+    return [cls] + [c for sub in cls.__subclasses__() for c in _exception_classes(sub)]
+
+
+@pytest.mark.parametrize("error", _exception_classes(fc.FhirError), ids=lambda e: e.kind)
+def test_every_fhir_exception_has_its_row_in_the_failure_table(error):
+    assert fc.FAILURES[error.kind].error is error and fc.FAILURES[error.kind].description
+
+
 @pytest.mark.parametrize("body", [b"<html>oops</html>", b"[1, 2]", b'{"no": "resourceType"}'])
 def test_non_fhir_200_is_invalid_response(fhir, body):
     fhir.add(responses.GET, f"{FHIR}/Patient/p1", body=body, status=200)
