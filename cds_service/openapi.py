@@ -49,40 +49,40 @@ def _inline(schema: dict[str, Any], prefix: str, components: dict[str, Any]) -> 
     return rewrite(schema)
 
 
-def _error(ref: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/responses/{ref}"}
+# The error answers of the CDS Hooks POST operations, in document order: status -> components/responses name.
+_ERRORS = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
+           "412": "PreconditionFailed", "413": "PayloadTooLarge", "415": "UnsupportedMediaType"}
+
+
+def _post(operation_id: str, summary: str, body: dict[str, Any], ok: dict[str, Any],
+          errors: Iterable[str]) -> dict[str, Any]:
+    """A JWT-protected `POST` taking a JSON body: what the hook calls and the feedback calls share."""
+    return {"post": {
+        "tags": ["cds-hooks"],
+        "operationId": operation_id,
+        "summary": summary,
+        "security": [{"cdsHooksJwt": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {"200": ok, **{status: {"$ref": f"#/components/responses/{_ERRORS[status]}"}
+                                    for status in errors}}}}
 
 
 def _hook_operation(service: Any) -> dict[str, Any]:
-    return {"post": {
-        "tags": ["cds-hooks"],
-        "operationId": f"call-{service.id}",
-        "summary": f"{service.hook}: {getattr(service, 'title', '') or service.id}",
-        "security": [{"cdsHooksJwt": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"allOf": [
-            {"$ref": "#/components/schemas/HookRequest"},
-            {"properties": {"hook": {"const": service.hook}}}]}}}},
-        "responses": {
-            "200": {"description": "Cards (an empty list only when there is nothing to say)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CdsResponse"}}}},
-            "400": _error("BadRequest"), "401": _error("Unauthorized"), "403": _error("Forbidden"),
-            "404": _error("NotFound"), "412": _error("PreconditionFailed"), "413": _error("PayloadTooLarge"),
-            "415": _error("UnsupportedMediaType")}}}
+    return _post(
+        f"call-{service.id}", f"{service.hook}: {getattr(service, 'title', '') or service.id}",
+        {"allOf": [{"$ref": "#/components/schemas/HookRequest"}, {"properties": {"hook": {"const": service.hook}}}]},
+        {"description": "Cards (an empty list only when there is nothing to say)",
+         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CdsResponse"}}}},
+        _ERRORS)
 
 
 def _feedback_operation(service: Any) -> dict[str, Any]:
-    return {"post": {
-        "tags": ["cds-hooks"],
-        "operationId": f"feedback-{service.id}",
-        "summary": f"Feedback on the cards of {service.id} (stored once per item)",
-        "security": [{"cdsHooksJwt": []}],
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/FeedbackRequest"}}}},
-        "responses": {
-            "200": {"description": "Stored (duplicates are accepted and not stored twice)",
-                    "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}},
-            "400": _error("BadRequest"), "401": _error("Unauthorized"), "404": _error("NotFound"),
-            "413": _error("PayloadTooLarge"), "415": _error("UnsupportedMediaType")}}}
+    return _post(
+        f"feedback-{service.id}", f"Feedback on the cards of {service.id} (stored once per item)",
+        {"$ref": "#/components/schemas/FeedbackRequest"},
+        {"description": "Stored (duplicates are accepted and not stored twice)",
+         "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}},
+        ("400", "401", "404", "413", "415"))
 
 
 def build_document(services: Iterable[Any]) -> dict[str, Any]:

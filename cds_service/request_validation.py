@@ -108,8 +108,10 @@ def parse_json(raw: bytes) -> Any:
             gc.enable()
 
 
-def _expression(error: ValidationError) -> str:
-    """FHIRPath-like location of the offending field, e.g. `context.patientId` or `context.draftOrders`."""
+def error_location(error: ValidationError) -> str:
+    """FHIRPath-like location of the offending field, e.g. `context.patientId` or `feedback[0].card`, naming
+    the missing field of a `required` / `dependentRequired` error; "" for the body itself. Shared with the
+    feedback endpoint, whose bodies are checked with a schema too."""
     path = ""
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
@@ -124,24 +126,24 @@ def _expression(error: ValidationError) -> str:
                     break
     if missing:
         path = f"{path}.{missing}" if path else missing
-    return path or "$"
+    return path
+
+
+# The 400 text per failed keyword; any other keyword gets "is invalid (<keyword>)" (the library's own text
+# can quote the, possibly large, offending value).
+_MESSAGES = {
+    "required": "{expression} is required",
+    "dependentRequired": "{expression} is required when fhirAuthorization is present (cds-r-1)",
+    "maxLength": "{expression} is too long (at most {value} characters)",
+    "type": "{expression} must be of JSON type {value}",
+    "const": "{expression} must be {value!r}",
+    "pattern": "{expression} has an invalid format",
+}
 
 
 def _message(error: ValidationError, expression: str) -> str:
-    if error.validator == "required":
-        return f"{expression} is required"
-    if error.validator == "dependentRequired":
-        return f"{expression} is required when fhirAuthorization is present (cds-r-1)"
-    if error.validator == "maxLength":
-        return f"{expression} is too long (at most {error.validator_value} characters)"
-    if error.validator == "type":
-        return f"{expression} must be of JSON type {error.validator_value}"
-    if error.validator == "const":
-        return f"{expression} must be {error.validator_value!r}"
-    if error.validator == "pattern":
-        return f"{expression} has an invalid format"
-    # keep the library's text short: it can quote the (possibly large) offending value
-    return f"{expression} is invalid ({error.validator})"
+    template = _MESSAGES.get(error.validator, "{expression} is invalid ({validator})")
+    return template.format(expression=expression, value=error.validator_value, validator=error.validator)
 
 
 def validate_hook_request(body: Any, service: ServiceDefinition) -> dict[str, Any]:
@@ -156,6 +158,6 @@ def validate_hook_request(body: Any, service: ServiceDefinition) -> dict[str, An
         return body
     error = best_match(request_validator().iter_errors(body))
     if error is not None:
-        expression = _expression(error)
+        expression = error_location(error) or "$"
         raise BadRequest(_message(error, expression), expression=expression)
     return body

@@ -20,18 +20,20 @@ from .storage import Database, feedback_table, issued_cards_table, rfc3339_ms, u
 
 @dataclass(frozen=True)
 class Retention:
+    """How long issued cards and feedback are kept, and how often a worker purges (HER2CDS_RETENTION_DAYS,
+    HER2CDS_PURGE_INTERVAL_SECONDS)."""
+
     max_age_days: int = 365
     interval_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
 class PurgeCounts:
+    """How many rows one purge deleted, per table (logged by the background writer, printed by `her2-cds purge`)."""
+
     issued_cards: int
     feedback: int
     replay_rows: int
-
-    def as_log(self) -> dict[str, int]:
-        return {"issued_cards": self.issued_cards, "feedback": self.feedback, "replay_rows": self.replay_rows}
 
 
 def purge(db: Database, max_age_days: int, *, now: dt.datetime | None = None) -> PurgeCounts:

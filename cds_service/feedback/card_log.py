@@ -7,6 +7,7 @@ answer nor the gunicorn worker waits on the database; the same thread runs the p
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import os
@@ -134,7 +135,7 @@ class CardLog:
         except SQLAlchemyError:
             log.exception("retention.purge_failed")
             return
-        log.info("retention.purged", extra={**counts.as_log(), "max_age_days": self.retention.max_age_days})
+        log.info("retention.purged", extra={**dataclasses.asdict(counts), "max_age_days": self.retention.max_age_days})
 
     @staticmethod
     def _rows(service_id: str, hook_instance: str | None, cards: Iterable[Mapping[str, Any]],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from importlib import resources
 from typing import Any
 
@@ -21,7 +21,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from ..client_identity import caller_issuer
 from ..errors import ApiError, BadRequest, NotFound
 from ..metrics import feedback_stored
-from ..request_validation import parse_json
+from ..request_validation import error_location, parse_json
 from ..storage import Database
 from .card_log import CardLog, IssuedCard
 from .store import FeedbackItem, FeedbackStore
@@ -47,17 +47,6 @@ def load_feedback_schema() -> dict[str, Any]:
     return json.loads(resources.files("cds_service").joinpath("schemas/feedback.schema.json").read_text(encoding="utf-8"))
 
 
-def _field_path(error: ValidationError) -> str:
-    path = ""
-    for part in error.absolute_path:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    if error.validator == "required" and isinstance(error.instance, Mapping):
-        missing = next((r for r in error.validator_value if r not in error.instance), None)
-        if missing:
-            path = f"{path}.{missing}" if path else str(missing)
-    return path or "(body)"
-
-
 def _describe(error: ValidationError) -> str:
     if error.validator == "anyOf" and list(error.absolute_path)[-1:] == ["overrideReason"]:
         return "overrideReason needs a reason or a userComment"
@@ -69,7 +58,7 @@ def validate_feedback_body(validator: Draft202012Validator, body: Any) -> None:
     """Raise BadRequest naming the first offending field when `body` is not a valid feedback request."""
     error = best_match(validator.iter_errors(body))
     if error is not None:
-        field = _field_path(error)
+        field = error_location(error) or "(body)"
         raise BadRequest(f"invalid feedback: {field}: {_describe(error)}",
                          expression=None if field == "(body)" else field)
 
