@@ -68,12 +68,28 @@ def _post(operation_id: str, summary: str, body: dict[str, Any], ok: dict[str, A
 
 
 def _hook_operation(service: Any) -> dict[str, Any]:
-    return _post(
+    operation = _post(
         f"call-{service.id}", f"{service.hook}: {getattr(service, 'title', '') or service.id}",
         {"allOf": [{"$ref": "#/components/schemas/HookRequest"}, {"properties": {"hook": {"const": service.hook}}}]},
         {"description": "Cards (an empty list only when there is nothing to say)",
          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CdsResponse"}}}},
         _ERRORS)
+    queries = getattr(service, "queries", ())
+    if queries:
+        operation["post"]["description"] = _prefetch_policy(queries)
+    return operation
+
+
+def _prefetch_policy(queries: Iterable[Any]) -> str:
+    """Each prefetch key's failure policy and its reason (`services.FhirQuery`), for the EHR integrator:
+    which keys a call cannot do without (412) and which only leave a gap the cards name."""
+    lines = ["Each prefetch key is read from `prefetch`, else from `fhirServer`. When it can be obtained "
+             "from neither:", ""]
+    for query in queries:
+        policy = ("required: the call is answered 412" if query.required
+                  else "optional: the cards name the data gap")
+        lines.append(f"- `{query.key}` ({policy}): {query.why}")
+    return "\n".join(lines)
 
 
 def _feedback_operation(service: Any) -> dict[str, Any]:

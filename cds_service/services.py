@@ -31,7 +31,7 @@ class FhirQuery:
     template: str                 # relative FHIR URL with CDS Hooks 2.0 tokens only
     resource_type: str            # the type a read returns / the type a search is over
     required: bool                # failure policy: True -> 412, False -> answer with a data gap
-    why: str                      # the reason for the policy, shown nowhere but kept next to it
+    why: str                      # the reason for the policy, shown in the OpenAPI document's hook operations
     records: str = ""             # what a failure leaves unread, as the cards' data gap names it (default: "<type> records")
 
     @property
