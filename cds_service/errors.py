@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# HTTP status -> OperationOutcome issue code, for every error status the service answers with (the API
+# errors below and the HTTP errors Flask raises, see `http_errors`).
+ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               412: "transient", 413: "too-costly", 415: "not-supported"}
+
 
 def operation_outcome(message: str, *, code: str = "invalid", severity: str = "error",
                       expression: str | None = None, diagnostics: str | None = None) -> dict[str, Any]:
@@ -21,12 +26,12 @@ def operation_outcome(message: str, *, code: str = "invalid", severity: str = "e
 class ApiError(Exception):
     """A failure reported to the client as `status` + OperationOutcome (never a stack trace)."""
 
-    def __init__(self, message: str, *, status: int = 400, code: str = "invalid",
+    def __init__(self, message: str, *, status: int = 400, code: str | None = None,
                  expression: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
-        self.code = code
+        self.code = code or ISSUE_CODES.get(status, "invalid")
         self.expression = expression
         self.headers = headers or {}
 
@@ -36,24 +41,24 @@ class ApiError(Exception):
 
 class BadRequest(ApiError):
     def __init__(self, message: str, *, expression: str | None = None) -> None:
-        super().__init__(message, status=400, code="invalid", expression=expression)
+        super().__init__(message, status=400, expression=expression)
 
 
 class Unauthorized(ApiError):
     """Bare 401: the reason is logged server-side, never told to the caller (CDS Hooks best practice)."""
 
     def __init__(self, reason: str = "") -> None:
-        super().__init__("Unauthorized", status=401, code="login")
+        super().__init__("Unauthorized", status=401)
         self.reason = reason
 
 
 class NotFound(ApiError):
     def __init__(self, message: str) -> None:
-        super().__init__(message, status=404, code="not-found")
+        super().__init__(message, status=404)
 
 
 class PreconditionFailed(ApiError):
     """412: required FHIR data could not be obtained from prefetch or the FHIR server (CDS Hooks 2.0)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, status=412, code="transient")
+        super().__init__(message, status=412)

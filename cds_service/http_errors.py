@@ -12,14 +12,12 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from cds_service.errors import ApiError, Unauthorized, operation_outcome
+from cds_service.errors import ISSUE_CODES, ApiError, Unauthorized, operation_outcome
 from cds_service.logging_setup import get_logger
 from cds_service.metrics import auth_rejected
 
 log = get_logger("http")
 
-_ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-                413: "too-costly", 415: "not-supported", 412: "transient"}
 _MESSAGES = {404: "No such endpoint", 405: "Method not allowed on this endpoint",
              413: "Request body too large"}
 
@@ -63,7 +61,7 @@ def handle_http_exception(error: HTTPException) -> Response:
         if name.lower() == "allow":
             headers["Allow"] = value
     log.info("http.error", extra={"path": _path_label(), "status": status, "method": request.method})
-    return outcome_response(operation_outcome(message, code=_ISSUE_CODES.get(status, "processing")), status, headers)
+    return outcome_response(operation_outcome(message, code=ISSUE_CODES.get(status, "processing")), status, headers)
 
 
 def handle_unexpected(error: Exception) -> Response:

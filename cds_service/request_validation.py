@@ -26,7 +26,7 @@ JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
 
 class UnsupportedMediaType(ApiError):
     def __init__(self, message: str) -> None:
-        super().__init__(message, status=415, code="not-supported")
+        super().__init__(message, status=415)
 
 
 @lru_cache(maxsize=1)

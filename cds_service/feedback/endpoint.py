@@ -21,7 +21,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from ..client_identity import caller_issuer
 from ..errors import ApiError, BadRequest, NotFound
 from ..metrics import feedback_stored
-from ..request_validation import error_location, parse_json
+from ..request_validation import UnsupportedMediaType, error_location, parse_json
 from ..storage import Database
 from .card_log import CardLog, IssuedCard
 from .store import FeedbackItem, FeedbackStore
@@ -38,8 +38,7 @@ class FeedbackRefused(ApiError):
     """A feedback batch refused as a whole (nothing stored); `reason` is logged, never a card's owner."""
 
     def __init__(self, message: str, *, status: int, reason: str, expression: str | None = None) -> None:
-        super().__init__(message, status=status, code="not-found" if status == 404 else "invalid",
-                         expression=expression)
+        super().__init__(message, status=status, expression=expression)
         self.reason = reason
 
 
@@ -76,7 +75,7 @@ def create_blueprint(db: Database, service_ids: Collection[str], *, card_log: Ca
         if service_id not in known_services:
             raise NotFound(f"no CDS service with id {service_id[:64]!r}")
         if not flask.request.is_json:
-            raise ApiError("feedback must be sent as application/json", status=415, code="not-supported")
+            raise UnsupportedMediaType("feedback must be sent as application/json")
         body = parse_json(flask.request.get_data(cache=False))     # 400 for bad or too deeply nested JSON
         issuer = caller_issuer()
         try:
