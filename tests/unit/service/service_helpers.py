@@ -12,7 +12,9 @@ from typing import Any, Callable
 
 import responses
 
+from cds_service.demo.relative_dates import load_json
 from cds_service.services import SERVICES
+from support import REPO, TODAY, bundle_resources
 
 FHIR = "https://fhir.test/fhir"   # https: calls with fhirAuthorization need TLS
 PATIENT = "p1"
@@ -115,6 +117,40 @@ def serve_record(rsps: responses.RequestsMock, *, base: str = FHIR, patient: str
         rsps.add_callback(responses.GET, re.compile(re.escape(f"{base}/{rtype}") + r"([/?].*)?$"),
                           callback=answer(rtype), content_type="application/fhir+json")
     return seen
+
+
+# ---------------------------------------------------------------- a real record (tests/fixtures/records)
+
+RECORD = REPO / "tests" / "fixtures" / "records" / "her2-second-line-after-tch.json"
+RECORD_PATIENT = "rec-pat"
+
+
+def synthetic_record(patient: str = RECORD_PATIENT) -> list[dict[str, Any]]:
+    """The committed synthetic record (HER2-positive, progressed on first-line TCH), dates resolved to
+    today, its patient id renamed to `patient`."""
+    text = json.dumps(bundle_resources(load_json(RECORD, TODAY))).replace(f'"{RECORD_PATIENT}"', json.dumps(patient))
+    return json.loads(text.replace(f"Patient/{RECORD_PATIENT}", f"Patient/{patient}"))
+
+
+def prefetch_for(resources: list[dict], patient: str) -> dict[str, Any]:
+    """What a client that prefetched every key of patient-view sends for `resources`."""
+    out: dict[str, Any] = {}
+    for query in SERVICES[0].queries:
+        of_type = [r for r in resources if r["resourceType"] == query.resource_type]
+        if query.is_read:
+            out[query.key] = next((r for r in of_type if r.get("id") == patient), None)
+        else:
+            out[query.key] = searchset(of_type)
+    return out
+
+
+def serve_resources(rsps: responses.RequestsMock, resources: list[dict], patient: str, *, base: str = FHIR) -> None:
+    """Mock a FHIR server answering each patient-view query with the resources of its type."""
+    prefetch = prefetch_for(resources, patient)
+    for query in SERVICES[0].queries:
+        path = query.template.split("?")[0].replace("{{context.patientId}}", patient)
+        rsps.add(responses.GET, re.compile(re.escape(f"{base}/{path}") + r"(\?.*)?$"),
+                 body=json.dumps(prefetch[query.key]), content_type="application/fhir+json")
 
 
 # ---------------------------------------------------------------- real sockets for timeout/unreachable

@@ -3,35 +3,16 @@ from __future__ import annotations
 
 import io
 import json
-import time
-import uuid
 
-import jwt
 import pytest
 
-from cds_service import create_app
-from service_helpers import FHIR, PV, full_prefetch, hook_body
-from support import SHARED, require_shared
-
-KEYS = SHARED / "probe" / "keys"
-ISSUER = "https://probe.invalid"
+from service_helpers import PV, full_prefetch, hook_body
+from support.client_key import signed_token as token
 
 
 @pytest.fixture
-def secured_client(tmp_path, settings_overrides, evaluate):
-    require_shared(KEYS / "jwks.json")
-    issuers = tmp_path / "issuers.json"
-    issuers.write_text(json.dumps([{"iss": ISSUER, "jwks_file": str(KEYS / "jwks.json"), "fhir_servers": [FHIR]}]))
-    app = create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers),
-                      "public_base_url": "https://cds.example.org"})
-    return app.test_client()
-
-
-def token(aud: str) -> str:
-    now = int(time.time())
-    return jwt.encode({"iss": ISSUER, "aud": aud, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
-                      (KEYS / "private-key.pem").read_bytes(), algorithm="ES384",
-                      headers={"kid": "cds-probe-es384-1", "typ": "JWT"})
+def secured_client(secured_app_for, fake_evaluate):
+    return secured_app_for().test_client()
 
 
 def test_discovery_without_a_token_is_401(secured_client):

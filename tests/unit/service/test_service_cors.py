@@ -76,7 +76,7 @@ def test_actual_responses_and_errors_carry_allow_origin(client):
         assert response.headers["Access-Control-Allow-Origin"] in ("*", ORIGIN)
 
 
-def test_configured_origins_are_echoed_and_others_refused(settings_overrides, evaluate):
+def test_configured_origins_are_echoed_and_others_refused(settings_overrides, fake_evaluate):
     app = create_app({**settings_overrides, "cors_origins": "https://ehr.example.org, https://other.example.org"})
     client = app.test_client()
     response = client.options(f"/cds-services/{PV}", headers={
@@ -86,7 +86,7 @@ def test_configured_origins_are_echoed_and_others_refused(settings_overrides, ev
     assert "Access-Control-Allow-Origin" not in preflight(client, f"/cds-services/{PV}").headers
 
 
-def test_no_origin_is_allowed_unless_configured(settings_overrides, evaluate):
+def test_no_origin_is_allowed_unless_configured(settings_overrides, fake_evaluate):
     """The default: a browser page on any origin cannot read the service's answers (the demo and CI set `*`)."""
     defaults = {k: v for k, v in settings_overrides.items() if k != "cors_origins"}
     client = create_app(defaults).test_client()

@@ -8,14 +8,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cds_service import create_app, gather
+from cds_service import gather
 from cds_service.auth import Authenticator
-from service_helpers import PV, full_prefetch, hook_body, log_events, searchset
-
-
-@pytest.fixture
-def real_client(settings_overrides):
-    return create_app(settings_overrides).test_client()
+from service_helpers import (PV, RECORD_PATIENT, full_prefetch, hook_body, log_events, prefetch_for, searchset,
+                             synthetic_record)
 
 
 def assert_internal_error(reply, logs) -> None:
@@ -27,14 +23,14 @@ def assert_internal_error(reply, logs) -> None:
     assert line["correlation_id"] == reply.headers["X-Correlation-Id"]
 
 
-def test_a_malformed_date_is_a_gap_counted_in_the_hook_call_line_at_warning(real_client, logs):
+def test_a_malformed_date_is_a_gap_counted_in_the_hook_call_line_at_warning(client, logs):
     prefetch = full_prefetch()
     prefetch["medicationStatements"] = searchset([{
         "resourceType": "MedicationStatement", "id": "ms1", "status": "completed",
         "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-5-1",
         "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
                                                   "code": "224905"}]}}])
-    reply = real_client.post(f"/cds-services/{PV}", json=hook_body(fhir_server=None, prefetch=prefetch))
+    reply = client.post(f"/cds-services/{PV}", json=hook_body(fhir_server=None, prefetch=prefetch))
     assert reply.status_code == 200
     [line] = log_events(logs, "hook.call")
     assert line["level"] == "warning"
@@ -43,7 +39,9 @@ def test_a_malformed_date_is_a_gap_counted_in_the_hook_call_line_at_warning(real
 
 
 def test_a_call_with_clean_data_logs_hook_call_at_info(client, logs):
-    assert client.post(f"/cds-services/{PV}", json=hook_body(fhir_server=None, prefetch=full_prefetch())).status_code == 200
+    prefetch = prefetch_for(synthetic_record(), RECORD_PATIENT)
+    reply = client.post(f"/cds-services/{PV}", json=hook_body(patient=RECORD_PATIENT, fhir_server=None, prefetch=prefetch))
+    assert reply.status_code == 200 and reply.get_json()["cards"]
     [line] = log_events(logs, "hook.call")
     assert line["level"] == "info" and line["gaps"] == 0
 
@@ -58,8 +56,8 @@ def test_a_bug_while_fetching_is_a_500_not_a_412_blaming_the_fhir_server(client,
     assert line["status"] == 500
 
 
-def test_a_bug_while_deciding_is_a_500_never_an_empty_card_list(client, logs, evaluate):
-    evaluate.raises = TypeError("bug in our code")
+def test_a_bug_while_deciding_is_a_500_never_an_empty_card_list(client, logs, fake_evaluate):
+    fake_evaluate.raises = TypeError("bug in our code")
     reply = client.post(f"/cds-services/{PV}", json=hook_body(fhir_server=None, prefetch=full_prefetch()))
     assert_internal_error(reply, logs)
     assert "cards" not in reply.get_json()

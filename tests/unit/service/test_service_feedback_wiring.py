@@ -11,6 +11,7 @@ from cds_service.storage import issued_cards_table
 from service_helpers import CARD, PV, SELECT, full_prefetch, hook_body, log_events
 
 FEEDBACK = f"/cds-services/{PV}/feedback"
+pytestmark = pytest.mark.usefixtures("fake_evaluate")   # HTTP wiring: feedback on the one fixed card
 
 
 def overridden(card_uuid: str = CARD["uuid"]) -> dict:

@@ -10,17 +10,15 @@ import http.server
 import json
 import threading
 import time
-import uuid
 from typing import Any, Iterator
 
-import jwt
 import pytest
 import requests
 
 from cds_service import create_app, fhir_allowlist
 from cds_service.fhir_allowlist import FhirServerNotAllowed, PublicOnlyAdapter, check_fhir_server
 from service_helpers import FHIR, PATIENT, PV, full_prefetch, hook_body, log_events, resource, searchset
-from support import SHARED, require_shared
+from support.client_key import ISSUER, signed_token
 
 PUBLIC_V4, PUBLIC_V6 = "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
 
@@ -241,51 +239,29 @@ def test_allowing_insecure_fhir_is_logged_loudly_at_start_up(client_for, logs):
 
 # ------------------------------------------------------------------ the hook endpoint, auth required (per issuer)
 
-KEYS = SHARED / "probe" / "keys"
-PROBE_ISS = "https://probe.invalid"
-
-
-def probe_token(aud: str, iss: str = PROBE_ISS) -> str:
-    now = int(time.time())
-    return jwt.encode({"iss": iss, "aud": aud, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
-                      (KEYS / "private-key.pem").read_bytes(), algorithm="ES384",
-                      headers={"kid": "cds-probe-es384-1", "typ": "JWT"})
-
-
 @pytest.fixture
-def two_issuer_client(tmp_path, settings_overrides, evaluate, recording_fhir):
-    """The probe key trusted under two issuers: one may name the recording server, the other may not."""
-    require_shared(KEYS / "jwks.json")
-    issuers = tmp_path / "issuers.json"
-    issuers.write_text(json.dumps([
-        {"iss": PROBE_ISS, "jwks_file": str(KEYS / "jwks.json"), "fhir_servers": [FHIR]},
-        {"iss": "https://allowed.invalid", "jwks_file": str(KEYS / "jwks.json"), "fhir_servers": [recording_fhir.base]},
-    ]))
-    app = create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers),
-                      "public_base_url": "https://cds.example.org", "fhir_servers": "", **READS_REAL_SOCKET})
+def two_issuer_client(secured_app_for, evaluate, recording_fhir):
+    """The test key trusted under two issuers: one may name the recording server, the other may not."""
+    app = secured_app_for({ISSUER: [FHIR], "https://allowed.invalid": [recording_fhir.base]},
+                          fhir_servers="", **READS_REAL_SOCKET)
     return app.test_client()
 
 
-@pytest.mark.parametrize("iss,status", [(PROBE_ISS, 403), ("https://allowed.invalid", 200)],
+@pytest.mark.parametrize("iss,status", [(ISSUER, 403), ("https://allowed.invalid", 200)],
                          ids=["issuer-without-that-server", "issuer-listing-it"])
 def test_the_allowlist_is_the_one_of_the_tokens_issuer(two_issuer_client, recording_fhir, capture, iss, status):
     logs = capture()
     aud = f"https://cds.example.org/cds-services/{PV}"
     response = call(two_issuer_client, hook_body(fhir_server=recording_fhir.base),
-                    Authorization=f"Bearer {probe_token(aud, iss)}")
+                    Authorization=f"Bearer {signed_token(aud, iss)}")
     assert response.status_code == status
     assert bool(recording_fhir.requests) == (status == 200)
     assert refusals(logs) == ([] if status == 200 else ["fhirServer is not in the allowlist of this client"])
 
 
-def test_a_trusted_issuers_entry_with_a_malformed_fhir_server_stops_start_up(tmp_path, settings_overrides):
-    require_shared(KEYS / "jwks.json")
-    issuers = tmp_path / "issuers.json"
-    issuers.write_text(json.dumps([{"iss": PROBE_ISS, "jwks_file": str(KEYS / "jwks.json"),
-                                    "fhir_servers": ["https://user@ehr.example.org/fhir"]}]))
+def test_a_trusted_issuers_entry_with_a_malformed_fhir_server_stops_start_up(secured_app_for):
     with pytest.raises(ValueError, match="fhir_servers"):
-        create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers),
-                    "public_base_url": "https://cds.example.org"})
+        secured_app_for({ISSUER: ["https://user@ehr.example.org/fhir"]})
 
 
 # ------------------------------------------------------------------ DNS rebinding: the address is checked at connect

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 
 from cds_service.logging_setup import scrub
-from service_helpers import PV, full_prefetch, hook_body, log_events, serve_record
+from service_helpers import (PV, full_prefetch, hook_body, log_events, serve_record, serve_resources,
+                             synthetic_record)
 
 TOKEN = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
 ACCESS_TOKEN = "fhir-access-token-123456"
@@ -24,7 +25,7 @@ def test_hook_call_logs_one_structured_line(client, logs, fhir):
     assert call(client, body).status_code == 200
     (line,) = log_events(logs, "hook.call")
     assert line["hookInstance"] == body["hookInstance"] and line["service"] == PV and line["status"] == 200
-    assert set(line["timing_ms"]) == {"gather", "evaluate", "total"}
+    assert set(line["timing_ms"]) == {"gather", "map", "decide", "render", "evaluate", "total"}
     assert line["prefetch"]["misses"] == ["observations"]
     assert line["prefetch"]["nulls"] == ["medicationAdministrations"]
     assert "patient" in line["prefetch"]["hits"]
@@ -37,7 +38,8 @@ def test_412_is_logged_with_its_failures(client, logs):
 
 
 def test_logs_never_contain_tokens_or_the_patient_id(client, logs, fhir):
-    serve_record(fhir, patient="secret-patient-42")
+    """The real pipeline maps a real record (cards and their log lines), and the id appears nowhere."""
+    serve_resources(fhir, synthetic_record("secret-patient-42"), "secret-patient-42")
     body = hook_body(patient="secret-patient-42",
                      fhirAuthorization={"access_token": ACCESS_TOKEN, "token_type": "Bearer"})
     assert call(client, body, Authorization=f"Bearer {TOKEN}").status_code == 200

@@ -11,16 +11,13 @@ TOKEN = "s3cret-metrics-token"
 
 
 @pytest.fixture
-def secured_app(tmp_path, settings_overrides, evaluate):
+def secured_app(secured_app_for, fake_evaluate):
     """Auth required with no usable issuer: every API call is refused, the health endpoints still answer."""
-    issuers = tmp_path / "issuers.json"
-    issuers.write_text("[]")
-    return create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers),
-                       "public_base_url": "https://cds.example.org", "metrics_token": TOKEN})
+    return secured_app_for({}, metrics_token=TOKEN)
 
 
 @pytest.fixture
-def metered(settings_overrides, evaluate):
+def metered(settings_overrides, fake_evaluate):
     return create_app({**settings_overrides, "metrics_token": TOKEN}).test_client()
 
 
@@ -48,7 +45,7 @@ def test_readyz_is_503_with_an_operation_outcome_when_no_trusted_keys(secured_ap
     assert "trusted_keys" in response.json["issue"][0]["details"]["text"]
 
 
-def test_readyz_is_503_when_the_database_is_unreachable(settings_overrides, evaluate):
+def test_readyz_is_503_when_the_database_is_unreachable(settings_overrides, fake_evaluate):
     app = create_app({**settings_overrides})
     app.extensions["her2cds"].database.url = app.extensions["her2cds"].database.url.set(
         database="/nonexistent-dir/x/y.sqlite3")
@@ -91,13 +88,13 @@ def test_metrics_label_unknown_service_ids_as_unknown(metered):
     assert 'her2cds_hook_calls_total{service="unknown",status="404"} 1.0' in scrape(metered)
 
 
-def test_metrics_count_cards_by_topic_and_indicator(metered, evaluate):
+def test_metrics_count_cards_by_topic_and_indicator(metered, fake_evaluate):
     metered.post(f"/cds-services/{PV}", json=hook_body(fhir_server=None, prefetch=full_prefetch()))
     assert f'her2cds_cards_total{{indicator="{CARD["indicator"]}",topic="none"}} 1.0' in scrape(metered)
 
 
-def test_metrics_count_what_the_mapping_could_not_read_by_kind(metered, evaluate):
-    evaluate.record_issues.update(unreadable=2, unmapped=0, by_name=1)
+def test_metrics_count_what_the_mapping_could_not_read_by_kind(metered, fake_evaluate):
+    fake_evaluate.record_issues.update(unreadable=2, unmapped=0, by_name=1)
     metered.post(f"/cds-services/{PV}", json=hook_body(fhir_server=None, prefetch=full_prefetch()))
     text = scrape(metered)
     assert 'her2cds_record_issues_total{kind="unreadable"} 2.0' in text

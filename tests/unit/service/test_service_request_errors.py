@@ -125,16 +125,16 @@ def test_sandbox_style_draft_orders_without_bundle_type_are_accepted(client):
     assert post(client, SIGN, body).status_code == 200
 
 
-def test_valid_call_answers_cards_from_evaluate(client, evaluate):
+def test_valid_call_answers_cards_from_evaluate(client, fake_evaluate):
     response = post(client, SIGN, ok_body("order-sign"))
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert response.get_json()["cards"][0]["summary"] == "fake card"
-    assert evaluate.calls[-1]["hook"] == "order-sign"
-    assert evaluate.calls[-1]["context"]["draftOrders"]["resourceType"] == "Bundle"
+    assert fake_evaluate.calls[-1]["hook"] == "order-sign"
+    assert fake_evaluate.calls[-1]["context"]["draftOrders"]["resourceType"] == "Bundle"
 
 
-def test_unexpected_exception_is_500_outcome_with_correlation_id_logged_with_traceback(client, evaluate, logs):
-    evaluate.raises = RuntimeError("boom")
+def test_unexpected_exception_is_500_outcome_with_correlation_id_logged_with_traceback(client, fake_evaluate, logs):
+    fake_evaluate.raises = RuntimeError("boom")
     response = post(client, PV, ok_body())
     doc = assert_outcome(response, 500)
     correlation = response.headers["X-Correlation-Id"]

@@ -4,16 +4,12 @@ URL as invoked, extra slashes and all, is accepted."""
 from __future__ import annotations
 
 import json
-import time
-import uuid
 
-import jwt
 import pytest
 
-from cds_service import create_app
 from cds_service.paths import normalise_path
-from service_helpers import FHIR, PV, SIGN, full_prefetch, hook_body
-from support import SHARED, require_shared
+from service_helpers import PV, SIGN, full_prefetch, hook_body
+from support.client_key import signed_token as token
 
 ORIGIN = "https://sandbox.cds-hooks.org"
 PREFLIGHT = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
@@ -51,7 +47,7 @@ def test_discovery_answers_with_a_trailing_or_doubled_slash(client, path):
 
 
 @pytest.mark.parametrize("path", SERVICE_SPELLINGS)
-def test_hook_call_answers_with_a_trailing_or_doubled_slash(client, evaluate, path):
+def test_hook_call_answers_with_a_trailing_or_doubled_slash(client, fake_evaluate, path):
     response = raw(client, "POST", path, data=json.dumps(hook_body(prefetch=full_prefetch())),
                    content_type="application/json")
     assert response.status_code == 200 and response.get_json()["cards"]
@@ -64,24 +60,9 @@ def test_an_unknown_service_is_still_404(client):
 
 # ---------------------------------------------------------------- aud = the URL as invoked
 
-KEYS = SHARED / "probe" / "keys"
-ISSUER = "https://probe.invalid"
-
-
 @pytest.fixture
-def secured_app(tmp_path, settings_overrides, evaluate):
-    require_shared(KEYS / "jwks.json")
-    issuers = tmp_path / "issuers.json"
-    issuers.write_text(json.dumps([{"iss": ISSUER, "jwks_file": str(KEYS / "jwks.json"), "fhir_servers": [FHIR]}]))
-    return create_app({**settings_overrides, "auth_mode": "required", "trusted_issuers_file": str(issuers),
-                       "public_base_url": "http://localhost"})
-
-
-def token(aud: str) -> str:
-    now = int(time.time())
-    return jwt.encode({"iss": ISSUER, "aud": aud, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
-                      (KEYS / "private-key.pem").read_bytes(), algorithm="ES384",
-                      headers={"kid": "cds-probe-es384-1", "typ": "JWT"})
+def secured_app(secured_app_for, fake_evaluate):
+    return secured_app_for(public_base_url="http://localhost")
 
 
 @pytest.mark.parametrize("path", [f"/cds-services//{PV}", f"/cds-services/{PV}/", f"/cds-services/{PV}"])

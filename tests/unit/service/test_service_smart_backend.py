@@ -70,7 +70,7 @@ def authorizations(rsps) -> list[str | None]:
 
 
 @pytest.fixture
-def backend_client(tmp_path, settings_overrides, evaluate, rsa_key):
+def backend_client(tmp_path, settings_overrides, fake_evaluate, rsa_key):
     app = create_app({**settings_overrides, "fhir_servers": f"{FHIR},http://other.test/fhir",
                       "smart_backend_clients_file": write_registrations(tmp_path, rsa_key)})
     return app.test_client()
