@@ -73,28 +73,26 @@ def _needs_browser() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def _browser_session(javascript: bool) -> Iterator[object]:
+    """A headless Chromium in its own throw-away profile, quit and removed afterwards."""
     _needs_browser()
-    profile = tempfile.mkdtemp(prefix="her2cds-chromium-")
-    driver = _browser(profile, javascript=True)
+    profile = tempfile.mkdtemp(prefix="her2cds-chromium-" if javascript else "her2cds-chromium-nojs-")
+    driver = _browser(profile, javascript=javascript)
     try:
         yield driver
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    yield from _browser_session(javascript=True)
 
 
 @pytest.fixture(scope="module")
 def browser_without_js() -> Iterator[object]:
-    _needs_browser()
-    profile = tempfile.mkdtemp(prefix="her2cds-chromium-nojs-")
-    driver = _browser(profile, javascript=False)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    yield from _browser_session(javascript=False)
 
 
 def _app_url(live_service, fhir_server: str, patient: str) -> str:

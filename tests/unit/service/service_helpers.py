@@ -165,7 +165,7 @@ def closed_port() -> int:
 
 
 class HangingServer:
-    """Accepts TCP connections on loopback and never answers."""
+    """Accepts TCP connections on loopback and never answers (a subclass answers in `handle`)."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
@@ -173,16 +173,21 @@ class HangingServer:
         self.sock.listen(16)
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}/fhir"
         self.stop = threading.Event()
         self.conns: list[socket.socket] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
 
+    def handle(self, conn: socket.socket) -> None:
+        self.conns.append(conn)     # held open, never answered
+
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.conns.append(self.sock.accept()[0])
+                conn = self.sock.accept()[0]
             except OSError:
                 continue
+            self.handle(conn)
 
     def __enter__(self) -> "HangingServer":
         self.thread.start()

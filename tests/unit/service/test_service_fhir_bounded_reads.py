@@ -7,7 +7,7 @@ import re
 import socket
 import threading
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 import requests
@@ -22,19 +22,15 @@ def call(client, body):
     return client.post(f"/cds-services/{PV}", data=json.dumps(body), content_type="application/json")
 
 
-class DrippingServer:
+class DrippingServer(HangingServer):
     """Answers 200 with a large Content-Length, then sends one byte every `interval` s (for `seconds` s)."""
 
     def __init__(self, interval: float = 0.05, seconds: float = 6.0) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}/fhir"
+        super().__init__()
         self.interval, self.seconds = interval, seconds
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
@@ -48,23 +44,6 @@ class DrippingServer:
             pass
         finally:
             conn.close()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn = self.sock.accept()[0]
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def __enter__(self) -> "DrippingServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.thread.join(timeout=2)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -188,7 +167,7 @@ def failing_bases(fhir) -> Iterator[dict[str, str]]:
         for host, status in (("unauthorized.test", 401), ("broken.test", 500)):
             fhir.add(responses.GET, re.compile(rf"https://{host}/fhir/.*"), status=status, json={})
         yield {"closed-port": f"http://127.0.0.1:{closed_port()}/fhir",
-               "hangs": f"http://127.0.0.1:{hanging.port}/fhir",
+               "hangs": hanging.base,
                "unauthorized-401": "https://unauthorized.test/fhir",
                "server-error-5xx": "https://broken.test/fhir"}
 

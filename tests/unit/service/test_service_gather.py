@@ -261,7 +261,7 @@ def test_closed_port_is_412(client_for, evaluate):
 
 
 def test_server_that_never_answers_is_412_within_the_deadline(client_for, evaluate, hanging_server):
-    base = f"http://127.0.0.1:{hanging_server.port}/fhir"
+    base = hanging_server.base
     client = client_for(base)
     body = hook_body(fhir_server=base)
     response, seconds = elapsed(lambda: call(client, body))

@@ -131,16 +131,19 @@ def test_metrics_count_auth_rejections_by_reason(secured_app):
     assert 'her2cds_auth_rejections_total{reason="malformed-header"} 1.0' in text
 
 
-@pytest.mark.parametrize("reason, label", [
-    ("no Authorization header", "missing-token"),
-    ("jti replayed", "replay"),
-    ("issuer not trusted", "untrusted-issuer"),
-    ("ExpiredSignatureError: Signature has expired", "expired"),
-    ("InvalidAudienceError: Audience doesn't match", "audience"),
-    ("kid not in the issuer's JWKS", "unknown-key"),
-    ("InvalidSignatureError: Signature verification failed", "signature"),
-    ("something new", "other"),
-])
+AUTH_REASON_LABELS = {   # the authenticator's refusal reason -> the metric's label
+    "no Authorization header": "missing-token",
+    "jti replayed": "replay",
+    "issuer not trusted": "untrusted-issuer",
+    "ExpiredSignatureError: Signature has expired": "expired",
+    "InvalidAudienceError: Audience doesn't match": "audience",
+    "kid not in the issuer's JWKS": "unknown-key",
+    "InvalidSignatureError: Signature verification failed": "signature",
+    "something new": "other",
+}
+
+
+@pytest.mark.parametrize("reason, label", AUTH_REASON_LABELS.items())
 def test_auth_rejection_reasons_map_to_few_labels(reason, label):
     assert auth_reason_label(reason) == label
 

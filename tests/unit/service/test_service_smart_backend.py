@@ -207,9 +207,21 @@ class SlowTokenSession:
         return response
 
 
+def slow_tokens(tmp_path, rsa_key, delay: float) -> tuple[BackendTokens, SlowTokenSession]:
+    session = SlowTokenSession(delay)
+    return BackendTokens(load_registrations(write_registrations(tmp_path, rsa_key)), lambda: session), session
+
+
+def token_request_in_flight(tokens: BackendTokens) -> threading.Thread:
+    """A thread 0.1 s into asking the token endpoint for FHIR's token."""
+    thread = threading.Thread(target=lambda: tokens.token_for(FHIR, deadline=time.monotonic() + 5))
+    thread.start()
+    time.sleep(0.1)
+    return thread
+
+
 def test_concurrent_calls_share_one_token_request(tmp_path, rsa_key):
-    session = SlowTokenSession(0.3)
-    tokens = BackendTokens(load_registrations(write_registrations(tmp_path, rsa_key)), lambda: session)
+    tokens, session = slow_tokens(tmp_path, rsa_key, 0.3)
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(tokens.token_for(FHIR, deadline=time.monotonic() + 5)))
                for _ in range(6)]
@@ -221,11 +233,8 @@ def test_concurrent_calls_share_one_token_request(tmp_path, rsa_key):
 
 
 def test_the_lock_is_not_held_during_the_token_request(tmp_path, rsa_key):
-    session = SlowTokenSession(0.5)
-    tokens = BackendTokens(load_registrations(write_registrations(tmp_path, rsa_key)), lambda: session)
-    worker = threading.Thread(target=lambda: tokens.token_for(FHIR, deadline=time.monotonic() + 5))
-    worker.start()
-    time.sleep(0.1)
+    tokens, _ = slow_tokens(tmp_path, rsa_key, 0.5)
+    worker = token_request_in_flight(tokens)
     started = time.monotonic()
     assert tokens.registration_for("http://unregistered.test/fhir") is None
     tokens.forget("http://unregistered.test/fhir")       # takes the lock: must not wait for the network
@@ -234,11 +243,8 @@ def test_the_lock_is_not_held_during_the_token_request(tmp_path, rsa_key):
 
 
 def test_a_waiter_gives_up_at_its_deadline(tmp_path, rsa_key):
-    session = SlowTokenSession(1.0)
-    tokens = BackendTokens(load_registrations(write_registrations(tmp_path, rsa_key)), lambda: session)
-    leader = threading.Thread(target=lambda: tokens.token_for(FHIR, deadline=time.monotonic() + 5))
-    leader.start()
-    time.sleep(0.1)
+    tokens, _ = slow_tokens(tmp_path, rsa_key, 1.0)
+    leader = token_request_in_flight(tokens)
     started = time.monotonic()
     with pytest.raises(BackendTokenUnavailable):
         tokens.token_for(FHIR, deadline=time.monotonic() + 0.2)
