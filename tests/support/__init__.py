@@ -22,6 +22,12 @@ TODAY = dt.datetime.now(dt.timezone.utc).date()
 CARD_CONTRACT = 2
 
 
+def ago(days: float | None, today: dt.date = TODAY) -> dt.date | None:
+    """The date `days` days before `today` (the test run's date unless given); None (a date a table
+    leaves out) stays None."""
+    return None if days is None else today - dt.timedelta(days=days)
+
+
 def require_shared(path: Path = SCENARIOS) -> Path:
     """Skip (not fail) when ../shared is absent: a fresh clone has no such folder."""
     if not path.exists():

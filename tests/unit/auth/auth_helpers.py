@@ -14,11 +14,12 @@ import jwt
 from cds_service.auth import Authenticator
 from cds_service.config import Settings
 from cds_service.errors import ApiError
+from cds_service.services import SERVICES
 
 ISSUER = "https://client.test"
 JKU = "https://client.test/jwks.json"
 BASE = "http://localhost"
-SERVICE_PATH = "/cds-services/her2-patient-view"
+SERVICE_PATH = f"/cds-services/{SERVICES[0].id}"
 SERVICE_URL = BASE + SERVICE_PATH
 
 

@@ -1,4 +1,5 @@
-"""Fixtures for the auth tests: keys made per session, a pinned JWKS file, a SQLite database, a guarded app."""
+"""Fixtures for the auth tests: keys made per session, a pinned JWKS file, a guarded app (the database: `db`
+in tests/unit/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -49,14 +50,6 @@ def trust_dir(tmp_path: Path, jwks_document: dict) -> Path:
     (folder / "trusted-issuers.json").write_text(json.dumps(
         [{"iss": ISSUER, "jwks_file": "client-jwks.json", "jku": [JKU]}]))
     return folder
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'db' / 'her2cds.sqlite3'}")
-    database.create_all()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

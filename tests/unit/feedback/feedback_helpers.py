@@ -7,15 +7,16 @@ from typing import Any
 import flask
 from sqlalchemy import select
 
+from cards import TOPIC_SYSTEM
 from cds_service.client_identity import AUTH_OFF_ISSUER
 from cds_service.errors import ApiError
 from cds_service.feedback.card_log import CardLog
 from cds_service.feedback.endpoint import create_blueprint
+from cds_service.services import SERVICES as CDS_SERVICES
 from cds_service.storage import Database, feedback_table
 
-SERVICES = ("her2-patient-view", "her2-order-select", "her2-order-sign")
+SERVICES = tuple(service.id for service in CDS_SERVICES)   # the service's own ids and topic system
 PV = SERVICES[0]
-TOPIC_SYSTEM = "https://her2-cds.example/card-topic"
 
 
 def feedback_app(db: Database, **blueprint_options: Any) -> flask.Flask:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fhir_mappings import summarize
 from fhir_mappings.model import PatientSummary
+from support import ago
 
 AS_OF = dt.date(2026, 6, 1)
 PID = "p1"
@@ -21,12 +22,14 @@ NO_RESPONSE = ("266721009", "Absent response to treatment (situation)")
 _counter = {"n": 0}
 
 
-def ago(days: int) -> str:
-    return (AS_OF - dt.timedelta(days=days)).isoformat()
-
-
 def day(days: int) -> dt.date:
-    return AS_OF - dt.timedelta(days=days)
+    """The date `days` before AS_OF."""
+    return ago(days, AS_OF)
+
+
+def iso_day(days: int) -> str:
+    """The same date as FHIR JSON writes it."""
+    return day(days).isoformat()
 
 
 def _id(prefix: str) -> str:
@@ -52,7 +55,7 @@ def condition(system: str, code: str, display: str = "", *, onset: int | None = 
     if verification:
         r["verificationStatus"] = cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", verification)
     if onset is not None:
-        r["onsetDateTime"] = ago(onset)
+        r["onsetDateTime"] = iso_day(onset)
     if related:
         r["extension"] = [{"url": "http://hl7.org/fhir/StructureDefinition/condition-related",
                            "valueReference": {"reference": f"Condition/{related}"}}]
@@ -72,7 +75,7 @@ def observation(code: str, *, system: str = LOINC, days: int = 100, id: str | No
                 patient: str = PID, **value: Any) -> dict[str, Any]:
     r: dict[str, Any] = {"resourceType": "Observation", "id": id or _id("obs"), "status": status,
                          "subject": {"reference": f"Patient/{patient}"}, "code": cc(system, code, code),
-                         "effectiveDateTime": ago(days)}
+                         "effectiveDateTime": iso_day(days)}
     r.update(value)
     return r
 
@@ -100,18 +103,18 @@ def med(rtype: str, code: str, *, start: int | None = None, end: int | None = No
     if rtype == "MedicationRequest":
         r["intent"] = extra.pop("request_intent", "order")
         if start is not None:
-            bounds: dict[str, Any] = {"start": ago(start)}
+            bounds: dict[str, Any] = {"start": iso_day(start)}
             if end is not None:
-                bounds["end"] = ago(end)
+                bounds["end"] = iso_day(end)
             r["dosageInstruction"] = [{"timing": {"repeat": {"boundsPeriod": bounds}}}]
-            r["authoredOn"] = ago(start)
+            r["authoredOn"] = iso_day(start)
     elif start is not None:
         if end is None and rtype == "MedicationAdministration":
-            r["effectiveDateTime"] = ago(start) + "T09:30:00Z"
+            r["effectiveDateTime"] = iso_day(start) + "T09:30:00Z"
         else:
-            p = {"start": ago(start)}
+            p = {"start": iso_day(start)}
             if end is not None:
-                p["end"] = ago(end)
+                p["end"] = iso_day(end)
             r["effectivePeriod"] = p
     if intent:
         r["extension"] = intent_ext(intent)
@@ -136,7 +139,7 @@ def ma(code: str, on: int, **kw: Any) -> dict[str, Any]:
 
 def surgery(days: int, text: str = "Modified radical mastectomy, right") -> dict[str, Any]:
     return {"resourceType": "Procedure", "id": _id("proc"), "status": "completed", "subject": {"reference": f"Patient/{PID}"},
-            "code": {"text": text}, "performedDateTime": ago(days)}
+            "code": {"text": text}, "performedDateTime": iso_day(days)}
 
 
 def summary(*resources: dict[str, Any], as_of: dt.date = AS_OF) -> PatientSummary:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_mappings.fhir_json import clean_display
-from mappings_helpers import ICD10, LOINC, PID, RXNORM, SNOMED, ago, breast, condition, observation, summary
+from mappings_helpers import ICD10, LOINC, PID, RXNORM, SNOMED, iso_day, breast, condition, observation, summary
 
 LOCAL = "urn:oid:1.2.840.114350.1.13.0.1.7.2.707679"
 
@@ -80,7 +80,7 @@ def test_displays_on_facts_are_clean():
 # --- never a silent empty answer ------------------------------------------------------------------------
 def _admin(**medication) -> dict:
     return {"resourceType": "MedicationAdministration", "id": "a", "status": "completed",
-            "subject": {"reference": f"Patient/{PID}"}, "effectiveDateTime": ago(30), **medication}
+            "subject": {"reference": f"Patient/{PID}"}, "effectiveDateTime": iso_day(30), **medication}
 
 
 UNREADABLE_SHAPES = [

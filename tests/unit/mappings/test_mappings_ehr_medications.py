@@ -8,7 +8,7 @@ from fhir_mappings import map_draft_orders
 from fhir_mappings.model import RX_CAPECITABINE, RX_LAPATINIB, RX_NERATINIB, RX_PERTUZUMAB, RX_TDM1, RX_TDXD, \
     RX_TRASTUZUMAB, RX_TUCATINIB
 from fhir_mappings.terminology import drugs_by_name, drugs_by_rxnorm
-from mappings_helpers import PID, RXNORM, ago, summary
+from mappings_helpers import PID, RXNORM, iso_day, summary
 
 RX_CYCLOPHOSPHAMIDE = "3002"
 EPIC_MED_SYSTEM = "urn:oid:1.2.840.114350.1.13.0.1.7.2.698288"      # a local (non-RxNorm) medication code system
@@ -24,7 +24,7 @@ def administration(aid: str, reference: str, days: int = 60, display: str | None
     ref = {"reference": reference, **({"display": display} if display else {})}
     return {"resourceType": "MedicationAdministration", "id": aid, "status": "completed",
             "subject": {"reference": f"Patient/{PID}"}, "medicationReference": ref,
-            "effectiveDateTime": ago(days) + "T10:00:00Z", **extra}
+            "effectiveDateTime": iso_day(days) + "T10:00:00Z", **extra}
 
 
 # --- codes ------------------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_product_code_rolls_up_to_its_ingredients(code, ingredients):
 
 def test_rxnorm_oid_system_is_rxnorm():
     s = summary({"resourceType": "MedicationStatement", "id": "m", "status": "completed",
-                 "subject": {"reference": f"Patient/{PID}"}, "effectivePeriod": {"start": ago(90), "end": ago(30)},
+                 "subject": {"reference": f"Patient/{PID}"}, "effectivePeriod": {"start": iso_day(90), "end": iso_day(30)},
                  "medicationCodeableConcept": {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": "672149"}]}})
     assert s.therapy.ever_given == {RX_LAPATINIB} and s.notes == ()
 
@@ -110,7 +110,7 @@ def test_unresolved_reference_is_reported_with_its_date_not_dropped():
     assert s.therapy.exposures == ()
     (issue,) = s.unmapped
     assert issue.source == "MedicationAdministration/a1" and "Medication/missing" in issue.problem
-    assert ago(40) in issue.problem
+    assert iso_day(40) in issue.problem
 
 
 def test_unresolved_reference_with_a_display_is_identified_by_name_and_said():

@@ -1,23 +1,18 @@
 """Authored fixtures equivalent to the public mCODE examples (see fixtures/README.md)."""
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from cds_service.demo.relative_dates import load_json
 from fhir_mappings import summarize
 from fhir_mappings import model as m
-from support import TODAY, bundle_resources
+from support import TODAY, ago, bundle_resources
 
 FIXTURES = Path(__file__).with_name("fixtures")
 
 
 def load(name: str, patient: str) -> m.PatientSummary:
     return summarize(bundle_resources(load_json(FIXTURES / name, TODAY)), patient, TODAY)
-
-
-def ago(days: int) -> dt.date:
-    return TODAY - dt.timedelta(days=days)
 
 
 def test_jenny_m_like_is_er_positive_pr_negative_her2_negative_breast_cancer():

@@ -5,13 +5,11 @@ Regimens: (setting, line, start, end or None, ongoing, progressed, ingredient co
 """
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from fhir_mappings import map_draft_orders, summarize
 from fhir_mappings import model as m
-from support import TODAY, load_scenario, require_shared, scenario_dirs
+from support import TODAY, ago, load_scenario, require_shared, scenario_dirs
 
 P, N, U = m.ReceptorStatus.POSITIVE, m.ReceptorStatus.NEGATIVE, m.ReceptorStatus.UNKNOWN
 MET, NEO, ADJ, EARLY = m.Setting.METASTATIC, m.Setting.NEOADJUVANT, m.Setting.ADJUVANT, m.Setting.EARLY
@@ -68,10 +66,6 @@ EXPECTED = {
                 lines=1, current_ongoing=True, her2_met={PER, TRAS}, last_tras=10, tras_ongoing=True,
                 her2_ongoing=True, early_end=None, tfi=None, ild=[], hf=[], lvef=[(61, 415), (58, 200)]),
 }
-
-
-def ago(days):
-    return None if days is None else TODAY - dt.timedelta(days=days)
 
 
 @pytest.fixture(scope="module")

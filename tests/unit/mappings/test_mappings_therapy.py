@@ -5,7 +5,7 @@ import pytest
 
 from fhir_mappings import model as m
 from fhir_mappings.model import Setting
-from mappings_helpers import (CURATIVE, ICD10, NO_RESPONSE, PALLIATIVE, RXNORM, ago, breast, condition, day, ma, mr,
+from mappings_helpers import (CURATIVE, ICD10, NO_RESPONSE, PALLIATIVE, RXNORM, iso_day, breast, condition, day, ma, mr,
                               ms, summary, surgery)
 
 TRAS, PER, TDM1, TDXD = m.RX_TRASTUZUMAB, m.RX_PERTUZUMAB, m.RX_TDM1, m.RX_TDXD
@@ -20,23 +20,23 @@ def liver(onset: int) -> dict:
 
 EXPOSURE_DATES = [
     ("statement period", ms(TRAS, 300, 100), day(300), day(100), False),
-    ("statement dateTime", ms(TRAS, effectiveDateTime=ago(50)), day(50), day(50), False),
+    ("statement dateTime", ms(TRAS, effectiveDateTime=iso_day(50)), day(50), day(50), False),
     ("active statement without end", ms(TRAS, 300, status="active"), day(300), None, True),
     ("request bounds", mr(TRAS, 300, 100), day(300), day(100), False),
     ("active request without end", mr(TRAS, 300, status="active"), day(300), None, True),
-    ("request authoredOn only", mr(TRAS, authoredOn=ago(90)), day(90), None, False),
-    ("request validityPeriod", mr(TRAS, dispenseRequest={"validityPeriod": {"start": ago(200), "end": ago(20)}}),
+    ("request authoredOn only", mr(TRAS, authoredOn=iso_day(90)), day(90), None, False),
+    ("request validityPeriod", mr(TRAS, dispenseRequest={"validityPeriod": {"start": iso_day(200), "end": iso_day(20)}}),
      day(200), day(20), False),
     ("request boundsDuration", mr(TRAS, dosageInstruction=[{"timing": {"repeat": {
-        "boundsPeriod": {"start": ago(400)}, "boundsDuration": {"value": 52, "unit": "weeks", "code": "wk"}}}}]),
+        "boundsPeriod": {"start": iso_day(400)}, "boundsDuration": {"value": 52, "unit": "weeks", "code": "wk"}}}}]),
      day(400), day(400 - 364), False),
     ("request count x period", mr(TRAS, dosageInstruction=[{"timing": {"repeat": {
-        "boundsPeriod": {"start": ago(400)}, "count": 6, "period": 3, "periodUnit": "wk"}}}]),
+        "boundsPeriod": {"start": iso_day(400)}, "count": 6, "period": 3, "periodUnit": "wk"}}}]),
      day(400), day(400 - 105), False),
     ("administration", ma(TRAS, 30), day(30), day(30), False),
     ("active request ending in the future", mr(TRAS, 100, status="active",
                                                 dosageInstruction=[{"timing": {"repeat": {"boundsPeriod": {
-                                                    "start": ago(100), "end": "2099-01-01"}}}}]), day(100), None, True),
+                                                    "start": iso_day(100), "end": "2099-01-01"}}}}]), day(100), None, True),
 ]
 
 
