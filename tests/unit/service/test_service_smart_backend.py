@@ -261,21 +261,16 @@ def test_an_ec_key_signs_with_es384(tmp_path):
     assert registration.alg == "ES384"
 
 
-def test_http_token_url_needs_the_explicit_insecure_allowance(tmp_path, rsa_key):
-    with pytest.raises(BackendConfigError, match="https"):
-        load_registrations(write_registrations(tmp_path, rsa_key, token_url="http://127.0.0.1:1/token"))
-    ok = load_registrations(write_registrations(tmp_path, rsa_key, token_url="http://127.0.0.1:1/token",
-                                                allow_insecure_http=True))
-    assert next(iter(ok.values())).token_url == "http://127.0.0.1:1/token"
-
-
-def test_an_http_fhir_server_needs_the_explicit_insecure_allowance(tmp_path, rsa_key):
-    """Our Backend Services token is a bearer credential: it goes over TLS only, like fhirAuthorization's."""
-    with pytest.raises(BackendConfigError, match="FHIR server 'http://ehr.test/fhir' must be https"):
-        load_registrations(write_registrations(tmp_path, rsa_key, fhir_server="http://ehr.test/fhir"))
-    ok = load_registrations(write_registrations(tmp_path, rsa_key, fhir_server="http://ehr.test/fhir",
-                                                allow_insecure_http=True))
-    assert next(iter(ok.values())).fhir_server == "http://ehr.test/fhir"
+@pytest.mark.parametrize("field,url,message", [
+    ("token_url", "http://127.0.0.1:1/token", "https"),
+    # our Backend Services token is a bearer credential: it goes over TLS only, like fhirAuthorization's
+    ("fhir_server", "http://ehr.test/fhir", "FHIR server 'http://ehr.test/fhir' must be https"),
+], ids=["token-url", "fhir-server"])
+def test_an_http_url_needs_the_explicit_insecure_allowance(tmp_path, rsa_key, field, url, message):
+    with pytest.raises(BackendConfigError, match=message):
+        load_registrations(write_registrations(tmp_path, rsa_key, **{field: url}))
+    ok = load_registrations(write_registrations(tmp_path, rsa_key, allow_insecure_http=True, **{field: url}))
+    assert getattr(next(iter(ok.values())), field) == url
 
 
 @pytest.mark.parametrize("fields,message", [
