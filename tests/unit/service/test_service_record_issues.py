@@ -2,17 +2,9 @@
 never a silent empty answer)."""
 from __future__ import annotations
 
-import pytest
-
-from cds_service import create_app
 from service_helpers import PV, hook_body, log_events, searchset
 
 PATIENT = "p-issues"
-
-
-@pytest.fixture
-def real_client(settings_overrides):
-    return create_app(settings_overrides).test_client()
 
 
 def _prefetch(*observations: dict, medications: tuple[dict, ...] = ()) -> dict:
@@ -26,13 +18,13 @@ def _prefetch(*observations: dict, medications: tuple[dict, ...] = ()) -> dict:
             "medicationStatements": searchset([]), "medicationAdministrations": searchset([])}
 
 
-def test_unreadable_her2_and_medication_are_on_the_cards_and_in_the_log_line(real_client, logs):
+def test_unreadable_her2_and_medication_are_on_the_cards_and_in_the_log_line(client, logs):
     her2 = {"resourceType": "Observation", "id": "her2", "status": "final", "effectiveDateTime": "2025-01-05",
             "code": {"coding": [{"system": "http://loinc.org", "code": "48676-1"}]},
             "valueString": "see outside pathology report"}
     unresolved = {"resourceType": "MedicationRequest", "id": "mr1", "status": "completed", "intent": "order",
                   "authoredOn": "2025-03-01", "medicationReference": {"reference": "Medication/not-in-record"}}
-    response = real_client.post(f"/cds-services/{PV}", json=hook_body(
+    response = client.post(f"/cds-services/{PV}", json=hook_body(
         patient=PATIENT, fhir_server=None, prefetch=_prefetch(her2, medications=(unresolved,))))
     assert response.status_code == 200, response.get_json()
     cards = response.get_json()["cards"]
