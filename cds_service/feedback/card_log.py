@@ -13,7 +13,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +60,7 @@ class CardLog:
         self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer_pid: int | None = None
         self._lock = threading.Lock()
+        self._flush_requested = threading.Event()
 
     def record(self, service_id: str, hook_instance: str | None, cards: Iterable[Mapping[str, Any]], *,
                issuer: str = AUTH_OFF_ISSUER) -> int:
@@ -85,6 +85,7 @@ class CardLog:
             return True
         done = threading.Event()
         self._pending.put(done)
+        self._flush_requested.set()       # cut a linger short
         return done.wait(timeout)
 
     def _ensure_writer(self) -> None:
@@ -106,9 +107,13 @@ class CardLog:
                 item = self._pending.get(timeout=schedule.seconds_left() if schedule is not None else None)
             except queue.Empty:
                 continue
+            # Linger on an Event only flush() sets, then take what queued meanwhile: the calls queued during
+            # the linger do not wake this thread one by one (each wake-up was a GIL hand-over in the worker).
+            if not isinstance(item, threading.Event):
+                self._flush_requested.wait(self.LINGER_S)
+            self._flush_requested.clear()
             rows: list[dict[str, Any]] = []
             waiting: list[threading.Event] = []
-            linger_until = time.monotonic() + self.LINGER_S
             while True:
                 if isinstance(item, threading.Event):
                     waiting.append(item)
@@ -117,10 +122,7 @@ class CardLog:
                 if len(rows) >= self.BATCH:
                     break
                 try:
-                    if waiting:     # flush(): write now
-                        item = self._pending.get_nowait()
-                    else:
-                        item = self._pending.get(timeout=max(0.0, linger_until - time.monotonic()))
+                    item = self._pending.get_nowait()
                 except queue.Empty:
                     break
             self._insert(rows)
