@@ -64,7 +64,7 @@ def call_service(service_id: str) -> Response:
         evaluation = pipeline.evaluate(service.hook, body["context"], record,
                                        today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings,
                                        timings=timings,  # adds map / decide / render
-                                       app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
+                                       app_launch_url=_launch_url(state))
         cards = evaluation.cards
         timings["evaluate"] = _ms(t1)
         metrics.cards_issued(cards)
@@ -106,6 +106,13 @@ def _allowed_fhir_servers(state: ServiceState) -> tuple[str, ...] | list[str]:
         return state.settings.fhir_server_list
     claims = g.get("her2cds_claims") or {}
     return state.authenticator.fhir_servers_for(claims.get("iss"))
+
+
+def _launch_url(state: ServiceState) -> str:
+    """The explanation view's launch URL; the request's host URL is built only when no public base URL is set
+    (werkzeug rebuilds and IRI-decodes it on every access)."""
+    base = state.settings.public_base_url
+    return app_launch_url(base, "" if base else request.host_url)
 
 
 def _ms(since: float) -> float:
