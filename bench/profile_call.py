@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         print("pyinstrument is not installed: pip install pyinstrument", file=sys.stderr)
         return 2
     from cds_service import create_app
+    from cds_service.logging_setup import configure_logging
 
     today = dt.datetime.now(dt.timezone.utc).date()
     patient = records.realistic_patient(today)
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     context = hook_context(args.hook, patient)
     prefetch = fhir_side.prefetch_from_resources(service.get("prefetch") or {}, context, list(patient.resources))
     body = hook_body(args.hook, context, None, prefetch).replace(loadgen.HOOK_INSTANCE_MARK.encode(), b"1" * 32)
+    configure_logging("INFO", stream=open(os.devnull, "w"))   # the server logs every call at INFO: profile that too
     client = app.test_client()
     url = f"/cds-services/{service['id']}"
     for _ in range(5):
