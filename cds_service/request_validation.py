@@ -44,11 +44,25 @@ def hook_validator(hook: str) -> Draft202012Validator:
     context definition by `hook` are reduced to this hook's. Why: it accepts exactly the bodies the
     full schema accepts once `validate_hook_request` has refused any other hook name (a body without a
     valid `hook` fails both), and skips evaluating the other hooks' conditions on every call. Errors
-    are still worded from the full schema."""
+    are still worded from the full schema. The check of each prefetch value's type is left to
+    `_prefetch_values_valid` (jsonschema built a validator per prefetch key on every call)."""
     schema = dict(request_validator().schema)
     branches = [b for b in schema.get("allOf", ()) if _branch_hook(b) in (hook, None)]
     schema["allOf"] = [b["then"] if _branch_hook(b) == hook else b for b in branches]
+    prefetch = schema.get("properties", {}).get("prefetch")
+    if isinstance(prefetch, dict) and prefetch.get("additionalProperties") == _PREFETCH_VALUE_SCHEMA:
+        schema["properties"] = {**schema["properties"],
+                                "prefetch": {k: v for k, v in prefetch.items() if k != "additionalProperties"}}
     return Draft202012Validator(schema)
+
+
+_PREFETCH_VALUE_SCHEMA = {"type": ["object", "null"]}
+
+
+def _prefetch_values_valid(body: dict[str, Any]) -> bool:
+    """What `prefetch.additionalProperties` says (every value a JSON object or null), in plain Python."""
+    prefetch = body.get("prefetch")
+    return not isinstance(prefetch, dict) or all(v is None or isinstance(v, dict) for v in prefetch.values())
 
 
 def _branch_hook(branch: Any) -> str | None:
@@ -154,7 +168,7 @@ def validate_hook_request(body: Any, service: ServiceDefinition) -> dict[str, An
     if isinstance(hook, str) and hook and hook != service.hook:
         raise BadRequest(f"Service {service.id} is registered for hook {service.hook!r}, not {hook[:64]!r}",
                          expression="hook")
-    if hook_validator(service.hook).is_valid(body):
+    if hook_validator(service.hook).is_valid(body) and _prefetch_values_valid(body):
         return body
     error = best_match(request_validator().iter_errors(body))
     if error is not None:
