@@ -39,15 +39,26 @@ def as_str(value: Any) -> str:
 
 
 def codings(concept: Any) -> Iterator[tuple[str, str, str]]:
-    """(system, code, display) of every usable coding of a CodeableConcept (or list of them)."""
-    for cc in as_list(concept):
-        for c in as_list(as_dict(cc).get("coding")):
+    """(system, code, display) of every usable coding of a CodeableConcept (or list of them).
+
+    `as_list` / `as_dict` / `as_str` written out: the mapping calls this some 60 times per hook call."""
+    for cc in (concept if isinstance(concept, list) else (concept,)):
+        if not isinstance(cc, dict):
+            continue
+        coding = cc.get("coding")
+        for c in (coding if isinstance(coding, list) else (coding,)):
             if isinstance(c, dict):
                 code = c.get("code")
-                if isinstance(code, (str, int)) and not isinstance(code, bool):
+                if isinstance(code, str):
+                    code = code.strip()
+                elif isinstance(code, int) and not isinstance(code, bool):
                     code = str(code).strip()
-                    if code:
-                        yield as_str(c.get("system")).strip(), code, as_str(c.get("display"))
+                else:
+                    continue
+                if code:
+                    system, display = c.get("system"), c.get("display")
+                    yield (system.strip() if isinstance(system, str) else "", code,
+                           display if isinstance(display, str) else "")
 
 
 def all_text(concept: Any) -> str:
