@@ -37,7 +37,7 @@ class BenchPatient:
 
 
 def _substitute(text: str, today: dt.date) -> str:
-    from cds_service.demo.relative_dates import substitute
+    from cds_service.relative_dates import substitute
     return substitute(text, today)
 
 

@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------- evaluate
 def _draft_resources(paths: Sequence[Path], today: dt.date) -> list[dict[str, Any]]:
     """Draft MedicationRequests from files holding a Bundle of them or one resource each."""
-    from cds_service.demo.relative_dates import load_json
+    from cds_service.relative_dates import load_json
 
     drafts: list[dict[str, Any]] = []
     for path in paths:
@@ -117,7 +117,7 @@ def cards_markdown(cards: Sequence[dict[str, Any]]) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Offline: the same pipeline as the hooks, on a Bundle file (relative-date tokens resolved)."""
     from cds_service.config import load_settings
-    from cds_service.demo.relative_dates import load_json
+    from cds_service.relative_dates import load_json
     from cds_service.gather import GatheredRecord
     from cds_service.pipeline import evaluate
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import requests
 
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 
 SANDBOX_DIR = Path(__file__).resolve().parents[2] / "sandbox"
 PATIENTS_DIR = SANDBOX_DIR / "patients"

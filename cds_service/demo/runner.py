@@ -25,7 +25,7 @@ from typing import IO, Any, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 from cds_service.demo import loader
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from cds_service.demo.sekmet import SekmetError, SekmetServer, free_port, stop_process, wait_for_http
 
 SANDBOX_UI = "https://sandbox.cds-hooks.org/"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cds_judge import judge
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from hook_calls import call, hook_body
 from support import SANDBOX, TODAY
 

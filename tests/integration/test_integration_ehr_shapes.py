@@ -8,7 +8,7 @@ import pytest
 
 from cds_judge import judge
 from cds_service.demo import loader
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from hook_calls import call
 from support import REPO, TODAY
 

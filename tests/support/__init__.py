@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX = REPO / "sandbox"

@@ -9,7 +9,7 @@ import pytest
 import responses
 
 from cds_service import create_app
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from support import SANDBOX, TODAY, bundle_resources
 
 FHIR = "http://fhir.test/fhir"

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from cds_service.explain.view import build_page
 from cds_service.gather import GatheredRecord
 from cds_service.pipeline import evaluate

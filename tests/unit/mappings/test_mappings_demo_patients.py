@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from fhir_mappings import summarize
 from fhir_mappings.model import PatientSummary
 from support import SANDBOX, TODAY, bundle_resources

@@ -10,7 +10,7 @@ import pytest
 
 from cds_service import pipeline
 from cds_service.gather import GatheredRecord
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from fhir_mappings import summarize
 from fhir_mappings.model import ReceptorStatus as S
 from support import REPO, TODAY, bundle_resources

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from fhir_mappings import summarize
 from fhir_mappings import model as m
 from support import TODAY, ago, bundle_resources

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from support import SANDBOX, TODAY
 
 PATIENTS = sorted((SANDBOX / "patients").glob("*.json"))

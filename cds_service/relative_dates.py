@@ -4,6 +4,9 @@ Same tokens as `../shared/scenarios`: `${T-<n>d}` -> the date n days before toda
 `${T-<n>d:dt}` -> that date at `T00:00:00Z`, `${T+<n>d}` for the future, `${T-<n>m:ym}` -> the partial
 date `YYYY-MM` n calendar months before today's month. Any other `${T...}` token is an error, so a
 typo cannot slip into a record as literal text.
+
+It lives in the service package, not with the demo tooling, because `her2-cds evaluate` (a production
+command) reads Bundle files written with these tokens.
 """
 from __future__ import annotations
 
