@@ -48,7 +48,7 @@ def load_resources(base_url: str, resources: Iterable[dict[str, Any]], session: 
 def load_transaction(base_url: str, bundle: dict[str, Any]) -> None:
     """Post a scenario's transaction Bundle as it is (the project's loader when present)."""
     try:
-        from cds_service.demo import loader  # type: ignore[attr-defined]
+        from sandbox import loader  # type: ignore[attr-defined]
         for name in ("load_bundle", "load_transaction", "post_bundle"):
             fn = getattr(loader, name, None)
             if callable(fn):

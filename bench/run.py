@@ -187,7 +187,7 @@ def machine_info(tool: loadgen.LoadTool, tool_note: str) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[dist] = None
     try:
-        from cds_service.demo.sekmet import SEKMET_VERSION
+        from sandbox.sekmet import SEKMET_VERSION
         versions["sekmet-fhir"] = SEKMET_VERSION
     except ImportError:
         versions["sekmet-fhir"] = None
@@ -205,7 +205,7 @@ def machine_info(tool: loadgen.LoadTool, tool_note: str) -> dict[str, Any]:
 
 def sekmet_venv() -> Path | None:
     """The sekmet venv: $HER2CDS_SEKMET_VENV / the project default if present, else ~/.cache/sekmet-venv."""
-    from cds_service.demo.sekmet import default_venv_dir, sekmet_executable
+    from sandbox.sekmet import default_venv_dir, sekmet_executable
     preferred = default_venv_dir()
     if sekmet_executable(preferred).exists():
         return preferred
@@ -214,7 +214,7 @@ def sekmet_venv() -> Path | None:
 
 
 def free_port() -> int:
-    from cds_service.demo.sekmet import free_port as pick
+    from sandbox.sekmet import free_port as pick
     return pick()
 
 
@@ -286,7 +286,7 @@ def time_mapping(resources: list[dict[str, Any]], patient_id: str, today: dt.dat
 
 # ----------------------------------------------------------------------------- the bench
 def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, patient_source: str) -> tuple[dict[str, Any], list[Verdict]]:
-    from cds_service.demo.sekmet import SekmetServer
+    from sandbox.sekmet import SekmetServer
 
     bench = Bench(plan, tool)
     cpu_start = machine.snapshot()

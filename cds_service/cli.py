@@ -146,7 +146,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- load-sandbox
 def cmd_load_sandbox(args: argparse.Namespace) -> int:
-    from cds_service.demo.loader import PATIENTS_DIR, LoadError, load_directory
+    from sandbox.loader import PATIENTS_DIR, LoadError, load_directory
 
     directory = args.dir or PATIENTS_DIR
     try:
@@ -280,7 +280,7 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cds_service.demo.runner import run_demo
+    from sandbox.runner import run_demo
 
     return run_demo(port=args.port, fhir_port=args.fhir_port, venv=args.sekmet_venv)
 

@@ -9,10 +9,10 @@ from typing import Any, Iterator
 import pytest
 import requests
 
-from cds_service.demo import loader
 from cds_service.relative_dates import load_json
-from cds_service.demo.runner import start_service
-from cds_service.demo.sekmet import SekmetServer, ensure_sekmet, free_port, stop_process, wait_for_http
+from sandbox import loader
+from sandbox.runner import start_service
+from sandbox.sekmet import SekmetServer, ensure_sekmet, free_port, stop_process, wait_for_http
 from support import TODAY, scenario_dirs
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from cds_service.demo.sekmet import ensure_sekmet, free_port
+from sandbox.sekmet import ensure_sekmet, free_port
 
 pytestmark = pytest.mark.integration
 

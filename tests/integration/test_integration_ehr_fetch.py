@@ -26,11 +26,11 @@ import requests
 
 from cds_judge import judge
 from cds_service.config import load_settings
-from cds_service.demo import loader
 from cds_service.fhir_client import SessionPool
 from cds_service.gather import Gatherer
 from cds_service.services import SERVICES
 from hook_calls import call, hook_body, prefetch_for, context_for
+from sandbox import loader
 from support import SCENARIOS, TODAY, load_scenario, require_shared
 
 pytestmark = pytest.mark.integration

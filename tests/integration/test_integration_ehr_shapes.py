@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from cds_judge import judge
-from cds_service.demo import loader
 from cds_service.relative_dates import load_json
 from hook_calls import call
+from sandbox import loader
 from support import REPO, TODAY
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from cds_service.demo import loader
+from sandbox import loader
 from support import TODAY
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
 
-from cds_service.demo.runner import start_service
-from cds_service.demo.sekmet import free_port, stop_process, wait_for_http
 from cds_service.openapi import build_document
 from cds_service.services import ServiceRegistry
+from sandbox.runner import start_service
+from sandbox.sekmet import free_port, stop_process, wait_for_http
 
 pytestmark = pytest.mark.integration
 

@@ -31,10 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from cds_service.cli import main as cli_main
-from cds_service.demo.runner import start_service
-from cds_service.demo.sekmet import free_port, stop_process, wait_for_http
 from cds_service.storage import Database, feedback_table, issued_cards_table
 from hook_calls import hook_body
+from sandbox.runner import start_service
+from sandbox.sekmet import free_port, stop_process, wait_for_http
 from support.nginx_server import NginxProxy, NginxUnavailable
 from support.postgres_server import in_ci
 

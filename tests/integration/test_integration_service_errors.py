@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from cds_service.demo.sekmet import free_port
 from hook_calls import call, hook_body
+from sandbox.sekmet import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from jwt.algorithms import RSAAlgorithm
 
 from cds_service import create_app, pipeline
 from cds_service.gather import GatheredRecord
-from cds_service.demo import loader
-from cds_service.demo.sekmet import SekmetServer, ensure_sekmet
+from sandbox import loader
+from sandbox.sekmet import SekmetServer, ensure_sekmet
 
 pytestmark = pytest.mark.integration
 

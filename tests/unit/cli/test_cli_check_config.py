@@ -69,7 +69,7 @@ def test_a_trusted_issuers_file_with_keys_passes(env, capsys, monkeypatch):
 
 
 def test_an_unreachable_database_fails_without_showing_its_password(env, capsys, monkeypatch):
-    from cds_service.demo.sekmet import free_port
+    from sandbox.sekmet import free_port
     monkeypatch.setenv("HER2CDS_FEEDBACK_DB_URL", f"postgresql://her2:hunter2@127.0.0.1:{free_port()}/her2")
     code, out = run(capsys)
     assert code == 1 and "FAIL  database" in out

@@ -8,8 +8,8 @@ import pytest
 import requests
 import responses
 
-from cds_service.demo import loader
-from cds_service.demo.loader import LoadError, load_bundle, load_directory
+from sandbox import loader
+from sandbox.loader import LoadError, load_bundle, load_directory
 
 BASE = "http://fhir.test/fhir"
 BUNDLE = {"resourceType": "Bundle", "type": "transaction", "entry": [

@@ -5,7 +5,7 @@ import json
 import shlex
 from urllib.parse import parse_qs, urlsplit
 
-from cds_service.demo import runner
+from sandbox import runner
 
 
 def test_sandbox_url_encodes_all_three_parameters():
@@ -58,7 +58,7 @@ def test_the_demo_service_may_read_only_its_own_fhir_server_and_says_tokens_may_
     (after any base the user set) and allows access tokens to that http:// server."""
     import subprocess
 
-    from cds_service.demo import runner
+    from sandbox import runner
 
     seen = {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from cds_service.demo import sekmet
+from sandbox import sekmet
 
 
 def test_the_venv_defaults_to_the_user_cache(monkeypatch):

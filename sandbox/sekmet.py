@@ -8,7 +8,7 @@ server gets a fresh data directory, binds 127.0.0.1 on a free port, has the orde
     with SekmetServer() as fhir:
         print(fhir.base_url)          # http://127.0.0.1:<port>/fhir
 
-`python -m cds_service.demo.sekmet --ensure` installs the venv ahead of time (CI, `make demo`).
+`python -m sandbox.sekmet --ensure` installs the venv ahead of time (`./dev`, CI).
 """
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ class SekmetServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cds_service.demo.sekmet",
+    parser = argparse.ArgumentParser(prog="python -m sandbox.sekmet",
                                      description="Install (and optionally run) the local sekmet-fhir test server.")
     parser.add_argument("--ensure", action="store_true", help="create the sekmet venv if missing and print its path")
     parser.add_argument("--venv", type=Path, default=None, help=f"venv directory (default ${VENV_ENV} or ~/.cache/her2-cds)")

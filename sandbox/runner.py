@@ -24,9 +24,9 @@ from types import FrameType
 from typing import IO, Any, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
-from cds_service.demo import loader
 from cds_service.relative_dates import load_json
-from cds_service.demo.sekmet import SekmetError, SekmetServer, free_port, stop_process, wait_for_http
+from sandbox import loader
+from sandbox.sekmet import SekmetError, SekmetServer, free_port, stop_process, wait_for_http
 
 SANDBOX_UI = "https://sandbox.cds-hooks.org/"
 PATIENT_VIEW_PATIENT = "demo-1-pat"

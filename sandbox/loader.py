@@ -17,7 +17,7 @@ import requests
 
 from cds_service.relative_dates import load_json
 
-SANDBOX_DIR = Path(__file__).resolve().parents[2] / "sandbox"
+SANDBOX_DIR = Path(__file__).resolve().parent
 PATIENTS_DIR = SANDBOX_DIR / "patients"
 FHIR_JSON = "application/fhir+json"
 DEFAULT_TIMEOUT_SECONDS = 30.0

@@ -1,1 +1,0 @@
-"""Demo and test tooling: relative-date test data, the sekmet-fhir launcher, the sandbox loader."""
