@@ -4,8 +4,8 @@ synthetic histories of a given size for the scaling runs.
 Realistic record, first found wins: `../shared/scenarios/S02-*` (relapse after adjuvant trastuzumab,
 THP drafted: exercises every hook), else the repo's `sandbox/patients/demo-2-*.json` with its
 `sandbox/drafts/demo-2-*.json` (the same situation), else a built-in record
-(so the bench runs in a fresh clone). Synthetic records come from `fhir_mappings.synthetic` when the
-mapping package has it (the in-process mapping target), and from `synthetic_history` below for the
+(so the bench runs in a fresh clone). Synthetic records come from `bench.synthetic` for the
+in-process mapping target (a realistic chart), and from `synthetic_history` below for the
 service scaling runs: a built-in HER2+ core plus an LVEF series and medication administrations
 (5 Observations per medication resource), every one of them returned by the service's own prefetch
 queries, so a history of N resources reaches the service as N resources (the worst case).
@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.synthetic import large_record
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SCENARIOS = REPO.parent / "shared" / "scenarios"
@@ -169,17 +171,14 @@ _SUPPORTIVE = (("26225", "ondansetron"), ("3264", "dexamethasone"), ("5640", "ib
 _TCH = (("72962", "docetaxel"), ("40048", "carboplatin"), ("224905", "trastuzumab"))
 
 
-def synthetic_history(total: int, patient_id: str, today: dt.date, *, n_obs: int | None = None,
-                      n_meds: int | None = None) -> list[dict[str, Any]]:
-    """A record of `total` resources (the 8-resource core plus fillers), or core + exactly n_obs
-    Observations + n_meds MedicationAdministrations when those are given. Fillers keep the clinical
+def synthetic_history(total: int, patient_id: str, today: dt.date) -> list[dict[str, Any]]:
+    """A record of `total` resources (the 8-resource core plus fillers). Fillers keep the clinical
     picture (TCH administrations inside the first-line window, supportive drugs, an LVEF series of
     55-64 %)."""
     core = her2_core(patient_id, today)
-    if n_obs is None or n_meds is None:
-        extra = max(0, total - len(core))
-        n_meds = extra // 6
-        n_obs = extra - n_meds
+    extra = max(0, total - len(core))
+    n_meds = extra // 6
+    n_obs = extra - n_meds
     subject = {"reference": f"Patient/{patient_id}"}
     out = list(core)
     for i in range(n_obs):
@@ -206,12 +205,6 @@ def synthetic_history(total: int, patient_id: str, today: dt.date, *, n_obs: int
 
 
 def mapping_record(n_obs: int, n_meds: int, patient_id: str, today: dt.date) -> tuple[list[dict[str, Any]], str]:
-    """(resources, generator) for the in-process mapping target: the mapping package's realistic chart
-    (`fhir_mappings.synthetic.large_record`: mostly irrelevant labs, as in a real chart) when present,
-    else `synthetic_history` (every Observation relevant: the worst case)."""
-    try:
-        from fhir_mappings.synthetic import large_record
-    except ImportError:
-        return (synthetic_history(0, patient_id, today, n_obs=n_obs, n_meds=n_meds),
-                "bench.records.synthetic_history")
-    return list(large_record(n_obs, n_meds, patient_id, today)), "fhir_mappings.synthetic.large_record"
+    """(resources, generator) for the in-process mapping target: a realistic chart
+    (`bench.synthetic.large_record`: mostly irrelevant labs, as in a real chart)."""
+    return list(large_record(n_obs, n_meds, patient_id, today)), "bench.synthetic.large_record"

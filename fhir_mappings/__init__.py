@@ -4,7 +4,6 @@ Public API:
 - `summarize(resources, patient_id, as_of) -> PatientSummary`
 - `map_draft_orders(draft_orders, selections) -> tuple[list[DraftOrder], list[RecordIssue]]`
 - `terminology.drugs_by_rxnorm(code) -> tuple[Drug, ...]`: the canonical ingredients of any known RxNorm code
-- `synthetic.large_record(n_obs, n_meds, patient_id)` for the benchmark
 - `RELEVANT_OBSERVATION_CODES`: every Observation code the mapping reads (receptors, serum HER2 - read
   only to exclude it -, LVEF, stage group / M category in LOINC and SNOMED), for FHIR search filters
 """

@@ -6,9 +6,9 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.synthetic import large_record
 from fhir_mappings import map_draft_orders, summarize
 from fhir_mappings import model as m
-from fhir_mappings.synthetic import large_record
 
 AS_OF = dt.date(2026, 6, 1)
 TYPES = ["Condition", "Observation", "MedicationStatement", "MedicationRequest", "MedicationAdministration",

@@ -1,11 +1,12 @@
-"""A large, realistic synthetic record for the mapping benchmark (no timed tests live here).
+"""A large, realistic synthetic record for the mapping benchmark and the mapping property tests.
 
 `large_record(5000, 1000, "bench-pat")` gives a HER2-positive metastatic patient with thousands of
 lab / vital Observations (mostly irrelevant to the rules, as in a real chart), repeated receptor
 tests, LVEF echoes every 3 months, and 1,000 medication resources: cycles of THP then T-DXd as
 MedicationAdministrations, plus supportive drugs that are not in the roll-up table. Deterministic.
+Test-data tooling, so it lives with the bench, not in the mapping package (no timed tests live here).
 
-    python -m fhir_mappings.synthetic      # prints the mapping time of the default record
+    python -m bench.synthetic      # prints the mapping time of the default record
 """
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def large_record(n_obs: int = 5000, n_meds: int = 1000, patient_id: str = "bench
 
 def time_mapping(n_obs: int = 5000, n_meds: int = 1000, repeat: int = 5) -> float:
     """Best-of-`repeat` wall time (seconds) of `summarize` on `large_record(n_obs, n_meds)`."""
-    from .summary import summarize
+    from fhir_mappings import summarize
 
     record = large_record(n_obs, n_meds)
     best = float("inf")
