@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 
 from bench.stats import Summary, summarize
+from sandbox.loader import load_bundle
 
 TIMEOUT_S = 30.0
 MAX_PAGES = 200
@@ -46,20 +47,8 @@ def load_resources(base_url: str, resources: Iterable[dict[str, Any]], session: 
 
 
 def load_transaction(base_url: str, bundle: dict[str, Any]) -> None:
-    """Post a scenario's transaction Bundle as it is (the project's loader when present)."""
-    try:
-        from sandbox import loader  # type: ignore[attr-defined]
-        for name in ("load_bundle", "load_transaction", "post_bundle"):
-            fn = getattr(loader, name, None)
-            if callable(fn):
-                fn(base_url, bundle)
-                return
-    except ImportError:
-        pass
-    response = requests.post(base_url, data=json.dumps(bundle), timeout=TIMEOUT_S,
-                             headers={"Content-Type": "application/fhir+json"})
-    if response.status_code >= 300:
-        raise RuntimeError(f"FHIR transaction refused: {response.status_code} {response.text[:300]}")
+    """Post a scenario's transaction Bundle as it is, with the demo loader (PUT each where refused)."""
+    load_bundle(base_url, bundle)
 
 
 def resolve_template(template: str, context: dict[str, Any]) -> str | None:

@@ -38,6 +38,8 @@ from bench import fhir_side as fhir, loadgen, machine, records  # noqa: E402
 from bench.report import Verdict, fmt_ms, table, verdict_table, write_json  # noqa: E402
 from bench.servers import ServiceProcess, floor_app_argv  # noqa: E402
 from bench.stats import Summary, merge, summarize  # noqa: E402
+from fhir_mappings import summarize as summarize_record  # noqa: E402
+from sandbox.sekmet import SEKMET_VERSION, SekmetServer, free_port  # noqa: E402
 
 HOOKS = ("patient-view", "order-select", "order-sign")
 SECOND_LINE = "S01-2nd-line/patient-view"
@@ -186,11 +188,7 @@ def machine_info(tool: loadgen.LoadTool, tool_note: str) -> dict[str, Any]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
-    try:
-        from sandbox.sekmet import SEKMET_VERSION
-        versions["sekmet-fhir"] = SEKMET_VERSION
-    except ImportError:
-        versions["sekmet-fhir"] = None
+    versions["sekmet-fhir"] = SEKMET_VERSION
     if isinstance(tool, loadgen.HeyClient):
         try:
             versions["hey (dpkg)"] = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "hey"], capture_output=True,
@@ -201,21 +199,6 @@ def machine_info(tool: loadgen.LoadTool, tool_note: str) -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
             "load_tool": tool.describe(), "load_tool_note": tool_note,
             "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-
-
-def sekmet_venv() -> Path | None:
-    """The sekmet venv: $HER2CDS_SEKMET_VENV / the project default if present, else ~/.cache/sekmet-venv."""
-    from sandbox.sekmet import default_venv_dir, sekmet_executable
-    preferred = default_venv_dir()
-    if sekmet_executable(preferred).exists():
-        return preferred
-    legacy = Path.home() / ".cache" / "sekmet-venv"
-    return legacy if sekmet_executable(legacy).exists() else None   # None: SekmetServer installs it
-
-
-def free_port() -> int:
-    from sandbox.sekmet import free_port as pick
-    return pick()
 
 
 # ----------------------------------------------------------------------------- requests
@@ -268,13 +251,9 @@ def prefetch_resource_count(prefetch: dict[str, Any]) -> int:
 
 
 # ----------------------------------------------------------------------------- in-process mapping
-def time_mapping(resources: list[dict[str, Any]], patient_id: str, today: dt.date, repeats: int) -> Summary | None:
-    """CPU ms of `fhir_mappings.summarize` in this process on the same resources (None until it exists).
+def time_mapping(resources: list[dict[str, Any]], patient_id: str, today: dt.date, repeats: int) -> Summary:
+    """CPU ms of `fhir_mappings.summarize` in this process on the same resources.
     CPU time (this process's clock), not wall time: other work on the machine does not move it."""
-    try:
-        from fhir_mappings import summarize as summarize_record
-    except ImportError:
-        return None
     summarize_record(resources, patient_id, today)          # warm-up (imports, terminology tables)
     samples = []
     for _ in range(repeats):
@@ -286,8 +265,6 @@ def time_mapping(resources: list[dict[str, Any]], patient_id: str, today: dt.dat
 
 # ----------------------------------------------------------------------------- the bench
 def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, patient_source: str) -> tuple[dict[str, Any], list[Verdict]]:
-    from sandbox.sekmet import SekmetServer
-
     bench = Bench(plan, tool)
     cpu_start = machine.snapshot()
     today = dt.datetime.now(dt.timezone.utc).date()
@@ -298,7 +275,7 @@ def run_bench(plan: Plan, tool: loadgen.LoadTool, tool_note: str, workers: int, 
     doc["patient"] = {"id": patient.patient_id, "source": patient.source, "resources": patient.counts,
                       "drafts": [d["id"] for d in patient.drafts]}
 
-    with SekmetServer(venv=sekmet_venv()) as sekmet:
+    with SekmetServer() as sekmet:
         base = sekmet.base_url
         bench.log(f"sekmet-fhir at {base} (pid {sekmet.pid})")
         if patient.transaction is not None:
@@ -551,7 +528,7 @@ def verdicts(doc: dict[str, Any], plan: Plan) -> list[Verdict]:
     m = doc.get("mapping_5000_obs_1000_meds", {}).get("summary")
     out.append(Verdict(f"mapping 5,000 Observations + 1,000 medication resources: CPU p95 <= {TARGET_MAPPING_MS:g} ms "
                        "(in-process summarize, issue 7)",
-                       f"{fmt_ms(m.p95)} ms CPU (p50 {fmt_ms(m.p50)})" if m else "summarize not available",
+                       f"{fmt_ms(m.p95)} ms CPU (p50 {fmt_ms(m.p50)})" if m else "not measured",
                        bool(m and m.p95 <= TARGET_MAPPING_MS)))
     cpu_by_size = {x["size"]: _record(doc, f"patient-view/prefetch/history-{x['size']}").get("service_cpu_ms_per_call")
                    for x in doc.get("scaling", [])}
@@ -699,7 +676,7 @@ def print_report(doc: dict[str, Any], verdict_list: list[Verdict]) -> None:
         s = big.get("summary")
         print(f"mapping of 5,000 Observations + 1,000 medication resources ({big['resources']} resources, "
               f"{big['generator']}): " + (f"p50 {fmt_ms(s.p50)} ms, p95 {fmt_ms(s.p95)} ms, max {fmt_ms(s.max)} ms"
-                                         if s else "fhir_mappings.summarize not available"))
+                                         if s else "not measured"))
     print(f"memory: {doc.get('memory')}")
     boots = [e for e in doc.get("worker_lifecycle", []) if "Booting worker" in e]
     print(f"gunicorn worker boots: {len(boots)} (workers {doc['plan'].get('workers', '?')}); other lifecycle lines: "
