@@ -16,7 +16,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+
+from sandbox.sekmet import ProcessInWorkDir, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
@@ -89,7 +90,7 @@ def floor_app_argv() -> list[str]:
     return [sys.executable, "-m", "bench.floor_app"]
 
 
-class ServiceProcess:
+class ServiceProcess(ProcessInWorkDir):
     """`her2-cds serve --host 127.0.0.1 --port P --workers W` with bench settings, stopped by PID."""
 
     def __init__(self, port: int, workers: int = 2, extra_env: dict[str, str] | None = None,
@@ -230,13 +231,7 @@ class ServiceProcess:
         """SIGTERM to our PID (gunicorn stops its workers), then SIGKILL any leftover descendant by PID."""
         if self.process is not None:
             tree = [(pid, cmdline(pid)) for pid in descendants(self.process.pid)] if self.process.poll() is None else []
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=STOP_GRACE_S)
+            stop_process(self.process, grace=STOP_GRACE_S)
             for pid, line in tree:
                 if cmdline(pid) == line and line:      # still the very process we started (no PID reuse)
                     try:
@@ -244,13 +239,4 @@ class ServiceProcess:
                     except OSError:
                         pass
             self.process = None
-        if self.work_dir is not None:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-            self.work_dir = None
-
-    def __enter__(self) -> "ServiceProcess":
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        self._remove_work_dir()

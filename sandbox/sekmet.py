@@ -26,6 +26,7 @@ import urllib.request
 import venv as venv_module
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 SEKMET_VERSION = "0.1.1"
 VENV_ENV = "HER2CDS_SEKMET_VENV"
@@ -107,7 +108,33 @@ def stop_process(process: subprocess.Popen, grace: float = _STOP_GRACE_SECONDS) 
         process.wait(timeout=grace)
 
 
-class SekmetServer:
+class ProcessInWorkDir:
+    """A server started as a child in a temporary work dir and stopped by PID: `with` starts it and always
+    stops it, and stopping removes the work dir. Subclasses implement `start` and `stop` (which calls
+    `_remove_work_dir`); the bench's `her2-cds serve` wrapper is one too."""
+
+    work_dir: Path | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def _remove_work_dir(self) -> None:
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.work_dir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class SekmetServer(ProcessInWorkDir):
     """Context manager: a fresh sekmet-fhir on 127.0.0.1, stopped by PID on exit."""
 
     def __init__(self, port: int | None = None, venv: Path | None = None, *, keep_log: Path | None = None,
@@ -177,16 +204,7 @@ class SekmetServer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-        if self.work_dir is not None:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-            self.work_dir = None
-
-    def __enter__(self) -> "SekmetServer":
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        self._remove_work_dir()
 
 
 def main(argv: list[str] | None = None) -> int:
