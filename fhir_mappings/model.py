@@ -43,7 +43,7 @@ CHECKPOINT_INHIBITOR = "checkpoint-inhibitor"
 OTHER_CHEMO = "other-chemotherapy"
 HER2_CLASSES = frozenset({HER2_ANTIBODY, HER2_ADC, HER2_TKI})
 
-# Canonical RxNorm ingredient (IN) codes the rules refer to (contract/cards.md table).
+# Canonical RxNorm ingredient (IN) codes the rules refer to (docs/card-contract.md, "RxNorm ingredient codes").
 RX_TRASTUZUMAB = "224905"
 RX_PERTUZUMAB = "1298944"
 RX_TDM1 = "1371041"
