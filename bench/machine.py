@@ -7,6 +7,7 @@ reader can tell a slow service from a busy machine.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,6 @@ def account(start: CpuSnapshot, end: CpuSnapshot, live_trees_s: float, elapsed_s
 
 def others_cores(window_s: float = 3.0) -> float:
     """Cores' worth of CPU used by every process except this one over a short window."""
-    import time
     start = snapshot()
     time.sleep(window_s)
     end = snapshot()
@@ -72,7 +72,6 @@ def others_cores(window_s: float = 3.0) -> float:
 def wait_until_quiet(max_wait_s: float, threshold_cores: float = 0.3, log=print) -> float:
     """Wait (at most `max_wait_s`) until other processes use under `threshold_cores`; returns the last
     reading. The bench measures anyway when the machine stays busy, and says so in the report."""
-    import time
     deadline = time.monotonic() + max_wait_s
     reading = others_cores()
     while reading >= threshold_cores and time.monotonic() < deadline:

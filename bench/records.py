@@ -13,12 +13,12 @@ queries, so a history of N resources reaches the service as N resources (the wor
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.synthetic import large_record
+from cds_service.relative_dates import load_json
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SCENARIOS = REPO.parent / "shared" / "scenarios"
@@ -38,11 +38,6 @@ class BenchPatient:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _substitute(text: str, today: dt.date) -> str:
-    from cds_service.relative_dates import substitute
-    return substitute(text, today)
-
-
 def _counts(resources: tuple[dict[str, Any], ...]) -> dict[str, int]:
     out: dict[str, int] = {}
     for r in resources:
@@ -51,8 +46,8 @@ def _counts(resources: tuple[dict[str, Any], ...]) -> dict[str, int]:
 
 
 def _from_scenario(folder: Path, today: dt.date) -> BenchPatient:
-    bundle = json.loads(_substitute((folder / "bundle.json").read_text(encoding="utf-8"), today))
-    cases = json.loads(_substitute((folder / "cases.json").read_text(encoding="utf-8"), today))
+    bundle = load_json(folder / "bundle.json", today)
+    cases = load_json(folder / "cases.json", today)
     drafts: tuple[dict[str, Any], ...] = ()
     for case in cases.get("cases", []):
         if case.get("draftOrders"):
@@ -66,13 +61,13 @@ def _from_scenario(folder: Path, today: dt.date) -> BenchPatient:
 
 def _from_sandbox(path: Path, today: dt.date) -> BenchPatient:
     """A demo patient (transaction Bundle) and its drafts file `sandbox/drafts/<demo-N>-*.json`."""
-    data = json.loads(_substitute(path.read_text(encoding="utf-8"), today))
+    data = load_json(path, today)
     resources = tuple(e["resource"] for e in data.get("entry", []))
     patient = next(r["id"] for r in resources if r["resourceType"] == "Patient")
     stem = "-".join(path.stem.split("-")[:2])                       # demo-2-early-relapse -> demo-2
     drafts: tuple[dict[str, Any], ...] = ()
     for draft_file in sorted((SANDBOX_PATIENTS.parent / "drafts").glob(f"{stem}-*.json")):
-        bundle = json.loads(_substitute(draft_file.read_text(encoding="utf-8"), today))
+        bundle = load_json(draft_file, today)
         drafts = tuple(e["resource"] for e in bundle.get("entry", []) if "resource" in e)
         break
     return BenchPatient(patient, resources, drafts or tuple(thp_drafts(patient, today)),

@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,6 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    import socket
     with socket.socket() as s:
         try:
             s.bind((host, port))
@@ -93,7 +93,6 @@ def discover(base: str, timeout: float = 5.0) -> dict[str, str]:
 
 def _shown(path: Path) -> str:
     """Relative to the working directory when inside it (what a user in the checkout types), else absolute."""
-    import os
     rel = os.path.relpath(path)
     return str(path) if rel.startswith("..") else rel
 
