@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import responses
 
-from cds_service.demo.relative_dates import load_json
+from cds_service.relative_dates import load_json
 from cds_service.services import SERVICES
 from support import REPO, TODAY, bundle_resources
 
