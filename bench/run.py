@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import math
 import os
@@ -253,10 +254,13 @@ def prefetch_resource_count(prefetch: dict[str, Any]) -> int:
 # ----------------------------------------------------------------------------- in-process mapping
 def time_mapping(resources: list[dict[str, Any]], patient_id: str, today: dt.date, repeats: int) -> Summary:
     """CPU ms of `fhir_mappings.summarize` in this process on the same resources.
-    CPU time (this process's clock), not wall time: other work on the machine does not move it."""
+    CPU time (this process's clock), not wall time: other work on the machine does not move it. A full
+    collection before each sample keeps the bench's own garbage (the load runs' results) out of it: with
+    few samples, one collection of that decided the p95."""
     summarize_record(resources, patient_id, today)          # warm-up (imports, terminology tables)
     samples = []
     for _ in range(repeats):
+        gc.collect()
         started = time.process_time()
         summarize_record(resources, patient_id, today)
         samples.append((time.process_time() - started) * 1000.0)
