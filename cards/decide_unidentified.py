@@ -11,6 +11,8 @@ the checks are run as if it were each of them in turn. A card that any candidate
 - it proposes no action (the service does not know what the draft is);
 - a card the record gets anyway (without the draft) is kept as it is, unless a candidate would make it
   more serious.
+A draft known only by a broad class (antineoplastic agents, endocrine therapy) is checked this way for the
+harms drug labels warn about only (`SAFETY_TOPICS`), not for guideline cards that would each be a guess.
 A draft whose class cannot be recognised at all has no candidates: it is named on every card of the
 answer and counted in the call's log line and metrics, and gets no card of its own (no contract topic
 fits "an unidentified drug", and most such drafts are supportive medications).
@@ -21,7 +23,7 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from cards.decision import Decision
-from cards.topics import INDICATOR_RANK
+from cards.topics import INDICATOR_RANK, SAFETY_TOPICS
 from fhir_mappings.model import DraftOrder, Drug
 
 Checks = Callable[[Sequence[DraftOrder]], list[Decision]]
@@ -43,6 +45,8 @@ def with_unidentified_drafts(checks: Checks, drafts: Sequence[DraftOrder]) -> li
             world = [*drafts[:i], replace(draft, drugs=(drug,), unmapped=False), *drafts[i + 1:]]
             for decision in checks(world):
                 hits.setdefault(decision.topic, []).append((drug, decision))
+        if draft.broad_class:      # "chemotherapy": the label harms only, not a guideline card per guess
+            hits = {topic: found for topic, found in hits.items() if topic in SAFETY_TOPICS}
         for topic, found in hits.items():
             card = _unconfirmed(draft, found)
             kept = by_topic.get(topic)

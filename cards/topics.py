@@ -36,5 +36,14 @@ DRAFT_ORDER_TOPICS = frozenset({
 })
 
 
+# Topics about a harm a drug label warns about (boxed warning, warnings and precautions), as opposed to the
+# guideline checks of sequence and choice (first-line restart, T-DXd not offered, blockade gap, HER2 status).
+# A draft known only as "chemotherapy" is checked as each of its many possible drugs for these alone
+# (`cards.decide_unidentified`).
+SAFETY_TOPICS = frozenset({
+    "pregnancy", "anthracycline-her2-cardiotoxicity", "heart-failure", "ild-pneumonitis", "lvef-monitoring",
+})
+
+
 def max_indicator(*indicators: str) -> str:
     return max(indicators, key=INDICATOR_RANK.__getitem__)

@@ -117,7 +117,8 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None,
                                          selected=keys is None or resource_id in keys, unmapped=not m.drugs,
                                          planned_start=start, planned_end=end,
                                          probable_class=hint.what if hint else "",
-                                         candidates=hint.candidates if hint else ()))
+                                         candidates=hint.candidates if hint else (),
+                                         broad_class=hint.broad if hint else False))
             except Exception as exc:   # noqa: BLE001 - one odd draft must not hide the others
                 issues.append(RecordIssue(where, f"draft order could not be read ({type(exc).__name__})"))
     except Exception as exc:   # noqa: BLE001

@@ -287,3 +287,4 @@ class DraftOrder:
     planned_end: dt.date | None = None     # None when the draft states no end
     probable_class: str = ""         # an unmapped draft's likely class ("an anthracycline", ATC group / name stem)
     candidates: tuple[Drug, ...] = ()   # the known drugs of that class: the rules check the draft as each of them
+    broad_class: bool = False        # the class is a whole therapy area: checked as each drug for safety harms only

@@ -261,23 +261,25 @@ class ClassHint:
     what: str                        # "an anthracycline": said on cards and in record issues
     atc_groups: tuple[str, ...]      # the ATC group prefixes of the class
     candidates: tuple[Drug, ...]     # ingredients of the roll-up table in those groups (table order)
+    broad: bool = False              # a whole therapy area (L01, L02): checked for label safety harms only
 
 
-def _hint(what: str, *groups: str, checked_as_members: bool = True) -> ClassHint:
+def _hint(what: str, *groups: str, broad: bool = False) -> ClassHint:
     members = {d.rxnorm: d for code, drugs in _BY_ATC.items() if code.startswith(groups) for d in drugs}
-    return ClassHint(what, groups, tuple(members.values()) if checked_as_members else ())
+    return ClassHint(what, groups, tuple(members.values()), broad)
 
 
 #: ATC groups (prefix -> class) used to say what an unidentified medication probably is. Group codes
 #: as in clinical.md §4.2 (L01DB anthracyclines, L01FD HER2 antibodies/ADCs, L01EH HER2 kinase inhibitors,
-#: L01CD taxanes); L01 antineoplastic, L02 endocrine therapy of cancer. The two broad groups are named and
-#: counted but not checked as each member: "chemotherapy per protocol" checked as 23 drugs gave three
-#: conditional warnings on one draft, noise that would teach clinicians to dismiss the real ones.
+#: L01CD taxanes); L01 antineoplastic, L02 endocrine therapy of cancer. The two broad groups are checked for
+#: the harms the labels warn about only (`cards.topics.SAFETY_TOPICS`): "chemotherapy per protocol" checked
+#: as each of 23 drugs for every topic drew three conditional warnings on one draft (two of them guideline
+#: checks), noise that would teach clinicians to dismiss the real ones.
 _ANTHRACYCLINE, _TAXANE = _hint("an anthracycline", "L01DB"), _hint("a taxane", "L01CD")
-_ANTINEOPLASTIC = _hint("an antineoplastic agent", "L01", checked_as_members=False)
+_ANTINEOPLASTIC = _hint("an antineoplastic agent", "L01", broad=True)
 _ATC_CLASS_HINTS = (_ANTHRACYCLINE, _hint("a HER2-targeted antibody or conjugate", "L01FD"),
                     _hint("a HER2 kinase inhibitor", "L01EH"), _TAXANE, _ANTINEOPLASTIC,
-                    _hint("an endocrine cancer therapy", "L02", checked_as_members=False))
+                    _hint("an endocrine cancer therapy", "L02", broad=True))
 #: Name stems: USAN "-rubicin" and "-taxel"; "HER2" / "ERBB2" named in a drug's name is its target.
 _STEM_HINTS = ((re.compile(r"rubicin\b|anthracycl", re.I), _ANTHRACYCLINE), (re.compile(r"taxel\b", re.I), _TAXANE),
                (re.compile(r"\b(?:her-?2|erbb-?2)\b", re.I), _hint("a HER2-targeted agent", "L01FD", "L01EH")),

@@ -53,7 +53,7 @@ SHAPES = {
     "her2-kinase-inhibitor-by-atc-group": draft("d-x", atc("L01EH99", "local product 4")),
     "unrecognisable-local-code": draft("d-x", {"coding": [{"system": LOCAL, "code": "99123"}],
                                                "text": "XYZ-123 injection"}),
-    # Broad classes are named and counted, not checked as each of their many members (alert noise).
+    # Broad classes are checked as each of their many members for label safety harms only (alert noise).
     "antineoplastic-by-name": draft("d-x", {"text": "chemotherapy per protocol"}),
     "antineoplastic-by-atc-group": draft("d-x", atc("L01XX99", "local product 5")),
     "endocrine-therapy-by-atc-group": draft("d-x", atc("L02BG99", "local product 6")),
@@ -86,8 +86,8 @@ OUTCOMES = [
     (EPIC, "her2-antibody-by-atc-group", {"tdxd-not-offered": "warning"}),
     (EPIC, "her2-kinase-inhibitor-by-atc-group", {"tdxd-not-offered": "warning"}),
     (EPIC, "unrecognisable-local-code", {}),
-    (EPIC, "antineoplastic-by-name", {}),
-    (EPIC, "antineoplastic-by-atc-group", {}),
+    (EPIC, "antineoplastic-by-name", {ANTHRACYCLINE_TOPIC: "warning"}),        # not blockade-gap, tdxd-not-offered
+    (EPIC, "antineoplastic-by-atc-group", {ANTHRACYCLINE_TOPIC: "warning"}),
     (EPIC, "endocrine-therapy-by-atc-group", {}),
     (ORACLE, "anthracycline-by-name-stem", {}),                                 # no trastuzumab exposure
     (ORACLE, "anthracycline-by-atc-group", {}),
@@ -97,6 +97,8 @@ OUTCOMES = [
     (ORACLE, "her2-antibody-by-atc-group", {"her2-status-unknown": "info", "lvef-monitoring": "info"}),
     (ORACLE, "her2-kinase-inhibitor-by-atc-group", {"her2-status-unknown": "info", "lvef-monitoring": "info"}),
     (ORACLE, "unrecognisable-local-code", {}),
+    (ORACLE, "antineoplastic-by-name", {"lvef-monitoring": "info"}),          # not her2-status-unknown
+    (ORACLE, "endocrine-therapy-by-atc-group", {}),
 ]
 CARDED = [pytest.param(f, s, t, id=f"{f[:6]}-{s}") for f, s, t in OUTCOMES if t]
 NOT_CARDED = [pytest.param(f, s, id=f"{f[:6]}-{s}") for f, s, t in OUTCOMES if not t]
