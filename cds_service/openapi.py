@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 from flask import Blueprint, Response, jsonify
 
+from cds_service.services import FhirQuery, ServiceDefinition
+
 PATH = "/openapi.json"
 
 
@@ -67,20 +69,19 @@ def _post(operation_id: str, summary: str, body: dict[str, Any], ok: dict[str, A
                                     for status in errors}}}}
 
 
-def _hook_operation(service: Any) -> dict[str, Any]:
+def _hook_operation(service: ServiceDefinition) -> dict[str, Any]:
     operation = _post(
-        f"call-{service.id}", f"{service.hook}: {getattr(service, 'title', '') or service.id}",
+        f"call-{service.id}", f"{service.hook}: {service.title}",
         {"allOf": [{"$ref": "#/components/schemas/HookRequest"}, {"properties": {"hook": {"const": service.hook}}}]},
         {"description": "Cards (an empty list only when there is nothing to say)",
          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CdsResponse"}}}},
         _ERRORS)
-    queries = getattr(service, "queries", ())
-    if queries:
-        operation["post"]["description"] = _prefetch_policy(queries)
+    if service.queries:
+        operation["post"]["description"] = _prefetch_policy(service.queries)
     return operation
 
 
-def _prefetch_policy(queries: Iterable[Any]) -> str:
+def _prefetch_policy(queries: Iterable[FhirQuery]) -> str:
     """Each prefetch key's failure policy and its reason (`services.FhirQuery`), for the EHR integrator:
     which keys a call cannot do without (412) and which only leave a gap the cards name."""
     lines = ["Each prefetch key is read from `prefetch`, else from `fhirServer`. When it can be obtained "
@@ -92,7 +93,7 @@ def _prefetch_policy(queries: Iterable[Any]) -> str:
     return "\n".join(lines)
 
 
-def _feedback_operation(service: Any) -> dict[str, Any]:
+def _feedback_operation(service: ServiceDefinition) -> dict[str, Any]:
     return _post(
         f"feedback-{service.id}", f"Feedback on the cards of {service.id} (stored once per item)",
         {"$ref": "#/components/schemas/FeedbackRequest"},
@@ -101,7 +102,7 @@ def _feedback_operation(service: Any) -> dict[str, Any]:
         ("400", "401", "404", "413", "415"))
 
 
-def build_document(services: Iterable[Any]) -> dict[str, Any]:
+def build_document(services: Iterable[ServiceDefinition]) -> dict[str, Any]:
     """The whole document for these service definitions (each has `id` and `hook`)."""
     document = yaml.safe_load(_packaged("openapi.yaml"))
     schemas = document["components"]["schemas"]
@@ -113,7 +114,7 @@ def build_document(services: Iterable[Any]) -> dict[str, Any]:
     return document
 
 
-def create_blueprint(services: Iterable[Any]) -> Blueprint:
+def create_blueprint(services: Iterable[ServiceDefinition]) -> Blueprint:
     document = build_document(services)
     blueprint = Blueprint("openapi", __name__)
 
