@@ -15,7 +15,7 @@ from cards.decide_safety import safety_decisions
 from cards.decision import Decision
 from cards.knowledge_base import Knowledge
 from cards.policy import Policy
-from cards.render import render_card
+from cards.render import render_card, uuid_source
 from cards.topics import DRAFT_ORDER_TOPICS, INDICATOR_RANK, TOPIC_ORDER, TOPICS
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
 
@@ -62,6 +62,8 @@ def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], scope: CardSco
 def render_cards(decisions: Sequence[Decision], summary: PatientSummary, drafts: Sequence[DraftOrder], *,
                  knowledge: Knowledge, data_gaps: Sequence[RecordIssue] = (),
                  app_launch_url: str | None = None) -> list[dict[str, Any]]:
-    """The `cards` array for these decisions, in their order (`app_launch_url`: see `render_card`)."""
-    return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts, app_launch_url=app_launch_url)
-            for d in decisions]
+    """The `cards` array for these decisions, in their order (`app_launch_url`: see `render_card`). The cards'
+    and suggestions' uuids come from one read of the OS's random source (`uuid_source`)."""
+    make_uuid = uuid_source(len(decisions) + sum(len(d.proposals) for d in decisions))
+    return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts, app_launch_url=app_launch_url,
+                        make_uuid=make_uuid) for d in decisions]

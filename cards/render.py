@@ -5,10 +5,11 @@ sent, so a client never receives a resource it cannot post. No empty value is ev
 """
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
@@ -66,11 +67,27 @@ def _actions(p: Proposal, patient_id: str) -> list[dict[str, Any]]:
     return actions
 
 
-def _suggestion(p: Proposal, patient_id: str, recommended_allowed: bool) -> dict[str, Any] | None:
+def new_uuid() -> str:
+    """A random (version 4) UUID as text."""
+    return str(uuid.uuid4())
+
+
+def uuid_source(count: int) -> Callable[[], str]:
+    """`count` random (version 4) UUIDs read from the OS's random source at once, then `new_uuid` ones.
+
+    uuid4() reads 16 bytes per UUID: one getrandom syscall each, and each releases the GIL, a hand-over
+    to another thread of a busy worker. A card set needs a handful; one read serves them all."""
+    data = os.urandom(16 * count)
+    batch: Iterator[str] = (str(uuid.UUID(bytes=data[i:i + 16], version=4)) for i in range(0, len(data), 16))
+    return lambda: next(batch, None) or new_uuid()
+
+
+def _suggestion(p: Proposal, patient_id: str, recommended_allowed: bool,
+                make_uuid: Callable[[], str]) -> dict[str, Any] | None:
     actions = _actions(p, patient_id)
     if not actions:
         return None
-    s: dict[str, Any] = {"label": p.label[:200], "uuid": str(uuid.uuid4()), "actions": actions}
+    s: dict[str, Any] = {"label": p.label[:200], "uuid": make_uuid(), "actions": actions}
     if recommended_allowed:
         s["isRecommended"] = p.recommended
     return s
@@ -80,11 +97,12 @@ APP_LINK_LABEL = "Therapy timeline and reasoning"
 
 
 def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, gaps: Sequence[RecordIssue] = (),
-                drafts: Sequence[DraftOrder] = (), app_launch_url: str | None = None) -> dict[str, Any]:
+                drafts: Sequence[DraftOrder] = (), app_launch_url: str | None = None,
+                make_uuid: Callable[[], str] = new_uuid) -> dict[str, Any]:
     display = TOPICS[d.topic]
     citation = card_citation(d)
     card: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
+        "uuid": make_uuid(),
         "summary": d.summary if len(d.summary) <= 139 else d.summary[:138] + "…",
         "indicator": d.indicator,
         "detail": build_detail(d, knowledge, summary, gaps, drafts),
@@ -98,7 +116,7 @@ def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, g
         "links": card_links(d),
     }
     is_regimen = d.topic == "her2-next-regimen"
-    suggestions = [s for s in (_suggestion(p, summary.patient_id, is_regimen) for p in d.proposals) if s]
+    suggestions = [s for s in (_suggestion(p, summary.patient_id, is_regimen, make_uuid) for p in d.proposals) if s]
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
