@@ -35,6 +35,19 @@ class KnowledgeError(ValueError):
     """The knowledge file is unreadable or invalid; the message names the file and the entry."""
 
 
+def _hashed_by_id(cls: type) -> type:
+    """Hash a knowledge entry by its id (unique within its section: `_check_references`). Equal entries have
+    equal ids, so this agrees with the field-by-field equality; the generated hash walked every field, each
+    citation included, on each dict or cache look-up (a few hundred per hook call, issue 15)."""
+    cls.__hash__ = _id_hash     # type: ignore[assignment]
+    return cls
+
+
+def _id_hash(entry: Any) -> int:
+    return hash(entry.id)
+
+
+@_hashed_by_id
 @dataclass(frozen=True)
 class Citation:
     """A cited source; `short` is how a card names it (source label, links), `status` its mark (seed, V, P, U)."""
@@ -50,6 +63,7 @@ class Citation:
         return self.short or self.label
 
 
+@_hashed_by_id
 @dataclass(frozen=True)
 class DrugEntry:
     """A drug the regimens name, by RxNorm ingredient; `short` is the abbreviation cards add to the name (T-DXd)."""
@@ -72,6 +86,7 @@ class Component:
     dose: str
 
 
+@_hashed_by_id
 @dataclass(frozen=True)
 class RegimenEntry:
     id: str
@@ -110,6 +125,7 @@ class TfiPolicy:
         return self.months_if_pertuzumab if early_regimen_had_pertuzumab else self.months
 
 
+@_hashed_by_id
 @dataclass(frozen=True)
 class Rule:
     id: str
