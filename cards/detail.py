@@ -89,11 +89,17 @@ class _FactsTable:
 
 def _drop_order(facts: Sequence[FactRow]) -> list[int]:
     """Indices of facts in the order they are left out: low-priority labels first, then from the end."""
-    def rank(i: int) -> tuple[int, int]:
-        label = facts[i].label
-        low = next((n for n, prefix in enumerate(_LOW_PRIORITY) if label.startswith(prefix)), len(_LOW_PRIORITY))
-        return (low, -i)
-    return sorted(range(len(facts)), key=rank)
+    return sorted(range(len(facts)), key=lambda i: (_priority(facts[i].label), -i))
+
+
+def _priority(label: str) -> int:
+    """The index of the `_LOW_PRIORITY` prefix the label starts with (the first dropped: 0), else the length
+    of that list. Most labels have none: one startswith over the tuple answers them."""
+    if label.startswith(_LOW_PRIORITY):
+        for n, prefix in enumerate(_LOW_PRIORITY):
+            if label.startswith(prefix):
+                return n
+    return len(_LOW_PRIORITY)
 
 
 @lru_cache(maxsize=1024)      # knowledge text only (no patient data): rendered once per process
@@ -151,18 +157,21 @@ def build_detail(d: Decision, knowledge: Knowledge, summary: PatientSummary, gap
     """The detail within its length budget: facts are left out (low-priority ones first) until it fits;
     a text still too long is cut with a pointer to the explanation view, keeping the footer line."""
     budget = detail_budget(d)
-    facts = list(dict.fromkeys(d.facts))
     head, tail_sections = _body_parts(d, summary, gaps, drafts)    # built once: only the facts table varies
     end = footer(d, knowledge)
     table = _FactsTable(d.facts)
-    for keep in range(len(facts), -1, -1):
+    for keep in range(len(table.lines), -1, -1):
         body = head + _facts_section(d, summary, table, keep) + tail_sections
-        detail = "\n".join(body + [end])
-        if len(detail) <= budget:
-            return detail
+        if _joined_length(body) + 1 + len(end) <= budget:     # measured before joining: a long record tries several
+            return "\n".join(body + [end])
     tail = ["", "*… shortened: the full reasoning is in the explanation view.*", end]
     room = budget - len("\n".join(tail)) - 1
     return "\n".join(body)[:max(0, room)].rstrip() + "\n" + "\n".join(tail)
+
+
+def _joined_length(lines: Sequence[str]) -> int:
+    """len("\\n".join(lines)) without joining them."""
+    return sum(map(len, lines)) + len(lines) - 1
 
 
 def _facts_section(d: Decision, summary: PatientSummary, table: _FactsTable, keep_facts: int) -> list[str]:
