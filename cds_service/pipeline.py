@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cards import Policy, decide, load_knowledge, render_cards
@@ -47,16 +48,15 @@ def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, toda
     """
     clock = _PhaseClock(timings)
     summary = summarize(record.resources, record.patient_id, today)
-    medications = {r["id"]: r for r in record.resources
-                   if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
-    drafts, draft_issues = map_draft_orders(context.get("draftOrders"), context.get("selections"), medications)
+    draft_orders = context.get("draftOrders")
+    drafts, draft_issues = map_draft_orders(draft_orders, context.get("selections"),
+                                            _medications(record) if draft_orders is not None else None)
     issue_counts = {"unreadable": len(summary.skipped), "unmapped": len(summary.unmapped),
                     "drafts_unread": sum(1 for i in draft_issues if not i.info),
                     "by_name": len(summary.notes) + sum(1 for i in draft_issues if i.info)}
     clock.lap("map")
-    policy = Policy() if settings is None else Policy(
-        tfi_policy=settings.tfi_policy, list_post_seed_regimens=settings.list_post_seed_regimens,
-        plan_at_progression_card=settings.plan_at_progression_card)
+    policy = Policy() if settings is None else _policy(settings.tfi_policy, settings.list_post_seed_regimens,
+                                                       settings.plan_at_progression_card)
     knowledge = load_knowledge()
     decisions = decide(summary, drafts, service_for_hook(hook).cards, knowledge=knowledge, policy=policy)
     clock.lap("decide")
@@ -67,6 +67,20 @@ def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, toda
     return Evaluation(summary=summary, decisions=tuple(decisions), cards=cards, gaps=gaps,
                       issues=(*record.gaps, *summary.skipped, *summary.unmapped, *draft_issues),
                       issue_counts=issue_counts)
+
+
+def _medications(record: GatheredRecord) -> dict[str, dict[str, Any]]:
+    """The record's Medication resources by id, for drafts that reference one (a pass over the whole record:
+    made only when the hook carries draft orders)."""
+    return {r["id"]: r for r in record.resources
+            if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
+
+
+@lru_cache(maxsize=16)    # configuration values only (a frozen Policy): the same policy for every call of a process
+def _policy(tfi_policy: str | None, list_post_seed_regimens: bool, plan_at_progression_card: bool) -> Policy:
+    """The clinical policy of these settings; built and checked against the knowledge once, not per call."""
+    return Policy(tfi_policy=tfi_policy, list_post_seed_regimens=list_post_seed_regimens,
+                  plan_at_progression_card=plan_at_progression_card)
 
 
 class _PhaseClock:
