@@ -120,6 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cds_service.relative_dates import load_json
     from cds_service.gather import GatheredRecord
     from cds_service.pipeline import evaluate
+    from cds_service.services import service_for_hook
 
     today = _today(args.today)
     bundle = load_json(args.bundle, today)
@@ -135,7 +136,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {args.hook} needs at least one --draft FILE", file=sys.stderr)
         return 2
     context = build_context(args.hook, patient, _draft_resources(args.draft or [], today))
-    cards = evaluate(args.hook, context, GatheredRecord(patient_id=patient, resources=tuple(resources)),
+    record = GatheredRecord(patient_id=patient, resources=tuple(resources))
+    cards = evaluate(service_for_hook(args.hook), context, record,
                      today=today, settings=load_settings()).cards
     if args.format == "markdown":
         print(cards_markdown(cards))

@@ -61,7 +61,7 @@ def call_service(service_id: str) -> Response:
         timings["gather"] = _ms(t0)
         entry["prefetch"] = report.as_log()
         t1 = time.monotonic()
-        evaluation = pipeline.evaluate(service.hook, body["context"], record,
+        evaluation = pipeline.evaluate(service, body["context"], record,
                                        today=dt.datetime.now(dt.timezone.utc).date(), settings=state.settings,
                                        timings=timings,  # adds map / decide / render
                                        app_launch_url=_launch_url(state))

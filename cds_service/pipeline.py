@@ -13,7 +13,7 @@ from typing import Any
 
 from cards import Policy, decide, load_knowledge, render_cards
 from cds_service.config import Settings
-from cds_service.services import service_for_hook
+from cds_service.services import ServiceDefinition
 from fhir_mappings import map_draft_orders, summarize
 from cards.decision import Decision
 from cds_service.gather import GatheredRecord
@@ -36,11 +36,12 @@ class Evaluation:
     issue_counts: dict[str, int]
 
 
-def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
+def evaluate(service: ServiceDefinition, context: dict[str, Any], record: GatheredRecord, *, today: dt.date,
              settings: Settings | None = None, timings: dict[str, float] | None = None,
              app_launch_url: str | None = None) -> Evaluation:
-    """The cards for one hook call, with what they were made from: map the gathered resources and
-    drafts, decide (the cards the hook's service declares it may produce), render.
+    """The cards for one call of `service` (the one the request was routed to by its id, never found again
+    by hook name), with what they were made from: map the gathered resources and drafts, decide (the cards
+    the service declares it may produce), render.
 
     `settings` carries the clinical policy switches (None: defaults). When `timings` is given, the
     milliseconds of each phase (map, decide, render) are added to it for the call's log line.
@@ -58,7 +59,7 @@ def evaluate(hook: str, context: dict[str, Any], record: GatheredRecord, *, toda
     policy = Policy() if settings is None else _policy(settings.tfi_policy, settings.list_post_seed_regimens,
                                                        settings.plan_at_progression_card)
     knowledge = load_knowledge()
-    decisions = decide(summary, drafts, service_for_hook(hook).cards, knowledge=knowledge, policy=policy)
+    decisions = decide(summary, drafts, service.cards, knowledge=knowledge, policy=policy)
     clock.lap("decide")
     gaps = tuple(record.gaps) + tuple(draft_issues)
     cards = render_cards(decisions, summary, drafts, knowledge=knowledge, data_gaps=gaps,

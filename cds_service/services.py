@@ -163,11 +163,12 @@ SERVICES: tuple[ServiceDefinition, ...] = (
 
 _BY_HOOK = {s.hook: s for s in SERVICES}
 if len(_BY_HOOK) != len(SERVICES):
-    raise ValueError("one service per hook: the pipeline finds a call's cards by its hook")
+    raise ValueError("one service per hook (the contract): `her2-cds evaluate --hook` names a service by its hook")
 
 
 def service_for_hook(hook: str) -> ServiceDefinition:
-    """The service declared for `hook` (ValueError for any other hook): whose `cards` a call may produce."""
+    """The service declared for `hook` (ValueError for any other hook), for callers that name a hook rather
+    than a service: `her2-cds evaluate --hook` and tests. HTTP calls are routed by service id instead."""
     try:
         return _BY_HOOK[hook]
     except KeyError:

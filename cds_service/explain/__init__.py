@@ -145,7 +145,7 @@ def create_blueprint(state: ServiceState) -> Blueprint:
             record, _report = state.gatherer.gather(service, body, state.settings.fhir_server_list)  # = check_iss's list
         except RequiredDataUnavailable as exc:
             return _error(502, f"The patient's record could not be read: {exc}")
-        evaluation = pipeline.evaluate(HOOK, body["context"], record, today=dt.datetime.now(dt.timezone.utc).date(),
+        evaluation = pipeline.evaluate(service, body["context"], record, today=dt.datetime.now(dt.timezone.utc).date(),
                                        settings=state.settings,
                                        app_launch_url=app_launch_url(state.settings.public_base_url, request.host_url))
         view = build_page(evaluation, record.resources)

@@ -83,7 +83,7 @@ class Recorder:
     def __init__(self) -> None:
         self.records: list[GatheredRecord] = []
 
-    def __call__(self, hook, context, record, **kwargs) -> pipeline.Evaluation:
+    def __call__(self, service, context, record, **kwargs) -> pipeline.Evaluation:
         self.records.append(record)
         return pipeline.Evaluation(summary=None, decisions=(), cards=[], gaps=record.gaps,  # type: ignore[arg-type]
                                    issues=record.gaps, issue_counts={})

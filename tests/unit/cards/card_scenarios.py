@@ -24,6 +24,7 @@ def cards_of_case(name: str, index: int) -> tuple[dict[str, Any], ...]:
     """The cards `cds_service.pipeline.evaluate` returns for case `index` of scenario `name`."""
     from cds_service.gather import GatheredRecord
     from cds_service.pipeline import evaluate
+    from cds_service.services import service_for_hook
     resources, spec = _scenario(name)
     case = spec["cases"][index]
     patient = case.get("patient", spec["patient"])
@@ -33,4 +34,4 @@ def cards_of_case(name: str, index: int) -> tuple[dict[str, Any], ...]:
                               "entry": [{"resource": r} for r in case["draftOrders"]]}
         if case["hook"] == "order-select":
             ctx["selections"] = [f"MedicationRequest/{r['id']}" for r in case["draftOrders"] if "id" in r]
-    return tuple(evaluate(case["hook"], ctx, GatheredRecord(patient, tuple(resources)), today=TODAY).cards)
+    return tuple(evaluate(service_for_hook(case["hook"]), ctx, GatheredRecord(patient, tuple(resources)), today=TODAY).cards)

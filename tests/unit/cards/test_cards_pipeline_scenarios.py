@@ -20,6 +20,7 @@ def test_scenario_case_meets_its_expectations(directory, index):
     require_shared()
     from cds_service.gather import GatheredRecord
     from cds_service.pipeline import evaluate
+    from cds_service.services import service_for_hook
     resources, spec = load_scenario(directory)
     case = spec["cases"][index]
     patient = case.get("patient", spec["patient"])
@@ -29,7 +30,7 @@ def test_scenario_case_meets_its_expectations(directory, index):
                               "entry": [{"resource": r} for r in case["draftOrders"]]}
         if case["hook"] == "order-select":
             ctx["selections"] = [f"MedicationRequest/{r['id']}" for r in case["draftOrders"]]
-    out = evaluate(case["hook"], ctx, GatheredRecord(patient, tuple(resources)), today=TODAY).cards
+    out = evaluate(service_for_hook(case["hook"]), ctx, GatheredRecord(patient, tuple(resources)), today=TODAY).cards
     assert problems(out, case["hook"], patient) == []
     t = {c["source"]["topic"]["code"]: c["indicator"] for c in out}
     e = case["expect"]

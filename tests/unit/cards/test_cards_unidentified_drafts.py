@@ -14,6 +14,7 @@ from cards.decide_unidentified import with_unidentified_drafts
 from cards.decision import Decision, Proposal
 from cds_service import pipeline
 from cds_service.gather import GatheredRecord
+from cds_service.services import service_for_hook
 from fhir_mappings.model import DraftOrder
 from fhir_mappings.terminology import INGREDIENTS
 from support import REPO, TODAY
@@ -67,7 +68,7 @@ def evaluate(folder: str, drafts: list[dict], resources: list[dict] | None = Non
     record, spec = load(folder)
     context = {"userId": "Practitioner/u", "patientId": spec["patient"],
                "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": d} for d in drafts]}}
-    return pipeline.evaluate(hook, context, GatheredRecord(spec["patient"], tuple(record if resources is None
+    return pipeline.evaluate(service_for_hook(hook), context, GatheredRecord(spec["patient"], tuple(record if resources is None
                                                                                   else resources)), today=TODAY)
 
 

@@ -9,6 +9,7 @@ from cds_service.relative_dates import load_json
 from cds_service.explain.view import build_page
 from cds_service.gather import GatheredRecord
 from cds_service.pipeline import evaluate
+from cds_service.services import service_for_hook
 from support import SANDBOX, SCENARIOS, TODAY, bundle_resources
 
 LAUNCH = "https://cds.example.org/app/launch"
@@ -16,7 +17,7 @@ LAUNCH = "https://cds.example.org/app/launch"
 
 def _page(path, patient):
     resources = bundle_resources(load_json(path, TODAY))
-    evaluation = evaluate("patient-view", {"patientId": patient, "userId": "Practitioner/x"},
+    evaluation = evaluate(service_for_hook("patient-view"), {"patientId": patient, "userId": "Practitioner/x"},
                          GatheredRecord(patient, tuple(resources)), today=TODAY, app_launch_url=LAUNCH)
     return evaluation, build_page(evaluation, resources)
 
@@ -57,6 +58,6 @@ def test_her2_discordance_over_time_is_visible():
 
 def test_cards_carry_no_smart_link_when_no_launch_url_is_known():
     resources = bundle_resources(load_json(SANDBOX / "patients" / "demo-1-2l-after-tch.json", TODAY))
-    cards = evaluate("patient-view", {"patientId": "demo-1-pat"}, GatheredRecord("demo-1-pat", tuple(resources)),
+    cards = evaluate(service_for_hook("patient-view"), {"patientId": "demo-1-pat"}, GatheredRecord("demo-1-pat", tuple(resources)),
                     today=TODAY).cards
     assert cards and not any(link.get("type") == "smart" for c in cards for link in c.get("links", []))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cds_service import pipeline
+from cds_service.services import service_for_hook
 from cds_service.gather import GatheredRecord
 from cds_service.relative_dates import load_json
 from fhir_mappings import summarize
@@ -76,7 +77,7 @@ def test_ehr_shaped_record_gives_the_expected_cards(folder, case):
         context["draftOrders"] = case["draftOrders_bundle"]
         context["selections"] = [f"MedicationRequest/{e['resource']['id']}" for e in case["draftOrders_bundle"]["entry"]
                                  if e["resource"]["resourceType"] == "MedicationRequest"]
-    evaluation = pipeline.evaluate(case["hook"], context, GatheredRecord(spec["patient"], tuple(resources)),
+    evaluation = pipeline.evaluate(service_for_hook(case["hook"]), context, GatheredRecord(spec["patient"], tuple(resources)),
                                    today=TODAY)
     cards, counts = evaluation.cards, evaluation.issue_counts
     assert _judge()(cards, case["expect"]) == [], json.dumps(cards, indent=1)[:3000]
@@ -91,7 +92,7 @@ def test_unread_draft_next_to_a_readable_one_is_said_on_the_cards_and_counted():
                                                          "code": "3639"}]}},
               {"resourceType": "MedicationRequest", "id": "d-unknown", "status": "draft", "intent": "order",
                "medicationReference": {"reference": "Medication/not-sent", "display": "investigational anthracycline XY-7"}}]
-    evaluation = pipeline.evaluate("order-select", {"userId": "Practitioner/u", "patientId": spec["patient"],
+    evaluation = pipeline.evaluate(service_for_hook("order-select"), {"userId": "Practitioner/u", "patientId": spec["patient"],
                                                "draftOrders": {"resourceType": "Bundle",
                                                                "entry": [{"resource": d} for d in drafts]}},
                                    GatheredRecord(spec["patient"], tuple(resources)), today=TODAY)

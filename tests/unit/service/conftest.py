@@ -18,6 +18,7 @@ import responses
 
 from cds_service import create_app, pipeline
 from cds_service.gather import GatheredRecord
+from cds_service.services import ServiceDefinition
 from cds_service.logging_setup import LOGGER_NAME, JsonLinesFormatter
 from service_helpers import CARD, FHIR, HangingServer
 from support.client_key import ISSUER, trusted_issuers_file
@@ -33,13 +34,14 @@ class EvaluateRecorder:
     raises: Exception | None = None
     record_issues: dict[str, int] = field(default_factory=dict)   # what the mapping "could not read"
 
-    def __call__(self, hook: str, context: dict, record: GatheredRecord, *, today: Any,
+    def __call__(self, service: ServiceDefinition, context: dict, record: GatheredRecord, *, today: Any,
                  settings: Any = None, timings: dict | None = None, app_launch_url: Any = None) -> pipeline.Evaluation:
-        self.calls.append({"hook": hook, "context": context, "record": record, "today": today})
+        self.calls.append({"service": service.id, "hook": service.hook, "context": context, "record": record,
+                           "today": today})
         if self.raises:
             raise self.raises
         if self.real is not None:
-            return self.real(hook, context, record, today=today, settings=settings, timings=timings,
+            return self.real(service, context, record, today=today, settings=settings, timings=timings,
                              app_launch_url=app_launch_url)
         return pipeline.Evaluation(summary=None, decisions=(), cards=[dict(CARD)], gaps=record.gaps,  # type: ignore[arg-type]
                                    issues=record.gaps, issue_counts=dict(self.record_issues))
