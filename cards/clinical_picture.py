@@ -8,12 +8,10 @@ what a card shows: a card's facts table is built from it by `fact_rows`. Pure: n
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cards.knowledge_base import Knowledge, TfiPolicy
 from cards.policy import Policy
-from dataclasses import replace
-
 from fhir_mappings.model import (ANTHRACYCLINE, CDK46, ENDOCRINE, FLUOROPYRIMIDINE, HER2_CLASSES, OTHER_CHEMO,
                                  PLATINUM, RX_CAPECITABINE, RX_TRASTUZUMAB,
                                  RX_TUCATINIB, TAXANE, ConditionFact, DraftOrder, Drug, Exposure, Her2Result,

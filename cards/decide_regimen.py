@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from cards.decision import Decision, Excluded, FactRow, Proposal
 from cards.fact_rows import (contraindication_facts, disease_facts, line_fact, lvef_facts, ordinal, receptor_facts,
-                         therapy_facts)
+                             therapy_facts)
 from cards.knowledge_base import Knowledge, LinePlan, RegimenEntry
 from cards.clinical_picture import ClinicalPicture
 from cards.policy import Policy

@@ -12,11 +12,11 @@ from functools import lru_cache
 from typing import Any
 
 from cards import Policy, decide, load_knowledge, render_cards
+from cards.decision import Decision
 from cds_service.config import Settings
+from cds_service.gather import GatheredRecord
 from cds_service.services import ServiceDefinition
 from fhir_mappings import map_draft_orders, summarize
-from cards.decision import Decision
-from cds_service.gather import GatheredRecord
 from fhir_mappings.model import PatientSummary, RecordIssue
 
 

@@ -10,7 +10,7 @@ A draft naming its drug by `medicationReference` is resolved against the Medicat
 the same `draftOrders` Bundle (Epic sends them there; by id, "Medication/<id>", or the entry's
 `fullUrl`), then against Medications gathered with the record. A draft that still cannot be identified
 is reported, never silently ignored; when its ATC group or name stem says what class it probably is, it
-carries that class's known drugs (`candidates`) so the rules can check it as each of them.
+carries that class and its known drugs (`probable_class`) so the rules can check it as each of them.
 """
 from __future__ import annotations
 
@@ -116,9 +116,7 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None,
                 drafts.append(DraftOrder(resource_id=resource_id, drugs=m.drugs, display=m.display or resource_id,
                                          selected=keys is None or resource_id in keys, unmapped=not m.drugs,
                                          planned_start=start, planned_end=end,
-                                         probable_class=hint.what if hint else "",
-                                         candidates=hint.candidates if hint else (),
-                                         broad_class=hint.broad if hint else False))
+                                         probable_class=hint))
             except Exception as exc:   # noqa: BLE001 - one odd draft must not hide the others
                 issues.append(RecordIssue(where, f"draft order could not be read ({type(exc).__name__})"))
     except Exception as exc:   # noqa: BLE001

@@ -275,6 +275,19 @@ class PatientSummary:
 
 
 @dataclass(frozen=True)
+class ClassHint:
+    """What an unidentified medication probably is, and the known drugs it could then be.
+
+    Why the candidates: a draft whose drug is unknown but whose class is known can still be checked as
+    each drug of that class the roll-up table knows (its ATC group), so a card it would get is not lost."""
+
+    what: str                        # "an anthracycline": said on cards and in record issues
+    atc_groups: tuple[str, ...]      # the ATC group prefixes of the class
+    candidates: tuple[Drug, ...]     # ingredients of the roll-up table in those groups (table order)
+    broad: bool = False              # a whole therapy area (L01, L02): checked for label safety harms only
+
+
+@dataclass(frozen=True)
 class DraftOrder:
     """A drafted order from the hook context (order-select / order-sign)."""
 
@@ -285,6 +298,4 @@ class DraftOrder:
     unmapped: bool = False
     planned_start: dt.date | None = None   # contract "Draft timing": None when the draft states no start
     planned_end: dt.date | None = None     # None when the draft states no end
-    probable_class: str = ""         # an unmapped draft's likely class ("an anthracycline", ATC group / name stem)
-    candidates: tuple[Drug, ...] = ()   # the known drugs of that class: the rules check the draft as each of them
-    broad_class: bool = False        # the class is a whole therapy area: checked as each drug for safety harms only
+    probable_class: ClassHint | None = None   # an unmapped draft's likely class (ATC group / name stem)

@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from .fhir_json import clean_display
-from .model import Drug, RX_TRASTUZUMAB
+from .model import ClassHint, Drug, RX_TRASTUZUMAB
 
 DATA_FILE = Path(__file__).with_name("data") / "rxnorm_rollup.json"
 
@@ -249,19 +249,6 @@ def _map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMappi
     if by_name:
         return MedicationMapping(by_name, "name", display, tuple(unknown))
     return MedicationMapping((), "none", display, tuple(unknown))
-
-
-@dataclass(frozen=True)
-class ClassHint:
-    """What an unidentified medication probably is, and the known drugs it could then be.
-
-    Why the candidates: a draft whose drug is unknown but whose class is known can still be checked as
-    each drug of that class the roll-up table knows (its ATC group), so a card it would get is not lost."""
-
-    what: str                        # "an anthracycline": said on cards and in record issues
-    atc_groups: tuple[str, ...]      # the ATC group prefixes of the class
-    candidates: tuple[Drug, ...]     # ingredients of the roll-up table in those groups (table order)
-    broad: bool = False              # a whole therapy area (L01, L02): checked for label safety harms only
 
 
 def _hint(what: str, *groups: str, broad: bool = False) -> ClassHint:

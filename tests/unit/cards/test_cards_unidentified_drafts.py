@@ -15,7 +15,7 @@ from cards.decision import Decision, Proposal
 from cds_service import pipeline
 from cds_service.gather import GatheredRecord
 from cds_service.services import service_for_hook
-from fhir_mappings.model import DraftOrder
+from fhir_mappings.model import ClassHint, DraftOrder
 from fhir_mappings.terminology import INGREDIENTS
 from support import REPO, TODAY
 
@@ -187,8 +187,8 @@ def test_unidentified_draft_on_patient_view_is_not_checked():
 # ------------------------------------------------------------------ the merge, with stand-in checks
 
 DOXORUBICIN, EPIRUBICIN = INGREDIENTS["3639"], INGREDIENTS["3995"]
-UNKNOWN = DraftOrder("MedicationRequest/u", (), "local product", unmapped=True, probable_class="an anthracycline",
-                     candidates=(DOXORUBICIN, EPIRUBICIN))
+UNKNOWN = DraftOrder("MedicationRequest/u", (), "local product", unmapped=True,
+                     probable_class=ClassHint("an anthracycline", ("L01DB",), (DOXORUBICIN, EPIRUBICIN)))
 
 
 def decision(topic: str, indicator: str) -> Decision:

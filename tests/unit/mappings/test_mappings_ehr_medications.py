@@ -173,7 +173,7 @@ def test_unidentified_draft_of_a_known_oncology_class_says_what_it_probably_is(c
              "medicationCodeableConcept": concept}
     drafts, issues = map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": draft}]}, None)
     assert drafts[0].unmapped and f"probably {hint}" in issues[0].problem and "by hand" in issues[0].problem
-    assert {d.name for d in drafts[0].candidates} == candidates     # the known drugs it is checked as
+    assert {d.name for d in drafts[0].probable_class.candidates} == candidates     # the known drugs it is checked as
 
 
 def test_unidentified_draft_of_no_recognisable_class_has_no_candidates():
@@ -181,4 +181,4 @@ def test_unidentified_draft_of_no_recognisable_class_has_no_candidates():
              "medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.2.3", "code": "99123"}],
                                            "text": "XYZ-123 injection"}}
     drafts, issues = map_draft_orders({"resourceType": "Bundle", "entry": [{"resource": draft}]}, None)
-    assert drafts[0].unmapped and drafts[0].candidates == () and not issues[0].info
+    assert drafts[0].unmapped and drafts[0].probable_class is None and not issues[0].info
