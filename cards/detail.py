@@ -134,8 +134,9 @@ def _issues(summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequen
     items += [("not mapped", i) for i in summary.unmapped]
     items += [("not available", i) for i in gaps if not i.info]
     lines = [f"- {text(i.source)} ({kind}): {text(_clip(i.problem, 100))}" for kind, i in items]
+    named = {i.source for _, i in items}     # the mapping's own issue for a draft says more: no second line
     lines += [f"- {text(d.resource_id)} (draft not mapped): {text(d.display or 'unknown medication')}"
-              for d in drafts if d.unmapped]
+              for d in drafts if d.unmapped and d.resource_id not in named]
     lines = list(dict.fromkeys(lines))
     if len(lines) > MAX_ISSUES:
         lines = lines[:MAX_ISSUES] + [f"- … and {len(lines) - MAX_ISSUES} more"]

@@ -119,6 +119,13 @@ def test_each_such_card_says_the_drug_was_not_identified_and_asks_to_confirm_it(
         assert ("overrideReasons" in card) == (card["indicator"] != "info")
 
 
+@pytest.mark.parametrize("folder, shape, expected", CARDED)
+def test_the_unread_draft_is_listed_once_among_the_records_gaps(folder, shape, expected):
+    for card in evaluate(folder, [SHAPES[shape]]).cards:
+        gaps = card["detail"].split("**Missing from or unreadable in the record**", 1)[1]
+        assert gaps.count("MedicationRequest/d-x") == 1
+
+
 @pytest.mark.parametrize("folder, shape", NOT_CARDED)
 def test_unidentified_draft_no_known_drug_would_card_is_counted_as_unread(folder, shape):
     evaluation = evaluate(folder, [SHAPES[shape]])
