@@ -205,37 +205,40 @@ def _code_names_metastatic(obs: dict[str, Any]) -> bool:
 
 def _flatten(resources: Any, skipped: list[RecordIssue]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-
-    def walk(items: Any, depth: int, where: str) -> None:
-        if isinstance(items, dict):
-            items = [items]
-        try:
-            iterator = iter(items)
-        except TypeError:
-            skipped.append(RecordIssue(where, f"not a list of resources ({type(items).__name__})"))
-            return
-        for i, r in enumerate(iterator):
-            if not isinstance(r, dict):
-                skipped.append(RecordIssue(f"{where}[{i}]", f"not a FHIR resource ({type(r).__name__})"))
-                continue
-            rtype = r.get("resourceType")
-            if not isinstance(rtype, str) or not rtype:
-                skipped.append(RecordIssue(f"{where}[{i}]", "no resourceType"))
-                continue
-            if rtype == "Bundle":
-                if depth >= _MAX_DEPTH:
-                    skipped.append(RecordIssue(source_of(r), "Bundle nested too deeply"))
-                    continue
-                walk([as_dict(e).get("resource") for e in as_list(r.get("entry")) if as_dict(e).get("resource") is not None],
-                     depth + 1, source_of(r))
-                continue
-            out.append(r)
-
     if isinstance(resources, (str, bytes)):
         skipped.append(RecordIssue("input", "resources must be FHIR resource dicts, not text"))
         return out
-    walk(resources if resources is not None else [], 0, "input")
+    _walk(resources if resources is not None else [], 0, "input", out, skipped)
     return out
+
+
+def _walk(items: Any, depth: int, where: str, out: list[dict[str, Any]], skipped: list[RecordIssue]) -> None:
+    """Resources of `items` into `out`, Bundles unwrapped. A module function, not a closure: a recursive
+    closure is a reference cycle (function -> cell -> function) that kept `out`, so every resource of
+    the call, alive until the cycle collector's next full pass instead of freed when the call ends."""
+    if isinstance(items, dict):
+        items = [items]
+    try:
+        iterator = iter(items)
+    except TypeError:
+        skipped.append(RecordIssue(where, f"not a list of resources ({type(items).__name__})"))
+        return
+    for i, r in enumerate(iterator):
+        if not isinstance(r, dict):
+            skipped.append(RecordIssue(f"{where}[{i}]", f"not a FHIR resource ({type(r).__name__})"))
+            continue
+        rtype = r.get("resourceType")
+        if not isinstance(rtype, str) or not rtype:
+            skipped.append(RecordIssue(f"{where}[{i}]", "no resourceType"))
+            continue
+        if rtype == "Bundle":
+            if depth >= _MAX_DEPTH:
+                skipped.append(RecordIssue(source_of(r), "Bundle nested too deeply"))
+                continue
+            _walk([as_dict(e).get("resource") for e in as_list(r.get("entry")) if as_dict(e).get("resource") is not None],
+                  depth + 1, source_of(r), out, skipped)
+            continue
+        out.append(r)
 
 
 def dedupe_resources(resources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
