@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from cds_service import metrics, pipeline
 from cds_service.client_identity import caller_issuer
+from cds_service.collector_pause import LARGE_BODY_BYTES
 from cds_service.errors import ApiError, NotFound
 from cds_service.explain import app_launch_url
 from cds_service.gather import RequiredDataUnavailable
@@ -45,7 +46,12 @@ def call_service(service_id: str) -> Response:
         raise NotFound(f"No CDS service with id {service_id[:64]!r}; see GET /cds-services")
     started = time.monotonic()
     check_content_type(request.content_type)
-    body = validate_hook_request(parse_json(request.get_data(cache=False)), service)
+    raw = request.get_data(cache=False)
+    if len(raw) >= LARGE_BODY_BYTES:
+        state.collector_pause.hold()
+        g.her2cds_collector_paused = True       # released by _resume_collector, whatever the outcome
+    body = validate_hook_request(parse_json(raw), service)
+    del raw
     entry: dict[str, Any] = {"hookInstance": body["hookInstance"], "service": service.id, "hook": service.hook,
                              "fhirServer": "fhirServer" in body,
                              "fhirAuthorization": "fhirAuthorization" in body}
@@ -88,6 +94,12 @@ def call_service(service_id: str) -> Response:
         entry["timing_ms"] = timings
         log.log(logging.WARNING if entry.get("gaps") or entry.get("status", 500) >= 500 else logging.INFO,
                 "hook.call", extra=entry)
+
+
+@blueprint.teardown_request
+def _resume_collector(_exc: BaseException | None) -> None:
+    if g.pop("her2cds_collector_paused", False):
+        _state().collector_pause.release()
 
 
 def _gap_kinds(issues: list[RecordIssue]) -> dict[str, int]:
