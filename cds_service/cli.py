@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.allow_insecure_fhir:
         print("WARNING: HER2CDS_ALLOW_INSECURE_FHIR=1 - FHIR access tokens may go to http:// servers in clear text "
               "(demo only)", file=sys.stderr)
-    run(host, port, workers, settings.log_level, threads=settings.threads)
+    run(host, port, workers, settings.log_level, threads=settings.threads, malloc_arenas=settings.malloc_arenas)
     return 0
 
 

@@ -5,6 +5,8 @@ built by `cds_service.create_app()` inside each worker (no app object at import 
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import os
 import shutil
@@ -82,7 +84,30 @@ def _child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def run(host: str, port: int, workers: int, log_level: str = "info", threads: int = 8) -> None:
+_M_ARENA_MAX = -8      # glibc malloc.h
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process and the workers it forks; True when set.
+
+    Why: glibc gives each thread that allocates its own arena (up to 8 per core), and memory freed in one
+    arena is reused only by that arena. Each of a gthread worker's threads thus kept the peak of the largest
+    call it had served: worker peak RSS 206 MB after a throughput run and twenty 5,000-resource calls,
+    124 MB with 2 arenas (same sequence, one worker). Python's own small-object allocator is shared by all
+    threads anyway, so the threads lose little by sharing two arenas. Called in the master before it forks,
+    while it has no other thread (the cap is read when the second arena would be made). Not glibc (musl,
+    macOS), `arenas` 0, or MALLOC_ARENA_MAX set by the operator (glibc read it already): nothing done."""
+    if arenas <= 0 or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, int(arenas)))
+    except (OSError, AttributeError):
+        return False
+
+
+def run(host: str, port: int, workers: int, log_level: str = "info", threads: int = 8,
+        malloc_arenas: int = 0) -> None:
     """Block serving `cds_service.create_app()` until SIGTERM/SIGINT (which drains in-flight calls).
 
     Metrics: the workers share one prometheus_client multiprocess directory, set here before any
@@ -95,6 +120,7 @@ def run(host: str, port: int, workers: int, log_level: str = "info", threads: in
         gc.freeze()     # the app, knowledge base and terminology live for the worker's life: keep them out of GC scans
         return app
 
+    limit_malloc_arenas(malloc_arenas)
     metrics_dir, made_here = multiprocess_dir_for_serve(lambda: tempfile.mkdtemp(prefix="her2cds-metrics-"))
     os.environ[MULTIPROC_ENV] = metrics_dir
     master = os.getpid()
