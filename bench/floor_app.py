@@ -3,7 +3,7 @@
     python -m bench.floor_app --host 127.0.0.1 --port P --workers 2
 
 It runs under the very gunicorn settings of `her2-cds serve` (`cds_service.serve.gunicorn_options`:
-sync workers, access log to stdout), reads the same hook body, parses it with the standard library's
+gthread workers, access log to stdout; and its malloc arena cap), reads the same hook body, parses it with the standard library's
 `json` (what a plain Flask service does) and answers one fixed card. Why: absolute req/s on a shared
 2-core machine swing by a third between runs, so the bench measures this floor in the same run,
 interleaved with the service, and judges the service by the ratio service / floor, which the
@@ -53,13 +53,15 @@ def create_floor_app(max_body_bytes: int = 64 * 1024 * 1024) -> Flask:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cds_service.serve import EmbeddedGunicorn, gunicorn_options
+    from cds_service.config import Settings
+    from cds_service.serve import EmbeddedGunicorn, gunicorn_options, limit_malloc_arenas
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    limit_malloc_arenas(Settings().malloc_arenas)        # as `her2-cds serve` does by default
     EmbeddedGunicorn(create_floor_app, gunicorn_options(args.host, args.port, args.workers)).run()
     return 0
 
