@@ -13,7 +13,6 @@ the FHIR requests in flight however many hook calls run at once.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -27,6 +26,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from . import json_codec
 from .fhir_allowlist import FhirServerNotAllowed, PublicOnlyAdapter
 
 FHIR_JSON = "application/fhir+json"
@@ -286,7 +286,7 @@ class FhirClient:
             if slots is not None:
                 slots.release()
         try:
-            document = json.loads(body)
+            document = json_codec.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidResponse(f"{what}: body is not JSON") from exc
         except RecursionError as exc:

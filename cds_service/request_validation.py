@@ -103,14 +103,13 @@ def check_content_type(content_type: str | None) -> None:
 
 
 def parse_json(raw: bytes) -> Any:
-    """The body as JSON (orjson: see `json_codec`). A large body is parsed with the cycle collector paused
+    """The body as JSON (msgspec: see `json_codec`). A large body is parsed with the cycle collector paused
     (`collector_pause`, held by the caller)."""
     try:
         return json_codec.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
-        if "depth limit" in str(exc):
-            raise BadRequest("Request body is nested too deeply") from None
-        position = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        line = getattr(exc, "line", None)
+        position = f" at line {line}, column {exc.column}" if line else ""     # type: ignore[attr-defined]
         raise BadRequest(f"Request body is not valid JSON{position}") from None
     except RecursionError:
         raise BadRequest("Request body is nested too deeply") from None
