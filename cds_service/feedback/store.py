@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,29 +91,43 @@ class FeedbackItem:
 
 
 
+#: Feedback calls of one process that may wait at once for a card another worker is still writing.
+MAX_WAITING_LOOKUPS = 2
+
+
 class FeedbackStore:
     """Durable, idempotent storage of feedback items, for cards the card log knows."""
 
-    def __init__(self, db: Database, card_log: CardLog | None = None) -> None:
+    def __init__(self, db: Database, card_log: CardLog | None = None,
+                 max_waiting_lookups: int = MAX_WAITING_LOOKUPS) -> None:
         self.db = db
         self.card_log = card_log
+        self._waiting = threading.BoundedSemaphore(max(1, max_waiting_lookups))
 
     def issued_cards(self, card_uuids: Collection[str], *, wait_seconds: float = 0.0) -> dict[str, IssuedCard]:
         """The issued cards among `card_uuids`. Missing ones are looked up again after flushing this
-        process's card-log queue, then (other workers' queues) for up to `wait_seconds`."""
-        found = self._lookup(card_uuids)
-        if len(found) == len(set(card_uuids)):
+        process's card-log queue, then (other workers' queues) for up to `wait_seconds`, by at most
+        `max_waiting_lookups` calls at once: feedback naming cards nobody issued would otherwise hold a
+        worker thread for `wait_seconds` each; beyond that number a call answers from what it found."""
+        wanted = set(card_uuids)
+        found = self._lookup(wanted)
+        if len(found) == len(wanted):
             return found
         if self.card_log is not None:
             self.card_log.flush(timeout=max(wait_seconds, 0.1))
-        deadline = time.monotonic() + wait_seconds
-        pause = 0.02
-        while True:
-            found.update(self._lookup([c for c in card_uuids if c not in found]))
-            if len(found) == len(set(card_uuids)) or time.monotonic() >= deadline:
-                return found
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(pause * 2, 0.25)
+        found.update(self._lookup(wanted - found.keys()))
+        if len(found) == len(wanted) or wait_seconds <= 0 or not self._waiting.acquire(blocking=False):
+            return found
+        try:
+            deadline = time.monotonic() + wait_seconds
+            pause = 0.02
+            while len(found) < len(wanted) and time.monotonic() < deadline:
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, 0.25)
+                found.update(self._lookup(wanted - found.keys()))
+            return found
+        finally:
+            self._waiting.release()
 
     def _lookup(self, card_uuids: Collection[str]) -> dict[str, IssuedCard]:
         cards = sorted(set(card_uuids))

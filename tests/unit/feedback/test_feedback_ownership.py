@@ -12,6 +12,7 @@ import pytest
 from cds_service.client_identity import AUTH_OFF_ISSUER
 from cds_service.feedback.card_log import CardLog
 from cds_service.feedback.endpoint import MAX_FEEDBACK_ITEMS
+from cds_service.feedback.store import FeedbackStore
 from feedback_helpers import PV, SERVICES, accepted, card, feedback_app, issue, overridden, stored
 from support import captured_logs
 
@@ -112,3 +113,14 @@ def test_feedback_waits_for_a_card_another_worker_is_still_writing(db):
     reply = client.post(URL, json={"feedback": [overridden(issued["uuid"])]})
     other_worker.join()
     assert reply.status_code == 200 and time.monotonic() - started < 3.0
+
+
+def test_at_most_a_few_calls_wait_for_unknown_cards_at_once(db):
+    store = FeedbackStore(db, max_waiting_lookups=1)
+    holding = threading.Thread(target=store.issued_cards, args=(["nobody-issued-this-1"],), kwargs={"wait_seconds": 2.0})
+    holding.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert store.issued_cards(["nobody-issued-this-2"], wait_seconds=2.0) == {}
+    assert time.monotonic() - started < 1.0           # the one waiting slot is taken: answered at once
+    holding.join()
