@@ -361,8 +361,9 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                 continue          # labs and vitals no rule reads: one set lookup
         rid = r.get("id")
         source = f"{rtype}/{rid}" if isinstance(rid, str) and rid else source_of(r)
-        skipped.extend(RecordIssue(source, f"{bad} is not a FHIR date; that date is not used")
-                       for bad in malformed_dates(r))
+        bad_dates = malformed_dates(r)
+        if bad_dates:
+            skipped.extend(RecordIssue(source, f"{bad} is not a FHIR date; that date is not used") for bad in bad_dates)
         try:
             if rtype == "Condition":
                 if cond_mod.verification_ignored(r):
