@@ -23,7 +23,7 @@ LVEF_TEXT = re.compile(r"\blvef\b|\blv\s*ef\b|\blv\s+ejection\s+fraction|left\s+
                        r"^\s*(?:ef|ejection\s+fraction)\b(?!.*\b(?:rv|right)\b)", re.I)
 
 
-def _lvef_code(concept: Any) -> str:
+def lvef_code(concept: Any) -> str:
     """The LVEF LOINC code of a concept ('' if none); LOINC codes are distinctive, the system is not checked.
 
     Without one, a code whose text names LVEF gives its own code (or "text") - codes first, then words.
@@ -55,8 +55,7 @@ def _value(part: dict[str, Any]) -> float | None:
         v = q.get("value")
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return None
-        unit = (as_str(q.get("unit")) + as_str(q.get("code"))).strip()
-        if 0 < v <= 1 and "%" not in unit:
+        if 0 < v <= 1 and "%" not in (as_str(q.get("unit")) + as_str(q.get("code"))):
             return float(v) * 100
         return float(v)
     r = part.get("valueRange")
@@ -77,29 +76,39 @@ def _value(part: dict[str, Any]) -> float | None:
 _NO_DATE = object()
 
 
-def lvef_of(obs: dict[str, Any], source: str, date: Any = _NO_DATE) -> tuple[list[LvefMeasurement], list[RecordIssue]]:
-    """LVEF measurements of an Observation; `date` may be passed when the caller already parsed it."""
-    component = obs.get("component")
-    parts = [obs] + [c for c in component if isinstance(c, dict)] if isinstance(component, list) else [obs]
-    found: list[LvefMeasurement] = []
-    issues: list[RecordIssue] = []
+def lvef_of(obs: dict[str, Any], source: str, date: Any = _NO_DATE, code: str | None = None
+            ) -> tuple[list[LvefMeasurement], list[RecordIssue]]:
+    """LVEF measurements of an Observation; `date` may be passed when the caller already parsed it, and
+    `code` (`lvef_code` of `obs.code`) when it already looked it up for an Observation without components."""
     if date is _NO_DATE:
         start, _ = choice_dates(obs, "effective")
         date = start or parse_date(obs.get("issued"))
+    found: list[LvefMeasurement] = []
+    issues: list[RecordIssue] = []
+    component = obs.get("component")
+    if code is not None and component is None:
+        _read(obs, code, date, source, found, issues)
+        return found, issues
+    parts = [obs] + [c for c in component if isinstance(c, dict)] if isinstance(component, list) else [obs]
     for part in parts:
-        code = _lvef_code(part.get("code"))
-        if not code:
-            continue
-        value = _value(part)
-        if value is None:
-            if part.get("dataAbsentReason") is None:
-                issues.append(RecordIssue(source, f"LVEF ({code}) without a readable value"))
-            continue
-        if not 5 <= value <= 95:
-            issues.append(RecordIssue(source, f"LVEF ({code}) value {value:g} outside 5-95%: not used"))
-            continue
-        if date is None:
-            issues.append(RecordIssue(source, f"LVEF ({code}) without a date: not used"))
-            continue
-        found.append(LvefMeasurement(round(value, 1), date, code, source))
+        _read(part, lvef_code(part.get("code")), date, source, found, issues)
     return found, issues
+
+
+def _read(part: dict[str, Any], code: str, date: Any, source: str, found: list[LvefMeasurement],
+          issues: list[RecordIssue]) -> None:
+    """The measurement of one Observation or component coded `code` ('' when it is not LVEF), or its issue."""
+    if not code:
+        return
+    value = _value(part)
+    if value is None:
+        if part.get("dataAbsentReason") is None:
+            issues.append(RecordIssue(source, f"LVEF ({code}) without a readable value"))
+        return
+    if not 5 <= value <= 95:
+        issues.append(RecordIssue(source, f"LVEF ({code}) value {value:g} outside 5-95%: not used"))
+        return
+    if date is None:
+        issues.append(RecordIssue(source, f"LVEF ({code}) without a date: not used"))
+        return
+    found.append(LvefMeasurement(round(value, 1), date, code, source))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from operator import attrgetter
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
@@ -19,7 +20,7 @@ from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
                     MetastaticSite, PatientSummary, RecordIssue)
 from .pregnancy import PREGNANCY_STATUS_LOINC, current_pregnancy
-from .lvef import LVEF_LOINC, names_lvef
+from .lvef import LVEF_LOINC, lvef_code, names_lvef
 from .receptors import ER, HER2, LOINC_MARKERS, MISCODED_LOINC, PR, SERUM_HER2, Evidence, condition_evidence, \
     her2_results, observation_evidence, report_evidence, report_markers, settle, text_markers
 from .regimens import build_history
@@ -127,35 +128,35 @@ def _text_relevance(obs: dict[str, Any], memo: dict[Any, tuple[bool, bool]]) -> 
     return receptor, lvef
 
 
-#: (codes, no relevant code, may be a pregnancy status, receptor by text, LVEF by text, code text names metastasis)
-_Triage = tuple[frozenset, bool, bool, bool, bool, bool]
+#: What an Observation's code says, memoised per code (see `_triage`):
+#: (no relevant code, may be a pregnancy status, receptor code, receptor by text, LVEF (code or text),
+#:  its LVEF code when already known (else None), disease-status code, staging code, code text names metastasis)
+_Triage = tuple[bool, bool, bool, bool, bool, "str | None", bool, bool, bool]
 
 
 def _code_key(obs: dict[str, Any]) -> Any:
-    """What everything `_triage` reads depends on, for the common shape (no components, one coding); else None."""
+    """What everything `_triage` reads depends on, for the common shape (no components, one coding); else None.
+    The key may still be unhashable (a list where a string belongs): `_triage` then does not memoise."""
     if "component" in obs:
         return None
-    concept = obs.get("code")
-    if not isinstance(concept, dict):
+    try:                         # JSON shapes: anything but {"coding": [{...}]} fails one of these
+        concept = obs["code"]
+        (c,) = concept["coding"]
+        return (concept.get("text"), c.get("system"), c.get("code"), c.get("display"))
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    coding = concept.get("coding")
-    if not isinstance(coding, list) or len(coding) != 1 or not isinstance(coding[0], dict):
-        return None
-    c = coding[0]
-    key = (concept.get("text"), c.get("system"), c.get("code"), c.get("display"))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 def _triage(obs: dict[str, Any], memo: dict[Any, _Triage], text_memo: dict[Any, tuple[bool, bool]]) -> _Triage:
     """The code-derived relevance of an Observation, memoised per code within one call: a long chart
-    repeats a few dozen lab codes thousands of times."""
+    repeats a few dozen lab codes thousands of times (and an LVEF code thousands of times: its LVEF code
+    is kept too, so `lvef_of` does not look for it again)."""
     key = _code_key(obs)
     if key is not None:
-        hit = memo.get(key)
+        try:
+            hit = memo.get(key)
+        except TypeError:        # unhashable parts: not memoised
+            key = hit = None
         if hit is not None:
             return hit
     codes = frozenset(_all_codes(obs))
@@ -163,7 +164,11 @@ def _triage(obs: dict[str, Any], memo: dict[Any, _Triage], text_memo: dict[Any, 
     by_text = lvef_by_text = False
     if unknown:
         by_text, lvef_by_text = _text_relevance(obs, text_memo)
-    result = (codes, unknown, _may_be_pregnancy_status(obs, codes), by_text, lvef_by_text, _code_names_metastatic(obs))
+    lvef = lvef_by_text or not LVEF_LOINC.isdisjoint(codes)
+    result = (unknown, _may_be_pregnancy_status(obs, codes), not RECEPTOR_CODES.isdisjoint(codes), by_text, lvef,
+              lvef_code(obs["code"]) if lvef and key is not None else None,
+              not DISEASE_STATUS_CODES.isdisjoint(codes), not STAGING_CODES.isdisjoint(codes),
+              _code_names_metastatic(obs))
     if key is not None:
         memo[key] = result
     return result
@@ -183,10 +188,6 @@ def _receptor_reports(items: list[dict[str, Any]]) -> tuple[dict[str, tuple], li
             if markers and tid and tid[0] == "Observation":
                 context[tid[1]] = markers
     return context, reports
-
-
-def _metastatic_hint(obs: dict[str, Any]) -> bool:
-    return _profile_names_metastatic(obs) or _code_names_metastatic(obs)
 
 
 def _profile_names_metastatic(obs: dict[str, Any]) -> bool:
@@ -266,10 +267,9 @@ def _patient_ids(resource: dict[str, Any]) -> list[str]:
     return ids
 
 
-def _belongs(resource: dict[str, Any], patient_id: str, own_ref: str) -> bool:
-    subject = resource.get("subject")
-    if isinstance(subject, dict) and subject.get("reference") == own_ref:
-        return True                                          # fast path: "Patient/<id>"
+def _belongs(resource: dict[str, Any], patient_id: str) -> bool:
+    """Whether a resource is this patient's (or names no patient). The caller first checks the usual
+    `subject.reference` "Patient/<id>" itself: one comparison per resource of a long chart."""
     ids = _patient_ids(resource)
     return not ids or patient_id in ids
 
@@ -309,7 +309,8 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
             if key in seen:
                 continue
             seen.add(key)
-        if not _belongs(r, pid, own_ref):
+        subject = r.get("subject")
+        if (not isinstance(subject, dict) or subject.get("reference") != own_ref) and not _belongs(r, pid):
             continue
         items.append(r)
         if rtype == "Medication":
@@ -350,15 +351,18 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
         if rtype == "Condition":
             pregnancy_candidates.append(r)
         elif rtype == "Observation":
-            codes, unknown_codes, maybe_pregnancy, by_text, lvef_by_text, code_hint = _triage(r, triage_memo, text_memo)
+            (unknown_codes, maybe_pregnancy, receptor, by_text, lvef, known_lvef_code, disease_status, staging_code,
+             code_hint) = _triage(r, triage_memo, text_memo)
             if maybe_pregnancy:
                 pregnancy_candidates.append(r)
-            hint = unknown_codes and (_profile_names_metastatic(r) or code_hint)
+            metastatic_hint = code_hint or ("meta" in r and _profile_names_metastatic(r))
             if unknown_codes:
-                by_text = by_text or as_str(r.get("id")) in report_context
-            if (not hint and not by_text and not lvef_by_text and unknown_codes) \
-                    or as_str(r.get("status")).lower() in IGNORED_OBSERVATION_STATUS:
-                continue          # labs and vitals no rule reads: one set lookup
+                by_text = by_text or (bool(report_context) and as_str(r.get("id")) in report_context)
+                if not (metastatic_hint or by_text or lvef):
+                    continue          # labs and vitals no rule reads: one set lookup
+            status = r.get("status")
+            if isinstance(status, str) and status.lower() in IGNORED_OBSERVATION_STATUS:
+                continue
         rid = r.get("id")
         source = f"{rtype}/{rid}" if isinstance(rid, str) and rid else source_of(r)
         bad_dates = malformed_dates(r)
@@ -384,23 +388,23 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                     facts.append(fact)
                 status_conditions.extend(condition_evidence(r, source))
             elif rtype == "Observation":
-                if not RECEPTOR_CODES.isdisjoint(codes) or by_text:
+                if receptor or by_text:
                     ev, was_serum, issues = observation_evidence(r, source, report_context.get(as_str(r.get("id")), ()))
                     tissue.extend(ev)
                     if was_serum:
                         serum.append(source)
                     skipped.extend(issues)
-                if not LVEF_LOINC.isdisjoint(codes) or lvef_by_text:
-                    found, issues = lvef_of(r, source, date=_obs_date(r))
+                if lvef:
+                    found, issues = lvef_of(r, source, date=_obs_date(r), code=known_lvef_code)
                     lvefs.extend(found)
-                    skipped.extend(issues)
-                if not DISEASE_STATUS_CODES.isdisjoint(codes):
+                    if issues:
+                        skipped.extend(issues)
+                if disease_status:
                     values = {c for _, c, _ in codings(r.get("valueCodeableConcept"))}
                     when = _obs_date(r)
                     if values & PROGRESSION_STATUS_VALUES and when:
                         progression.append((when, source))
-                staging = hint or not STAGING_CODES.isdisjoint(codes) or _metastatic_hint(r)
-                kind_text = cond_mod.observation_metastatic(r) if staging else ""
+                kind_text = cond_mod.observation_metastatic(r) if staging_code or metastatic_hint else ""
                 if kind_text:
                     focus = [ref_type_id(f) for f in as_list(r.get("focus"))]
                     focus_ids = [f[1] for f in focus if f and f[0] == "Condition"]
@@ -454,8 +458,8 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
     therapy = build_history(exposures, as_of, met.first_known, met.metastatic, sorted(set(surgeries)))
 
     facts.sort(key=lambda f: (f.onset or dt.date.min, f.source))
-    lvefs.sort(key=lambda m: (m.date, m.source))
-    lvef_unique = tuple({(m.date, m.source, m.value): m for m in lvefs}.values())
+    lvefs.sort(key=attrgetter("date", "source"))
+    lvef_unique = tuple(dict(zip(map(attrgetter("date", "source", "value"), lvefs), lvefs)).values())   # each once
     return PatientSummary(
         patient_id=pid, as_of=as_of, breast_cancer=bc, metastatic=met, her2=her2, er=er, pr=pr, therapy=therapy,
         ild=tuple(f for f in facts if f.kind == "ild"),
