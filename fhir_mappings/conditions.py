@@ -196,7 +196,7 @@ def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
                 break
         else:
             site, cns, distant = "other", False, True
-        system, code, _ = next(codings(code_cc), ("", "", ""))
+        system, code, _ = next(iter(codings(code_cc)), ("", "", ""))
         return CancerKind(secondary=MetastaticSite(site, cns, code, system, clean_display(text), when, source),
                           regional_only=not distant)
     for system, code, _ in codings(code_cc):
@@ -310,7 +310,7 @@ def condition_fact(cond: dict[str, Any], source: str) -> ConditionFact | None:
         text = all_text(code_cc)
         if _ILD_TEXT.search(text) and not re.search(r"\bno\b|rule out|family history", text, re.I):
             kind = "ild"
-            system, code, display = next(codings(code_cc), ("", "", text))
+            system, code, display = next(iter(codings(code_cc)), ("", "", text))
             chosen = (system, code, display or text)
     if not kind or chosen is None:
         return None

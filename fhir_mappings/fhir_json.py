@@ -38,10 +38,12 @@ def as_str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def codings(concept: Any) -> Iterator[tuple[str, str, str]]:
+def codings(concept: Any) -> list[tuple[str, str, str]]:
     """(system, code, display) of every usable coding of a CodeableConcept (or list of them).
 
-    `as_list` / `as_dict` / `as_str` written out: the mapping calls this some 60 times per hook call."""
+    A list, not a generator, and `as_list` / `as_dict` / `as_str` written out: the mapping calls this some
+    60 times per hook call, mostly on one coding, where a generator's set-up and resumes cost more."""
+    out: list[tuple[str, str, str]] = []
     for cc in (concept if isinstance(concept, list) else (concept,)):
         if not isinstance(cc, dict):
             continue
@@ -57,18 +59,20 @@ def codings(concept: Any) -> Iterator[tuple[str, str, str]]:
                     continue
                 if code:
                     system, display = c.get("system"), c.get("display")
-                    yield (system.strip() if isinstance(system, str) else "", code,
-                           display if isinstance(display, str) else "")
+                    out.append((system.strip() if isinstance(system, str) else "", code,
+                                display if isinstance(display, str) else ""))
+    return out
 
 
 def all_text(concept: Any) -> str:
     """`text` and every display, joined: what a clinician would read."""
     parts: list[str] = []
-    for cc in as_list(concept):
-        cc = as_dict(cc)
-        if as_str(cc.get("text")):
-            parts.append(cc["text"])
-        parts.extend(d for _, _, d in codings(cc) if d)
+    for cc in (concept if isinstance(concept, list) else (concept,)):
+        if isinstance(cc, dict):
+            text = cc.get("text")
+            if isinstance(text, str) and text:
+                parts.append(text)
+            parts += [d for _, _, d in codings(cc) if d]
     return " ; ".join(parts)
 
 
@@ -77,14 +81,19 @@ def is_system(system: str, *needles: str) -> bool:
     return any(n in s for n in needles)
 
 
+# The three below are pure functions of a code-system string, asked for every coding the mapping reads;
+# a record uses a handful of systems, so the answers are kept for the process.
+@lru_cache(maxsize=1024)
 def is_snomed(system: str) -> bool:
     return is_system(system, "snomed")
 
 
+@lru_cache(maxsize=1024)
 def is_loinc(system: str) -> bool:
     return is_system(system, "loinc")
 
 
+@lru_cache(maxsize=1024)
 def is_icd10(system: str) -> bool:
     return is_system(system, "icd-10", "icd10", "2.16.840.1.113883.6.90")
 
