@@ -157,70 +157,84 @@ class CancerKind:
     says_metastatic: bool = False             # a breast-cancer code whose name says the disease is metastatic
 
 
+_NOT_CANCER, _OTHER_PRIMARY = CancerKind(), CancerKind(other_primary=True)
+_BREAST, _METASTATIC_BREAST = CancerKind(breast=True), CancerKind(breast=True, says_metastatic=True)
+_ICD_SECONDARY_PREFIXES = tuple(prefix for prefix, _, _, _ in ICD_SECONDARY)
+_NOT_A_PRIMARY_TEXT = re.compile(r"benign|in situ|history of|screening|family", re.I)
+_CANCER_TEXT = re.compile(r"malignan|carcinoma|cancer", re.I)
+
+
 def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
-    """Is this Condition breast cancer, another primary, or a secondary (metastatic) cancer?"""
+    """Is this Condition breast cancer, another primary, or a secondary (metastatic) cancer?
+
+    The codings are read once (ICD-10 codes normalised once), the onset and profiles only where they are used."""
     code_cc = cond.get("code")
-    profiles = _profiles(cond)
     text = all_text(code_cc)
-    when = onset(cond)
-    for system, code, display in codings(code_cc):
-        if is_icd10(system):
-            c = _icd_norm(code)
+    coded = [(system, code, display, _icd_norm(code) if is_icd10(system) else "")
+             for system, code, display in codings(code_cc)]
+    for system, code, display, icd in coded:
+        if icd.startswith(_ICD_SECONDARY_PREFIXES):
             for prefix, site, cns, distant in ICD_SECONDARY:
-                if c.startswith(prefix):
-                    s = MetastaticSite(site, cns, c, system, clean_display(display or text), when, source)
+                if icd.startswith(prefix):
+                    s = MetastaticSite(site, cns, icd, system, clean_display(display or text), onset(cond), source)
                     return CancerKind(secondary=s, regional_only=not distant)
-    for system, code, display in codings(code_cc):
-        if is_snomed(system) and code in SNOMED_SECONDARY:
+    for system, code, display, _ in coded:
+        if code in SNOMED_SECONDARY and is_snomed(system):
             site, cns, distant = SNOMED_SECONDARY[code]
-            return CancerKind(secondary=MetastaticSite(site, cns, code, system, clean_display(display or text), when, source),
+            return CancerKind(secondary=MetastaticSite(site, cns, code, system, clean_display(display or text),
+                                                       onset(cond), source),
                               regional_only=not distant)
     # Codes over text: a specific primary code decides before any word of the name ("Metastatic breast
     # cancer" coded C50.912 is breast cancer that is metastatic, not a metastasis site).
-    for system, code, _ in codings(code_cc):
-        if is_icd10(system):
-            c = _icd_norm(code)
+    for system, code, _, c in coded:
+        if c:
             if c.startswith(("C50", "Z85.3")):       # Z85.3: personal history of breast cancer (recurrence charts)
-                return CancerKind(breast=True, says_metastatic=_says_metastatic(text))
+                return _breast_kind(text)
             if c.startswith(("C80", "C76")):         # unspecified site: the body site or the name decides
                 if _breast_site(cond):
-                    return CancerKind(breast=True, says_metastatic=_says_metastatic(text))
+                    return _breast_kind(text)
                 continue
             if c.startswith("C") and c[1:3].isdigit() and (int(c[1:3]) <= 75 or 81 <= int(c[1:3]) <= 97):
-                return CancerKind(other_primary=True)
-        elif is_snomed(system) and code in BREAST_SNOMED:
-            return CancerKind(breast=True, says_metastatic=_says_metastatic(text))
+                return _OTHER_PRIMARY
+        elif code in BREAST_SNOMED and is_snomed(system):
+            return _breast_kind(text)
+    profiles = _profiles(cond)
     if MCODE_SECONDARY in profiles or (_SECONDARY_WORD.search(text) and _MALIGNANT_WORD.search(text)):
         for pattern, site, cns, distant in _SITE_WORDS:
             if pattern.search(text):
                 break
         else:
             site, cns, distant = "other", False, True
-        system, code, _ = next(iter(codings(code_cc)), ("", "", ""))
-        return CancerKind(secondary=MetastaticSite(site, cns, code, system, clean_display(text), when, source),
+        system, code = (coded[0][0], coded[0][1]) if coded else ("", "")
+        return CancerKind(secondary=MetastaticSite(site, cns, code, system, clean_display(text), onset(cond), source),
                           regional_only=not distant)
-    for system, code, _ in codings(code_cc):
-        if is_icd10(system) and _icd_norm(code).startswith(("C80", "C76")):
-            return CancerKind(other_primary=True)
-        if is_snomed(system) and code in GENERIC_MALIGNANCY_SNOMED:
-            return CancerKind(breast=True) if _breast_site(cond) else CancerKind(other_primary=True)
-    if _MALIGNANT_WORD.search(text) and not re.search(r"benign|in situ|history of|screening|family", text, re.I):
+    for system, code, _, c in coded:
+        if c.startswith(("C80", "C76")):
+            return _OTHER_PRIMARY
+        if code in GENERIC_MALIGNANCY_SNOMED and is_snomed(system):
+            return _BREAST if _breast_site(cond) else _OTHER_PRIMARY
+    if _MALIGNANT_WORD.search(text) and not _NOT_A_PRIMARY_TEXT.search(text):
         if _BREAST_WORD.search(text) or _breast_site(cond):
-            return CancerKind(breast=True)
-        if MCODE_PRIMARY in profiles or re.search(r"malignan|carcinoma|cancer", text, re.I):
-            return CancerKind(other_primary=True)
+            return _BREAST
+        if MCODE_PRIMARY in profiles or _CANCER_TEXT.search(text):
+            return _OTHER_PRIMARY
     elif MCODE_PRIMARY in profiles:
-        return CancerKind(breast=True) if _breast_site(cond) else CancerKind(other_primary=True)
-    return CancerKind()
+        return _BREAST if _breast_site(cond) else _OTHER_PRIMARY
+    return _NOT_CANCER
 
 
+def _breast_kind(text: str) -> CancerKind:
+    return _METASTATIC_BREAST if _says_metastatic(text) else _BREAST
+
+
+_METASTATIC_TEXT = re.compile(r"metasta|\bstage\s*(?:iv|4)\b|\bm1\b", re.I)
 _NOT_METASTATIC = re.compile(r"non-?\s?metasta|not\s+metasta|no\s+(?:evidence\s+of\s+)?(?:distant\s+)?metasta|"
                              r"without\s+(?:distant\s+)?metasta|history\s+of|\bm0\b|rule\s+out", re.I)
 
 
 def _says_metastatic(text: str) -> bool:
     """The name of a breast-cancer Condition says the disease is metastatic ("Metastatic breast cancer")."""
-    return bool(re.search(r"metasta|\bstage\s*(?:iv|4)\b|\bm1\b", text, re.I)) and not _NOT_METASTATIC.search(text)
+    return bool(_METASTATIC_TEXT.search(text)) and not _NOT_METASTATIC.search(text)
 
 
 def _breast_site(cond: dict[str, Any]) -> bool:
@@ -285,7 +299,8 @@ def condition_fact(cond: dict[str, Any], source: str) -> ConditionFact | None:
     code_cc = cond.get("code")
     kind = ""
     chosen: tuple[str, str, str] | None = None
-    for system, code, display in codings(code_cc):
+    coded = codings(code_cc)
+    for system, code, display in coded:
         if is_icd10(system):
             c = _icd_norm(code)
             if c.startswith(ILD_ICD_PREFIXES):
@@ -305,12 +320,11 @@ def condition_fact(cond: dict[str, Any], source: str) -> ConditionFact | None:
         if kind:
             chosen = (system, code, display)
             break
-    coded = any(is_icd10(system) or is_snomed(system) for system, _, _ in codings(code_cc))
-    if not kind and not coded:             # a code is trusted over its display; text only for uncoded
-        text = all_text(code_cc)
+    if not kind and not any(is_icd10(system) or is_snomed(system) for system, _, _ in coded):
+        text = all_text(code_cc)           # a code is trusted over its display; text only for uncoded
         if _ILD_TEXT.search(text) and not re.search(r"\bno\b|rule out|family history", text, re.I):
             kind = "ild"
-            system, code, display = next(iter(codings(code_cc)), ("", "", text))
+            system, code, display = coded[0] if coded else ("", "", text)
             chosen = (system, code, display or text)
     if not kind or chosen is None:
         return None

@@ -105,6 +105,8 @@ def current_pregnancy(resources: Iterable[dict[str, Any]], as_of: dt.date) -> Pr
             if status_code(r.get("verificationStatus")) in _IGNORED_VERIFICATION:
                 continue
             kind, basis = _condition_kind(r)
+            if not kind:
+                continue
             when = _condition_date(r)
             if kind == "ended":
                 if when:

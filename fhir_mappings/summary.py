@@ -370,15 +370,16 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
             skipped.extend(RecordIssue(source, f"{bad} is not a FHIR date; that date is not used") for bad in bad_dates)
         try:
             if rtype == "Condition":
-                if cond_mod.verification_ignored(r):
-                    continue
-                kind = kinds.get(as_str(r.get("id"))) or cond_mod.classify_cancer(r, source)
+                if (not isinstance(rid, str) or conditions.get(rid) is not r) and cond_mod.verification_ignored(r):
+                    continue          # (the index holds every other Condition with an id, already checked)
+                kind = kinds.get(as_str(rid)) or cond_mod.classify_cancer(r, source)
                 if kind.breast:
-                    breast.append((cond_mod.onset(r), source, cond_mod.all_text(r.get("code"))))
+                    when = cond_mod.onset(r)
+                    breast.append((when, source, cond_mod.all_text(r.get("code"))))
                     if cond_mod.stage_iv(r):
-                        stage_evidence.append((cond_mod.onset(r), "stage IV", source))
+                        stage_evidence.append((when, "stage IV", source))
                     elif kind.says_metastatic:
-                        stage_evidence.append((cond_mod.onset(r), "breast cancer Condition named metastatic", source))
+                        stage_evidence.append((when, "breast cancer Condition named metastatic", source))
                 elif kind.other_primary:
                     other_primaries.append(clean_display(cond_mod.all_text(r.get("code"))).split(" ; ")[0] or source)
                 elif kind.secondary and not kind.regional_only:
