@@ -105,6 +105,8 @@ def _happened(request: dict[str, Any], status: str) -> bool:
 
 
 def procedure_intent(resource: dict[str, Any]) -> str | None:
+    if "extension" not in resource:         # most records: nothing to look through
+        return None
     for ext in extensions(resource, "mcode-procedure-intent"):
         for _, code, _ in codings(ext.get("valueCodeableConcept")):
             if code == CURATIVE:
@@ -115,6 +117,8 @@ def procedure_intent(resource: dict[str, Any]) -> str | None:
 
 
 def _status_reason(resource: dict[str, Any]) -> tuple[str, bool]:
+    if "statusReason" not in resource and "extension" not in resource and "reasonNotTaken" not in resource:
+        return "", False                    # most records: no reason given
     concepts = list(as_list(resource.get("statusReason")))
     concepts += [as_dict(e).get("valueCodeableConcept") for e in extensions(resource, "treatment-termination-reason")]
     concepts += list(as_list(resource.get("reasonNotTaken")))

@@ -181,23 +181,23 @@ def map_codeable_concept(concept: Any, extra_text: str = "") -> MedicationMappin
     Memoised on what it reads (text, each coding's system/code/display, extra text): a chart gives the
     same few drugs hundreds of administrations. Shapes that cannot be a key are mapped uncached."""
     key = _concept_key(concept, extra_text)
-    if key is None:
-        return _map_codeable_concept(concept, extra_text)
-    return _map_concept_key(key)
+    if key is not None:
+        try:
+            return _map_concept_key(key)
+        except TypeError:                 # an unhashable part (a list where a string belongs)
+            pass
+    return _map_codeable_concept(concept, extra_text)
 
 
 def _concept_key(concept: Any, extra_text: Any) -> tuple | None:
+    """What `_map_codeable_concept` reads, as a tuple (unhashable when the concept holds lists where strings belong)."""
     if not isinstance(concept, dict):
         return None
     coding = concept.get("coding")
     text = concept.get("text")
     key = (text if isinstance(text, str) else None,
-           tuple((c.get("system"), c.get("code"), c.get("display")) for c in coding if isinstance(c, dict))
+           tuple([(c.get("system"), c.get("code"), c.get("display")) for c in coding if isinstance(c, dict)])
            if isinstance(coding, list) else (), extra_text)
-    try:
-        hash(key)
-    except TypeError:
-        return None
     return key
 
 
