@@ -154,7 +154,10 @@ def malformed_dates(resource: dict[str, Any]) -> list[str]:
     is not (a 5,000-resource chart would otherwise look up 16 elements per resource)."""
     for element in _DATE_ELEMENT_SET.intersection(resource):
         value = resource[element]
-        if element.endswith("Period"):
+        if isinstance(value, str):     # the usual case (a string where a Period belongs: the full check decides)
+            if _parse_date_str(value, False) is None:
+                return _malformed_dates(resource)
+        elif element.endswith("Period"):
             if isinstance(value, dict) and (is_malformed_date(value.get("start")) or is_malformed_date(value.get("end"))):
                 return _malformed_dates(resource)
         elif is_malformed_date(value):

@@ -87,6 +87,12 @@ def lvef_of(obs: dict[str, Any], source: str, date: Any = _NO_DATE, code: str | 
     issues: list[RecordIssue] = []
     component = obs.get("component")
     if code is not None and component is None:
+        q = obs.get("valueQuantity")
+        if code and date is not None and isinstance(q, dict):
+            v = q.get("value")
+            if type(v) in (int, float) and 5 <= v <= 95:      # the usual echo result: a plain percentage
+                found.append(LvefMeasurement(round(float(v), 1), date, code, source))
+                return found, issues
         _read(obs, code, date, source, found, issues)
         return found, issues
     parts = [obs] + [c for c in component if isinstance(c, dict)] if isinstance(component, list) else [obs]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
@@ -204,7 +204,18 @@ def _code_names_metastatic(obs: dict[str, Any]) -> bool:
     return isinstance(text, str) and "metasta" in text.lower()
 
 
+_RESOURCE_TYPE = methodcaller("get", "resourceType")
+
+
 def _flatten(resources: Any, skipped: list[RecordIssue]) -> list[dict[str, Any]]:
+    """The resources of the input, Bundles unwrapped; what is not a resource is reported in `skipped`."""
+    if isinstance(resources, (list, tuple)) and set(map(type, resources)) <= {dict}:
+        try:      # the usual input, checked at C speed: resources with a resourceType, none a Bundle
+            types = set(map(_RESOURCE_TYPE, resources))
+        except TypeError:                     # an unhashable resourceType: walked (and reported) below
+            types = {None}
+        if "Bundle" not in types and all(isinstance(t, str) and t for t in types):
+            return list(resources)
     out: list[dict[str, Any]] = []
     if isinstance(resources, (str, bytes)):
         skipped.append(RecordIssue("input", "resources must be FHIR resource dicts, not text"))
