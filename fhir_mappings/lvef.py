@@ -91,7 +91,8 @@ def lvef_of(obs: dict[str, Any], source: str, date: Any = _NO_DATE, code: str | 
         if code and date is not None and isinstance(q, dict):
             v = q.get("value")
             if type(v) in (int, float) and 5 <= v <= 95:      # the usual echo result: a plain percentage
-                found.append(LvefMeasurement(round(float(v), 1), date, code, source))
+                # (a whole number needs no rounding: float.__round__ formats the number, a thousand instructions)
+                found.append(LvefMeasurement(float(v) if type(v) is int else round(v, 1), date, code, source))
                 return found, issues
         _read(obs, code, date, source, found, issues)
         return found, issues
