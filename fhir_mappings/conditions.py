@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .fhir_json import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions, is_icd10,
@@ -232,6 +233,7 @@ _NOT_METASTATIC = re.compile(r"non-?\s?metasta|not\s+metasta|no\s+(?:evidence\s+
                              r"without\s+(?:distant\s+)?metasta|history\s+of|\bm0\b|rule\s+out", re.I)
 
 
+@lru_cache(maxsize=1024)          # pure function of a code's text
 def _says_metastatic(text: str) -> bool:
     """The name of a breast-cancer Condition says the disease is metastatic ("Metastatic breast cancer")."""
     return bool(_METASTATIC_TEXT.search(text)) and not _NOT_METASTATIC.search(text)

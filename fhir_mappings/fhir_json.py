@@ -262,5 +262,10 @@ def clean_display(text: str) -> str:
     no empty or repeated " ; " parts, no stray separators at either end."""
     if not isinstance(text, str) or not text:
         return ""
+    return _clean_display(text)
+
+
+@lru_cache(maxsize=4096)          # pure function of a code's display: the same few displays, call after call
+def _clean_display(text: str) -> str:
     parts = [" ".join(_SEMANTIC_TAG.sub("", p).split()) for p in text.split(";")]
     return " ; ".join(dict.fromkeys(p for p in parts if p))

@@ -205,10 +205,11 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
     if not mapping.drugs:
         what = mapping.display or ", ".join(mapping.unknown_codes) or "no code or name"
         problem = mapped.reference_problem or "medication not in the RxNorm/ATC roll-up table"
-        when = f" ({rtype}, {start.isoformat()})" if start else f" ({rtype}, undated)"
+        when = "" if not mapped.reference_problem else \
+            f" ({rtype}, {start.isoformat()})" if start else f" ({rtype}, undated)"
         unmapped.append(RecordIssue(source, f"{problem}: {what}" + (f" ({', '.join(mapping.unknown_codes)})"
                                                                        if mapping.unknown_codes and mapping.display else "")
-                                    + (when if mapped.reference_problem else "")))
+                                    + when))
         return [], unmapped, []
     if mapping.via == "name":
         why = mapped.reference_problem or f"code {', '.join(mapping.unknown_codes) or '(none)'} not in the roll-up table"
