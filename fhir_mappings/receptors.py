@@ -267,6 +267,8 @@ def specimen_of(obs: dict[str, Any]) -> str:
     """The specimen as the record names it: Observation.bodySite, else the specimen reference's display,
     else the first note (pathology reports often say it only there), shortened. Why: the discordance card
     names both specimens (contract v2) and a decalcified bone specimen reads differently from a liver core."""
+    if "bodySite" not in obs and "specimen" not in obs and "note" not in obs:
+        return ""                               # most results: no specimen named
     texts = [all_text(obs.get("bodySite")), as_str(as_dict(obs.get("specimen")).get("display"))]
     texts += [as_str(as_dict(n).get("text")) for n in as_list(obs.get("note"))[:1]]
     text = next((t.strip() for t in texts if t and t.strip()), "")
@@ -292,10 +294,10 @@ def _read_value(obs: dict[str, Any], marker: str, method: str, kind: str) -> tup
                 status = EQV
             if status:
                 break
-        text = all_text(cc)
-        score = _SCORE.search(text) if marker == HER2 and method == "IHC" else None
         if status is None:                      # code unknown: text, e.g. "3+", "2+ (Equivocal)", "Positive"
+            text = all_text(cc)
             return read_text(text, marker, method, kind) if text else None
+        score = _SCORE.search(all_text(cc)) if marker == HER2 and method == "IHC" else None
         detail = f"IHC {score.group(1)}+" if score else f"{label} {status.value}"
         return status, detail
     q = obs.get("valueQuantity")

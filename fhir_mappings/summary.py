@@ -134,28 +134,21 @@ def _text_relevance(obs: dict[str, Any], memo: dict[Any, tuple[bool, bool]]) -> 
 _Triage = tuple[bool, bool, bool, bool, bool, "str | None", bool, bool, bool]
 
 
-def _code_key(obs: dict[str, Any]) -> Any:
-    """What everything `_triage` reads depends on, for the common shape (no components, one coding); else None.
-    The key may still be unhashable (a list where a string belongs): `_triage` then does not memoise."""
-    if "component" in obs:
-        return None
-    try:                         # JSON shapes: anything but {"coding": [{...}]} fails one of these
-        concept = obs["code"]
-        (c,) = concept["coding"]
-        return (concept.get("text"), c.get("system"), c.get("code"), c.get("display"))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-
-
 def _triage(obs: dict[str, Any], memo: dict[Any, _Triage], text_memo: dict[Any, tuple[bool, bool]]) -> _Triage:
     """The code-derived relevance of an Observation, memoised per code within one call: a long chart
     repeats a few dozen lab codes thousands of times (and an LVEF code thousands of times: its LVEF code
-    is kept too, so `lvef_of` does not look for it again)."""
-    key = _code_key(obs)
-    if key is not None:
-        try:
+    is kept too, so `lvef_of` does not look for it again).
+
+    The memo key is what all of it depends on for the common shape (no components, one coding); other
+    shapes, and keys with unhashable parts (a list where a string belongs), are triaged unmemoised."""
+    key: Any = None
+    if "component" not in obs:
+        try:                     # JSON shapes: anything but {"coding": [{...}]} fails one of these
+            concept = obs["code"]
+            (c,) = concept["coding"]
+            key = (concept.get("text"), c.get("system"), c.get("code"), c.get("display"))
             hit = memo.get(key)
-        except TypeError:        # unhashable parts: not memoised
+        except (KeyError, TypeError, ValueError, AttributeError):
             key = hit = None
         if hit is not None:
             return hit
