@@ -223,7 +223,7 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
     if start and start > as_of:
         return [], unmapped, [RecordIssue(source, f"{rtype} starts after {as_of.isoformat()} "
                                                   f"({start.isoformat()}): planned, not history")]
-    ongoing = status in ONGOING_STATUS.get(str(rtype), frozenset()) and (end is None or end >= as_of)
+    ongoing = status in ONGOING_STATUS.get(str(rtype), ()) and (end is None or end >= as_of)
     reason, progressed = _status_reason(resource)
     intent = procedure_intent(resource)
     exposures = [Exposure(drug=d, start=start, end=None if ongoing else (min(end, as_of) if end else None),

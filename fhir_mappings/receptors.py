@@ -406,7 +406,8 @@ def observation_evidence(obs: dict[str, Any], source: str, context: tuple[tuple[
     start, _ = choice_dates(obs, "effective")
     date = start or parse_date(obs.get("issued"))
     specimen = specimen_of(obs)
-    parts = [obs] + [c for c in as_list(obs.get("component")) if isinstance(c, dict)]
+    component = obs.get("component")
+    parts = [obs] if component is None else [obs] + [c for c in as_list(component) if isinstance(c, dict)]
     for part in parts:
         markers, is_serum, code = _markers_of(part.get("code"))
         if not markers and not is_serum:
@@ -440,12 +441,14 @@ def observation_evidence(obs: dict[str, Any], source: str, context: tuple[tuple[
 
 def condition_evidence(cond: dict[str, Any], source: str) -> list[Evidence]:
     found: list[Evidence] = []
-    start, _ = choice_dates(cond, "onset")
-    date = start or parse_date(cond.get("recordedDate"))
+    date: Any = None
     for system, code, display in codings(cond.get("code")):
         if not (is_icd10(system) or is_snomed(system)):
             continue
         for marker, status in CONDITION_CODES.get(code.upper() if is_icd10(system) else code, ()):
+            if not found:                       # dated only when it states a receptor status (few do)
+                start, _ = choice_dates(cond, "onset")
+                date = start or parse_date(cond.get("recordedDate"))
             note = " (hormone-receptor positive, recorded on ER)" if code in _HR_NOTE and marker == ER else ""
             found.append(Evidence(marker, status, date, "condition", f"{code} {display}".strip() + note, source))
     return found

@@ -75,8 +75,9 @@ def _add_codes(concept: Any, out: set[str]) -> None:
 def _may_be_pregnancy_status(obs: dict[str, Any], codes: set[str]) -> bool:
     """False only for an Observation `current_pregnancy` would certainly pass over, so the 5,000 labs of a
     long chart are not walked a second time (its own check is stricter: LOINC system, stripped code)."""
-    if any(PREGNANCY_STATUS_LOINC in c for c in codes):
-        return True
+    for c in codes:
+        if PREGNANCY_STATUS_LOINC in c:
+            return True
     code = obs.get("code")
     if code is None:
         return False
@@ -152,7 +153,7 @@ def _triage(obs: dict[str, Any], memo: dict[Any, _Triage], text_memo: dict[Any, 
             key = hit = None
         if hit is not None:
             return hit
-    codes = frozenset(_all_codes(obs))
+    codes = _all_codes(obs)
     unknown = RELEVANT_OBSERVATION_CODES.isdisjoint(codes)
     by_text = lvef_by_text = False
     if unknown:
