@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from functools import lru_cache
 from operator import attrgetter, methodcaller
 from typing import Any, Iterable, Mapping
 
@@ -129,43 +130,57 @@ def _text_relevance(obs: dict[str, Any], memo: dict[Any, tuple[bool, bool]]) -> 
     return receptor, lvef
 
 
-#: What an Observation's code says, memoised per code (see `_triage`):
+#: What an Observation's code says (see `_triage`):
 #: (no relevant code, may be a pregnancy status, receptor code, receptor by text, LVEF (code or text),
 #:  its LVEF code when already known (else None), disease-status code, staging code, code text names metastasis)
 _Triage = tuple[bool, bool, bool, bool, bool, "str | None", bool, bool, bool]
 
 
 def _triage(obs: dict[str, Any], memo: dict[Any, _Triage], text_memo: dict[Any, tuple[bool, bool]]) -> _Triage:
-    """The code-derived relevance of an Observation, memoised per code within one call: a long chart
-    repeats a few dozen lab codes thousands of times (and an LVEF code thousands of times: its LVEF code
-    is kept too, so `lvef_of` does not look for it again).
+    """The code-derived relevance of an Observation.
 
-    The memo key is what all of it depends on for the common shape (no components, one coding); other
-    shapes, and keys with unhashable parts (a list where a string belongs), are triaged unmemoised."""
-    key: Any = None
+    For the common shape (no components, one coding) it depends only on the code's text, system, code and
+    display, and is kept per code for the process (`_code_triage`): a long chart repeats a few dozen lab
+    codes thousands of times, an LVEF code thousands of times (its LVEF code is kept too, so `lvef_of`
+    does not look for it again), and every record repeats the receptor and LVEF codes; `memo` (one call's)
+    answers the repeats within a call for less than the lru_cache. Other shapes, and codes with unhashable
+    parts (a list where a string belongs), are triaged from the Observation itself."""
     if "component" not in obs:
         try:                     # JSON shapes: anything but {"coding": [{...}]} fails one of these
             concept = obs["code"]
-            (c,) = concept["coding"]
-            key = (concept.get("text"), c.get("system"), c.get("code"), c.get("display"))
-            hit = memo.get(key)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            key = hit = None
-        if hit is not None:
-            return hit
+            coding = concept["coding"]
+            if coding.__class__ is list and len(coding) == 1:
+                c = coding[0]
+                key = (concept.get("text"), c.get("system"), c.get("code"), c.get("display"))
+                hit = memo.get(key)
+                if hit is None:
+                    hit = memo[key] = _code_triage(key)
+                return hit
+        except (KeyError, TypeError, AttributeError):
+            pass
+    return _triage_of(obs, text_memo, False)
+
+
+@lru_cache(maxsize=4096)          # a pure function of code strings: no patient data, the same codes call after call
+def _code_triage(key: tuple[Any, Any, Any, Any]) -> _Triage:
+    text, system, code, display = key
+    concept: dict[str, Any] = {"coding": [{"system": system, "code": code, "display": display}]}
+    if text is not None:
+        concept["text"] = text
+    return _triage_of({"code": concept}, {}, True)
+
+
+def _triage_of(obs: dict[str, Any], text_memo: dict[Any, tuple[bool, bool]], one_coding: bool) -> _Triage:
     codes = _all_codes(obs)
     unknown = RELEVANT_OBSERVATION_CODES.isdisjoint(codes)
     by_text = lvef_by_text = False
     if unknown:
         by_text, lvef_by_text = _text_relevance(obs, text_memo)
     lvef = lvef_by_text or not LVEF_LOINC.isdisjoint(codes)
-    result = (unknown, _may_be_pregnancy_status(obs, codes), not RECEPTOR_CODES.isdisjoint(codes), by_text, lvef,
-              lvef_code(obs["code"]) if lvef and key is not None else None,
-              not DISEASE_STATUS_CODES.isdisjoint(codes), not STAGING_CODES.isdisjoint(codes),
-              _code_names_metastatic(obs))
-    if key is not None:
-        memo[key] = result
-    return result
+    return (unknown, _may_be_pregnancy_status(obs, codes), not RECEPTOR_CODES.isdisjoint(codes), by_text, lvef,
+            lvef_code(obs["code"]) if lvef and one_coding else None,
+            not DISEASE_STATUS_CODES.isdisjoint(codes), not STAGING_CODES.isdisjoint(codes),
+            _code_names_metastatic(obs))
 
 
 def _receptor_reports(items: list[dict[str, Any]]) -> tuple[dict[str, tuple], list[tuple[dict[str, Any], tuple]]]:
