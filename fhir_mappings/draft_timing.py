@@ -36,6 +36,8 @@ def planned_period(mr: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
     durations: list[float] = []
     for di in as_list(mr.get("dosageInstruction")):
         timing = as_dict(as_dict(di).get("timing"))
+        if not timing:
+            continue                          # a dose in words only ("75 mg/m2 every 21 days"): no dates
         repeat = as_dict(timing.get("repeat"))
         s, e = period(repeat.get("boundsPeriod"))
         if s:
@@ -46,7 +48,8 @@ def planned_period(mr: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
         if days is not None:
             durations.append(days)
         starts.extend(d for d in (parse_date(t) for t in as_list(timing.get("event"))) if d)
-    v_start, v_end = period(as_dict(as_dict(mr.get("dispenseRequest")).get("validityPeriod")))
+    v_start, v_end = period(as_dict(as_dict(mr.get("dispenseRequest")).get("validityPeriod"))) \
+        if "dispenseRequest" in mr else (None, None)
     if v_start:
         starts.append(v_start)
     start = min(starts) if starts else None
