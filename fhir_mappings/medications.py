@@ -178,11 +178,12 @@ def _request_dates(mr: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
     return (min(starts) if starts else None), (max(ends) if ends else None)
 
 
-def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, Any]], as_of: dt.date
-                 ) -> tuple[list[Exposure], list[RecordIssue], list[RecordIssue]]:
-    """(exposures, unmapped issues, skipped issues) for one medication resource. Never raises on shape."""
+def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, Any]], as_of: dt.date,
+                 source: str | None = None) -> tuple[list[Exposure], list[RecordIssue], list[RecordIssue]]:
+    """(exposures, unmapped issues, skipped issues) for one medication resource. Never raises on shape.
+    `source`: its "Type/id" when the caller already has it."""
     rtype = resource.get("resourceType")
-    source = source_of(resource)
+    source = source or source_of(resource)
     status = as_str(resource.get("status")).lower()
     if status in NOT_HISTORY_STATUS:
         return [], [], []

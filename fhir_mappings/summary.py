@@ -14,8 +14,8 @@ from operator import attrgetter, methodcaller
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
-from .fhir_json import (LOINC, SNOMED, all_text, as_dict, as_list, as_str, clean_display, codings, malformed_dates,
-                       ref_type_id, source_of)
+from .fhir_json import (LOINC, SNOMED, all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings,
+                       malformed_dates, parse_date, ref_type_id, source_of)
 from .lvef import lvef_of
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
@@ -88,11 +88,11 @@ def _may_be_pregnancy_status(obs: dict[str, Any], codes: set[str]) -> bool:
 def _obs_date(obs: dict[str, Any]) -> dt.date | None:
     d = obs.get("effectiveDateTime")
     if isinstance(d, str):
-        parsed = cond_mod.parse_date(d)
+        parsed = parse_date(d)
         if parsed:
             return parsed
-    start, _ = cond_mod.choice_dates(obs, "effective")
-    return start or cond_mod.parse_date(obs.get("issued"))
+    start, _ = choice_dates(obs, "effective")
+    return start or parse_date(obs.get("issued"))
 
 
 _RECEPTOR_WORDS = re.compile(r"her-?\s?2|erbb|c-?erb|estrogen|oestrogen|progesterone|\ber\b|\bpr\b", re.I)
@@ -433,7 +433,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                         start, _ = cond_mod.choice_dates(r, "effective")
                         stage_evidence.append((start or cond_mod.parse_date(r.get("issued")), kind_text, source))
             elif rtype in MEDICATION_TYPES:
-                exps, un, sk = exposures_of(r, medications, as_of)
+                exps, un, sk = exposures_of(r, medications, as_of, source)
                 exposures.extend(exps)
                 unmapped.extend(un)
                 skipped.extend(sk)
