@@ -313,7 +313,7 @@ class FhirClient:
             if response.status_code != 200:
                 raise error_for_status(response.status_code, what)
             declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > self._max_response_bytes:
+            if declared.isascii() and declared.isdigit() and int(declared) > self._max_response_bytes:
                 raise TooLarge(f"{what}: answer of {declared} bytes exceeds {self._max_response_bytes}")
             body = bytearray()
             while True:

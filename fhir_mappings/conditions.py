@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from .fhir_json import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions, is_icd10,
-                       is_snomed, parse_date, ref_id, status_code)
+                       is_snomed, parse_date, ref_id, status_code, two_digits)
 from .model import ConditionFact, MetastaticSite
 
 IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
@@ -195,7 +195,7 @@ def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
                 if _breast_site(cond):
                     return _breast_kind(text)
                 continue
-            if c.startswith("C") and c[1:3].isdigit() and (int(c[1:3]) <= 75 or 81 <= int(c[1:3]) <= 97):
+            if c.startswith("C") and two_digits(c[1:3]) and (int(c[1:3]) <= 75 or 81 <= int(c[1:3]) <= 97):
                 return _OTHER_PRIMARY
         elif code in BREAST_SNOMED and is_snomed(system):
             return _breast_kind(text)

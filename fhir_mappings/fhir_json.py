@@ -76,6 +76,12 @@ def all_text(concept: Any) -> str:
     return " ; ".join(parts)
 
 
+def two_digits(text: str) -> bool:
+    """Exactly two ASCII digits: `str.isdigit` also says True for "²" or "٣", which `int` then refuses or reads
+    as a number no code system writes (an ICD-10 code "O²1" made the whole mapping raise)."""
+    return len(text) == 2 and text.isascii() and text.isdigit()
+
+
 def is_system(system: str, *needles: str) -> bool:
     s = system.lower()
     return any(n in s for n in needles)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from .fhir_json import all_text, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date, status_code
+from .fhir_json import all_text, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date, status_code, two_digits
 from .model import PregnancyFact
 
 PREGNANCY_STATUS_LOINC = "82810-3"
@@ -50,7 +50,7 @@ def _ends_pregnancy_icd(c: str) -> bool:
     """Delivery (O80-O82), puerperium (O85-O92) and termination (O03, O04, Z33.2) codes."""
     if c.startswith(TERMINATION_ICD_PREFIXES):
         return True
-    if not c.startswith("O") or not c[1:3].isdigit():
+    if not c.startswith("O") or not two_digits(c[1:3]):
         return False
     n = int(c[1:3])
     return 80 <= n <= 82 or 85 <= n <= 92
@@ -59,7 +59,7 @@ def _ends_pregnancy_icd(c: str) -> bool:
 def _pregnant_icd(c: str) -> bool:
     if c.startswith(("Z33.1", "Z34", "O09")):
         return True
-    return c.startswith("O") and len(c) >= 3 and (c[1:3].isdigit() or c[1:3] == "9A") and not _ends_pregnancy_icd(c)
+    return c.startswith("O") and len(c) >= 3 and (two_digits(c[1:3]) or c[1:3] == "9A") and not _ends_pregnancy_icd(c)
 
 
 def _condition_kind(cond: dict[str, Any]) -> tuple[str, str]:

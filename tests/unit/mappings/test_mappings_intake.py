@@ -65,6 +65,12 @@ def test_junk_input_is_reported_never_raised(junk):
     assert not s.breast_cancer.present and s.her2.status == ReceptorStatus.UNKNOWN
 
 
+@pytest.mark.parametrize("code", ["O²1", "C²1", "O٢١", "C٢١", "O8", "C5"])
+def test_icd10_codes_with_digits_other_than_ascii_are_not_read_as_numbers_and_never_raise(code):
+    s = summarize([breast(), condition(ICD10, code, "odd code")], PID, AS_OF)
+    assert s.breast_cancer.present and s.breast_cancer.other_primaries == () and s.pregnancy is None
+
+
 def test_non_resource_items_are_listed_as_skipped():
     s = summarize([breast(), 5, "x", {"id": "1"}], PID, AS_OF)
     assert s.breast_cancer.present
