@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from cards.clinical_picture import clinical_picture
-from cards.decide_regimen import decide_regimen
+from cards.decide_regimen import choose_regimen, regimen_decision
 from cards.decide_safety import safety_decisions
 from cards.decision import Decision
 from cards.knowledge_base import Knowledge
@@ -41,17 +41,17 @@ def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], scope: CardSco
            policy: Policy) -> list[Decision]:
     """All decisions for one hook call, in stable card order (most severe first, then topic order)."""
     p = clinical_picture(summary, knowledge, policy)
-    regimen = decide_regimen(p, knowledge, policy)
-    recommended = next((pr.regimen for pr in regimen.proposals if pr.recommended), None) if regimen else None
+    choice = choose_regimen(p, knowledge, policy)
+    recommended = choice.preferred if choice is not None else None
     # Contract v2: while the current metastatic line is ongoing with no documented progression, no
     # next-regimen card (unless the site turned on the plan-at-progression card).
-    due = regimen is not None and (not p.current_line_ongoing or policy.plan_at_progression_card)
+    due = choice is not None and (not p.current_line_ongoing or policy.plan_at_progression_card)
     regimen_card_allowed = NEXT_REGIMEN in scope.topics
     show_regimen = due and regimen_card_allowed
     order_drafts = tuple(drafts) if scope.draft_orders else ()
     decisions = safety_decisions(p, order_drafts, knowledge, recommended, show_regimen, regimen_card_allowed)
-    if show_regimen:
-        decisions.append(regimen)
+    if show_regimen:     # worded only when shown: the order hooks need just the recommended regimen
+        decisions.append(regimen_decision(p, choice, knowledge))
     if scope.draft_orders:
         decisions = [replace(d, about_drafts=True) if d.topic in DRAFT_ORDER_TOPICS and d.indicator != "info" else d
                      for d in decisions]

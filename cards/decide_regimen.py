@@ -5,6 +5,8 @@ The line plan lists regimens in order of preference; this module only filters th
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cards.decision import Decision, Excluded, FactRow, Proposal
 from cards.fact_rows import (contraindication_facts, disease_facts, line_fact, lvef_facts, ordinal, receptor_facts,
                              therapy_facts)
@@ -81,8 +83,25 @@ def choose(plan: LinePlan, p: ClinicalPicture, policy: Policy) -> tuple[list[Reg
     return eligible, excluded, named
 
 
-def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> Decision | None:
-    """The her2-next-regimen decision, or None when the algorithm does not apply (stay quiet)."""
+@dataclass(frozen=True)
+class RegimenChoice:
+    """What the line plan offers this record: the plan, the preferred seed regimen first and then the other
+    eligible ones, the excluded ones with their reasons, and those only named. Every hook needs the preferred
+    regimen (the safety cards propose it as the replacement); only a shown next-regimen card needs the rest
+    worded (`regimen_decision`)."""
+
+    plan: LinePlan
+    ordered: tuple[RegimenEntry, ...]
+    excluded: tuple[Excluded, ...]
+    named: tuple[RegimenEntry, ...]
+
+    @property
+    def preferred(self) -> RegimenEntry:
+        return self.ordered[0]
+
+
+def choose_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> RegimenChoice | None:
+    """The regimens the next-regimen card would offer, or None when the algorithm does not apply (stay quiet)."""
     if not p.regimen_list_applies:
         return None     # HER2 unknown or discordant: confirm first; pregnancy: the regimen list does not apply
     plan = plan_for(p, knowledge)
@@ -97,7 +116,20 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
     if not seed:
         return None
     preferred = seed[0]
-    ordered = [preferred] + [r for r in eligible if r is not preferred]
+    ordered = (preferred, *(r for r in eligible if r is not preferred))
+    return RegimenChoice(plan, ordered, tuple(excluded), tuple(named))
+
+
+def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> Decision | None:
+    """The her2-next-regimen decision, or None when the algorithm does not apply (stay quiet)."""
+    choice = choose_regimen(p, knowledge, policy)
+    return None if choice is None else regimen_decision(p, choice, knowledge)
+
+
+def regimen_decision(p: ClinicalPicture, choice: RegimenChoice, knowledge: Knowledge) -> Decision:
+    """The her2-next-regimen card's decision for this choice: summary, findings, notes, rules and facts."""
+    plan, ordered, excluded, named = choice.plan, list(choice.ordered), choice.excluded, choice.named
+    preferred = choice.preferred
     proposals = tuple(Proposal(label=_label(r, r is preferred), regimen=r, recommended=r is preferred) for r in ordered)
 
     line = ordinal(p.next_line)
@@ -145,7 +177,7 @@ def decide_regimen(p: ClinicalPicture, knowledge: Knowledge, policy: Policy) -> 
     return Decision(
         topic="her2-next-regimen", indicator=indicator, summary=summary, rules=tuple(dict.fromkeys(rules)),
         findings=tuple(findings), facts=tuple(facts), notes=tuple(n for n in notes if n), proposals=proposals,
-        excluded=tuple(excluded), named_only=tuple(named))
+        excluded=excluded, named_only=named)
 
 
 def _cardiac(p: ClinicalPicture, knowledge: Knowledge) -> tuple[str, str]:
