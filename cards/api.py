@@ -53,7 +53,8 @@ def decide(summary: PatientSummary, drafts: Sequence[DraftOrder], scope: CardSco
     if show_regimen:     # worded only when shown: the order hooks need just the recommended regimen
         decisions.append(regimen_decision(p, choice, knowledge))
     if scope.draft_orders:
-        decisions = [replace(d, about_drafts=True) if d.topic in DRAFT_ORDER_TOPICS and d.indicator != "info" else d
+        decisions = [replace(d, about_drafts=True)
+                     if not d.about_drafts and d.topic in DRAFT_ORDER_TOPICS and d.indicator != "info" else d
                      for d in decisions]
     decisions = [d for d in decisions if d.topic in scope.topics]
     return sorted(decisions, key=lambda d: (-INDICATOR_RANK[d.indicator], TOPIC_ORDER[d.topic]))

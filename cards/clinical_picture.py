@@ -1,15 +1,19 @@
 """The clinical picture: the record interpreted once for all rules (line of therapy, treatment-free interval,
 progression, HER2 discordance, LVEF baseline, what was received) - `ClinicalPicture`, made by `clinical_picture`.
 
-Computed once per call from the mapped `PatientSummary`, so every rule reads the same interpretation. Not
-what a card shows: a card's facts table is built from it by `fact_rows`. Pure: no clock (the summary's
-`as_of` is "today").
+Computed once per call from the mapped `PatientSummary`, so every rule reads the same interpretation. What a
+card shows as its facts table is built from it by `fact_rows`, once per call: the picture keeps each group of
+rows the first time a card asks for it (`therapy_rows`, ...), and every other card of the call (and every
+candidate of an unidentified draft) reuses them. Pure: no clock (the summary's `as_of` is "today").
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import Any, Callable, Generic, TypeVar
 
+from cards import fact_rows
+from cards.decision import FactRow
 from cards.knowledge_base import Knowledge, TfiPolicy
 from cards.policy import Policy
 from fhir_mappings.model import (ANTHRACYCLINE, CDK46, ENDOCRINE, FLUOROPYRIMIDINE, HER2_CLASSES, OTHER_CHEMO,
@@ -27,11 +31,34 @@ def is_unconjugated_trastuzumab(drug: Drug) -> bool:
 
 
 def is_her2_agent(drug: Drug) -> bool:
-    return bool(drug.classes & HER2_CLASSES)
+    return not drug.classes.isdisjoint(HER2_CLASSES)
 
 
 def draft_rxnorm(drafts: tuple[DraftOrder, ...]) -> frozenset[str]:
     return frozenset(d.rxnorm for o in drafts for d in o.drugs)
+
+
+T = TypeVar("T")
+
+
+class once(Generic[T]):
+    """A property computed on first use and then kept in the instance (`functools.cached_property` without
+    the lock Python 3.11 takes around each computation, dropped in 3.12): for a frozen picture that lives for
+    one call, so each record fact is worked out once per call."""
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> T:
+        if instance is None:
+            return self     # type: ignore[return-value]
+        value = instance.__dict__[self.name] = self.compute(instance)   # then found in __dict__: no call again
+        return value
 
 
 # A HER2-negative specimen up to this long after a neoadjuvant HER2 regimen ended is the surgical
@@ -101,9 +128,14 @@ class ClinicalPicture:
     def as_of(self) -> dt.date:
         return self.summary.as_of
 
+    @once
+    def received_rxnorm(self) -> frozenset[str]:
+        """Every agent given in any setting (RxNorm), as recorded or as an exposure."""
+        t = self.summary.therapy
+        return t.ever_given.union([e.drug.rxnorm for e in t.exposures])
+
     def received(self, rxnorm: str) -> bool:
-        return rxnorm in self.summary.therapy.ever_given or any(
-            e.drug.rxnorm == rxnorm for e in self.summary.therapy.exposures)
+        return rxnorm in self.received_rxnorm
 
     def exposures_of(self, rxnorm: str) -> tuple[Exposure, ...]:
         return tuple(e for e in self.summary.therapy.exposures if e.drug.rxnorm == rxnorm)
@@ -140,6 +172,15 @@ class ClinicalPicture:
         t = self.summary.therapy
         last = self.days_since(t.last_her2_dose)
         return t.her2_therapy_ongoing or bool(self.active_her2_exposures) or (last is not None and last <= window_days)
+
+
+    # The facts-table rows of the record (`fact_rows`), built when a card first asks and then shared.
+    receptor_rows = once(fact_rows.receptor_facts)
+    disease_rows = once(fact_rows.disease_facts)
+    therapy_rows = once(fact_rows.therapy_facts)
+    line_row = once(fact_rows.line_fact)
+    contraindication_rows = once(fact_rows.contraindication_facts)
+    lvef_rows = once(fact_rows.lvef_facts)
 
 
 def counts_as_line(regimen: Regimen) -> bool:

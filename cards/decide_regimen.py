@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cards.decision import Decision, Excluded, FactRow, Proposal
-from cards.fact_rows import (contraindication_facts, disease_facts, line_fact, lvef_facts, ordinal, receptor_facts,
-                             therapy_facts)
+from cards.fact_rows import ordinal
 from cards.knowledge_base import Knowledge, LinePlan, RegimenEntry
 from cards.clinical_picture import ClinicalPicture
 from cards.policy import Policy
@@ -47,8 +46,8 @@ def progressed_on(p: ClinicalPicture) -> dict[str, str]:
     return out
 
 
-def exclusion_reason(regimen: RegimenEntry, p: ClinicalPicture, policy: Policy) -> str | None:
-    failed = progressed_on(p)
+def exclusion_reason(regimen: RegimenEntry, p: ClinicalPicture, policy: Policy, failed: dict[str, str]) -> str | None:
+    """Why the regimen is not offered, or None. `failed`: `progressed_on(p)`, made once for all candidates."""
     for c in regimen.components:
         if c.drug.rxnorm in failed:
             return (f"not offered again: the disease progressed on {c.drug.label} ({failed[c.drug.rxnorm]}); "
@@ -69,13 +68,14 @@ def exclusion_reason(regimen: RegimenEntry, p: ClinicalPicture, policy: Policy) 
 def choose(plan: LinePlan, p: ClinicalPicture, policy: Policy) -> tuple[list[RegimenEntry], list[Excluded],
                                                                          list[RegimenEntry]]:
     eligible, excluded, named = [], [], []
+    failed = progressed_on(p)
     for regimen in plan.candidates:
         if not all(_requirement_met(r, p) for r in regimen.requires):
             continue
         if not regimen.orderable:
             named.append(regimen)
             continue
-        reason = exclusion_reason(regimen, p, policy)
+        reason = exclusion_reason(regimen, p, policy, failed)
         if reason:
             excluded.append(Excluded(regimen, reason))
         else:
@@ -172,8 +172,8 @@ def regimen_decision(p: ClinicalPicture, choice: RegimenChoice, knowledge: Knowl
         notes.append(f"HER2 results conflict; the record was read as positive: {p.summary.her2.reason or 'see sources'}.")
     inv = ", ".join(r.name for r in knowledge.investigational)
     notes.append(f"Not recommended outside clinical trials: {inv}.")
-    facts: list[FactRow] = [*receptor_facts(p), *disease_facts(p), *therapy_facts(p), line_fact(p),
-                         *contraindication_facts(p), *lvef_facts(p)]
+    facts: list[FactRow] = [*p.receptor_rows, *p.disease_rows, *p.therapy_rows, p.line_row,
+                         *p.contraindication_rows, *p.lvef_rows]
     return Decision(
         topic="her2-next-regimen", indicator=indicator, summary=summary, rules=tuple(dict.fromkeys(rules)),
         findings=tuple(findings), facts=tuple(facts), notes=tuple(n for n in notes if n), proposals=proposals,

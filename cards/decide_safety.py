@@ -9,7 +9,6 @@ from typing import Sequence
 
 from cards.decide_unidentified import with_unidentified_drafts
 from cards.decision import Decision, FactRow, Proposal
-from cards.fact_rows import contraindication_facts, disease_facts, line_fact, lvef_facts, receptor_facts, therapy_facts
 from cards.knowledge_base import Knowledge, RegimenEntry, SafetyCheck
 from cards.clinical_picture import (ANTICANCER_CLASSES, CHEMO_CLASSES, TRIPLET, ClinicalPicture, draft_rxnorm,
                                     is_her2_agent, is_unconjugated_trastuzumab)
@@ -71,9 +70,12 @@ def draft_timing(anth: Sequence[DraftOrder], tras: Sequence[DraftOrder]) -> str:
 def sequential_plan(drafts: Sequence[DraftOrder]) -> tuple[list[DraftOrder], list[DraftOrder]] | None:
     """(anthracycline drafts, trastuzumab-based drafts) of a sequential AC-then-trastuzumab plan, or None."""
     anth = [d for d in drafts if _has_class(d, ANTHRACYCLINE)]
+    if not anth:
+        return None
     tras = [d for d in drafts if any(is_unconjugated_trastuzumab(x) for x in d.drugs)]
-    if anth and tras and _any_selected(anth + tras) and draft_timing(anth, tras) == "sequential":
+    if tras and _any_selected(anth + tras) and draft_timing(anth, tras) == "sequential":
         return anth, tras
+    return None
     return None
 
 
@@ -99,9 +101,11 @@ def anthracycline(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge
     """W1/W2: anthracycline with, or within 7 months of, unconjugated trastuzumab; a sequential plan
     (AC then THP) is not co-use; with an antibody-drug conjugate (T-DM1, T-DXd): warning."""
     anth = [d for d in drafts if _has_class(d, ANTHRACYCLINE)]
+    if not anth:
+        return None
     tras = [d for d in drafts if any(is_unconjugated_trastuzumab(x) for x in d.drugs)]
     adc = [d for d in drafts if _has_class(d, HER2_ADC)]
-    if not anth or not _any_selected(anth + tras + adc):
+    if not _any_selected(anth + tras + adc):
         return None
     concurrent, washout = k.check("anthracycline-concurrent"), k.check("anthracycline-washout")
     untimed, with_adc = k.check("anthracycline-untimed"), k.check("anthracycline-adc")
@@ -145,8 +149,8 @@ def anthracycline(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge
     return Decision(
         topic="anthracycline-her2-cardiotoxicity", indicator=top[0].indicator, summary=top[2],
         rules=tuple(dict.fromkeys(c.rule for c, _, _ in fired)), findings=tuple(f for _, f, _ in fired),
-        facts=(*_draft_facts(regimen + [d for d in tras + adc if d not in regimen]), *therapy_facts(p),
-               *contraindication_facts(p), *lvef_facts(p)),
+        facts=(*_draft_facts(regimen + [d for d in tras + adc if d not in regimen]), *p.therapy_rows,
+               *p.contraindication_rows, *p.lvef_rows),
         proposals=(Proposal(label=label[:200], remove=tuple(regimen)),),
         about_drafts=True, check_ids=tuple(dict.fromkeys(c.id for c, _, _ in fired)))
 
@@ -199,7 +203,7 @@ def ild(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
     rules = tuple(dict.fromkeys([c.rule for c in checks] + ([k.rules["W4"]] if not tdxd else [])))
     return Decision(
         topic="ild-pneumonitis", indicator=indicator, summary=_fmt(checks[0]), rules=rules,
-        findings=tuple(findings), facts=(*_draft_facts(tdxd + tdm1), *therapy_facts(p), *contraindication_facts(p)),
+        findings=tuple(findings), facts=(*_draft_facts(tdxd + tdm1), *p.therapy_rows, *p.contraindication_rows),
         proposals=tuple(proposals), about_drafts=bool(tdxd or tdm1), check_ids=tuple(c.id for c in checks),
         source=checks[0].source)
 
@@ -292,7 +296,7 @@ def lvef(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge) -> Deci
     proposals = (_remove(her2_drafts, "HER2-targeted order" + ("s" if len(her2_drafts) > 1 else "")),) if warn_on_drafts else ()
     return Decision(
         topic="lvef-monitoring", indicator=indicator, summary=summary, rules=(overdue.rule,),
-        findings=tuple(findings), facts=(*lvef_facts(p), *_draft_facts(her2_drafts), *contraindication_facts(p)),
+        findings=tuple(findings), facts=(*p.lvef_rows, *_draft_facts(her2_drafts), *p.contraindication_rows),
         proposals=proposals, about_drafts=warn_on_drafts, check_ids=tuple(c.id for c in fired),
         source=withhold.source if zone is not None else None)
 
@@ -301,10 +305,12 @@ def her2_unknown(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge)
     """P1: metastatic or recurrent breast cancer with missing / equivocal / unresolved HER2, or a
     HER2-targeted agent drafted at any stage with no positive HER2 result on record."""
     s = p.summary
-    her2_drafts = [d for d in drafts if any(is_her2_agent(x) for x in d.drugs)]
-    her2_drafts = her2_drafts if _any_selected(her2_drafts) else []
     undetermined = s.her2.status not in (ReceptorStatus.POSITIVE, ReceptorStatus.NEGATIVE)
     metastatic_case = s.breast_cancer.present and s.metastatic.metastatic and undetermined
+    if not metastatic_case and (p.any_positive_her2 or p.residual_her2_loss):
+        return None     # no metastatic case, and a HER2 draft is no draft case either: the drafts need no look
+    her2_drafts = [d for d in drafts if any(is_her2_agent(x) for x in d.drugs)]
+    her2_drafts = her2_drafts if _any_selected(her2_drafts) else []
     draft_case = bool(her2_drafts) and not p.any_positive_her2 and not p.residual_her2_loss
     if not (metastatic_case or draft_case):
         return None
@@ -328,7 +334,7 @@ def her2_unknown(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge)
     if s.her2.reason and not s.her2.conflict and undetermined:
         findings.append(f"Mapping note: {s.her2.reason}")
     return Decision(topic="her2-status-unknown", indicator=check.indicator, summary=_fmt(check), rules=(check.rule,),
-                    findings=tuple(findings), facts=(*_draft_facts(her2_drafts), *receptor_facts(p), *disease_facts(p)),
+                    findings=tuple(findings), facts=(*_draft_facts(her2_drafts), *p.receptor_rows, *p.disease_rows),
                     about_drafts=draft_case, check_ids=(check.id,))
 
 
@@ -352,7 +358,7 @@ def her2_discordant(p: ClinicalPicture, k: Knowledge) -> Decision | None:
                 "Guidelines accept HER2-directed therapy when at least one adequate biopsy was HER2-positive; no "
                 "next-regimen card is issued while the record is discordant."]
     return Decision(topic="her2-status-discordant", indicator=check.indicator, summary=_fmt(check),
-                    rules=(check.rule,), findings=tuple(findings), facts=(*receptor_facts(p), *disease_facts(p)),
+                    rules=(check.rule,), findings=tuple(findings), facts=(*p.receptor_rows, *p.disease_rows),
                     check_ids=(check.id,))
 
 
@@ -380,7 +386,7 @@ def heart_failure(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge
     return Decision(
         topic="heart-failure", indicator="critical" if critical else check.indicator,
         summary=_fmt(check, drug=drugs[:60], lvef=f" ({lvef_text.split(' (')[0]})"), rules=(check.rule,),
-        findings=tuple(findings), facts=(*_draft_facts(her2 + anth), *contraindication_facts(p), *lvef_facts(p)),
+        findings=tuple(findings), facts=(*_draft_facts(her2 + anth), *p.contraindication_rows, *p.lvef_rows),
         about_drafts=True, check_ids=(check.id,))
 
 
@@ -446,7 +452,7 @@ def pregnancy(p: ClinicalPicture, drafts: Sequence[DraftOrder], regimen_card_all
     removable = d_targeted + [d for d in d_chemo if early]
     return Decision(
         topic="pregnancy", indicator=indicator, summary=_fmt(check, what=what)[:139], rules=(check.rule,),
-        findings=tuple(findings), facts=(*_draft_facts(d_targeted + d_chemo), *therapy_facts(p)),
+        findings=tuple(findings), facts=(*_draft_facts(d_targeted + d_chemo), *p.therapy_rows),
         proposals=(_remove(removable, "order" + ("s" if len(removable) > 1 else "")),) if removable else (),
         about_drafts=bool(d_targeted or d_chemo), check_ids=(check.id,))
 
@@ -472,7 +478,7 @@ def blockade_gap(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowledge,
         topic="her2-blockade-gap", indicator=check.indicator, summary=_fmt(check), rules=(check.rule,),
         findings=(f"Drafted ({_names(anticancer)}) without trastuzumab or another HER2-targeted agent for "
                   "HER2-positive metastatic disease, and no HER2-targeted therapy is active.",),
-        facts=(*_draft_facts(anticancer), *receptor_facts(p), *therapy_facts(p)),
+        facts=(*_draft_facts(anticancer), *p.receptor_rows, *p.therapy_rows),
         proposals=(*_replace(anticancer, recommended), _remove(anticancer, "regimen without HER2 blockade")),
         about_drafts=True, check_ids=(check.id,))
 
@@ -498,7 +504,7 @@ def first_line_restart(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Know
         findings=(f"Recurrence {months} months after the end of (neo)adjuvant HER2 therapy, within the "
                   f"{p.tfi_threshold:g}-month threshold ({p.tfi_policy.display}).",
                   f"First-line regimen drafted: {_names(thp)}. Follow the second-line recommendation instead."),
-        facts=(*_draft_facts(thp), *therapy_facts(p), line_fact(p)),
+        facts=(*_draft_facts(thp), *p.therapy_rows, p.line_row),
         proposals=(*_replace(thp, recommended), _remove(thp, "first-line regimen")),
         about_drafts=True, check_ids=(check.id,))
 
@@ -522,9 +528,9 @@ def tdxd_not_offered(p: ClinicalPicture, drafts: Sequence[DraftOrder], k: Knowle
     check = k.check("tdxd-not-offered")
     return Decision(
         topic="tdxd-not-offered", indicator=check.indicator, summary=_fmt(check), rules=(check.rule, k.rules["S1"]),
-        findings=(f"Drafted HER2 regimen ({_names(her2)}) for the {line_fact(p).value}; T-DXd was never given and no "
+        findings=(f"Drafted HER2 regimen ({_names(her2)}) for the {p.line_row.value}; T-DXd was never given and no "
                   "ILD/pneumonitis history is recorded.",),
-        facts=(*_draft_facts(her2), *therapy_facts(p), line_fact(p), *contraindication_facts(p)),
+        facts=(*_draft_facts(her2), *p.therapy_rows, p.line_row, *p.contraindication_rows),
         proposals=(*_replace(her2, k.regimens["tdxd"]), _remove(her2, "HER2 regimen")),
         about_drafts=True, check_ids=(check.id,))
 

@@ -1,10 +1,15 @@
 """The rows of a card's facts table ("| Fact | Value | Date |"): the record facts a card shows as its basis, dated,
-with resource references. Built from the `ClinicalPicture`; each row is a `decision.FactRow`."""
+with resource references. Built from the `ClinicalPicture`, which keeps them for the call (`ClinicalPicture.therapy_rows`
+and its siblings: cards read those); each row is a `decision.FactRow`."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cards.decision import FactRow
-from cards.clinical_picture import ClinicalPicture, is_her2_agent
-from fhir_mappings.model import ReceptorResult, ReceptorStatus
+from fhir_mappings.model import HER2_CLASSES, ReceptorResult, ReceptorStatus
+
+if TYPE_CHECKING:     # the picture imports this module to build its rows
+    from cards.clinical_picture import ClinicalPicture
 
 
 def _receptor(label: str, r: ReceptorResult) -> FactRow:
@@ -64,7 +69,7 @@ def therapy_facts(p: ClinicalPicture) -> tuple[FactRow, ...]:
     for setting, exps in groups:
         by_drug: dict[str, list] = {}
         for e in exps:
-            if is_her2_agent(e.drug):
+            if not e.drug.classes.isdisjoint(HER2_CLASSES):    # a HER2-directed agent
                 by_drug.setdefault(e.drug.name, []).append(e)
         for name, es in by_drug.items():
             span, first = _span(es)

@@ -101,7 +101,7 @@ class RegimenEntry:
     contraindicated_by: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()               # listed only when these findings hold (hr-positive)
 
-    @property
+    @functools.cached_property      # knowledge data: worked out once per process
     def rxnorm(self) -> frozenset[str]:
         return frozenset(c.drug.rxnorm for c in self.components)
 
@@ -198,10 +198,14 @@ class Knowledge:
     def check(self, check_id: str) -> SafetyCheck:
         return self.safety_checks[check_id]
 
+    @functools.cached_property
+    def _default_tfi_policy(self) -> TfiPolicy:
+        return next(p for p in self.tfi_policies.values() if p.default)
+
     def tfi_policy(self, policy_id: str | None = None) -> TfiPolicy:
         """The named policy; None: the one the knowledge file marks `default: true`."""
         if policy_id is None:
-            return next(p for p in self.tfi_policies.values() if p.default)
+            return self._default_tfi_policy
         try:
             return self.tfi_policies[policy_id]
         except KeyError:
