@@ -13,6 +13,7 @@ from cards.clinical_picture import clinical_picture
 from cards.decide_regimen import choose_regimen, regimen_decision
 from cards.decide_safety import safety_decisions
 from cards.decision import Decision
+from cards.detail import RecordText
 from cards.knowledge_base import Knowledge
 from cards.policy import Policy
 from cards.render import render_card, uuid_source
@@ -66,5 +67,6 @@ def render_cards(decisions: Sequence[Decision], summary: PatientSummary, drafts:
     """The `cards` array for these decisions, in their order (`app_launch_url`: see `render_card`). The cards'
     and suggestions' uuids come from one read of the OS's random source (`uuid_source`)."""
     make_uuid = uuid_source(len(decisions) + sum(len(d.proposals) for d in decisions))
+    record = RecordText(summary, data_gaps, drafts)     # what every card shows alike, rendered once for the call
     return [render_card(d, knowledge, summary, gaps=data_gaps, drafts=drafts, app_launch_url=app_launch_url,
-                        make_uuid=make_uuid) for d in decisions]
+                        make_uuid=make_uuid, record=record) for d in decisions]

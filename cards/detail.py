@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Sequence
 
 from cards.decision import Decision, FactRow
@@ -41,6 +42,15 @@ def _clip(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
+def _cell(value: str, limit: int) -> str:
+    """`text(_clip(value, limit))` with one whitespace pass: a clipped value is already on one line."""
+    return _MD_SPECIAL.sub(_escaped, _clip(value, limit))
+
+
+# A fact's label is the code's own wording (fact_rows, decide_safety), never record text: escaped once per process.
+_label_text = lru_cache(maxsize=256)(text)
+
+
 def _cited(citations: Sequence[Citation]) -> list[Citation]:
     """The primary sources among these citations (provenance entries have no URL and are never shown)."""
     return [c for c in citations if c.url]
@@ -67,38 +77,97 @@ def fired_rules(d: Decision) -> tuple[Rule, ...]:
 _LOW_PRIORITY = ("Prior HER2-directed agent", "HR status (ER or PR positive)", "Breast cancer")
 
 
-class _FactsTable:
-    """The facts table's rows rendered once; `rows(keep)` leaves out the lowest-priority ones."""
+_TABLE_HEAD = ("| Fact | Value | Date |", "|---|---|---|")
 
-    def __init__(self, facts: Sequence[FactRow]) -> None:
-        shown = list(dict.fromkeys(facts))
-        self.lines = [f"| {text(f.label)} | {text(_clip(f.value, MAX_VALUE))} | "
-                      f"{f.date.isoformat() if f.date else '—'} |" for f in shown]
-        self.drop_order = _drop_order(shown)
+
+def _more_row(dropped: int) -> str:
+    return f"| … | {dropped} more fact(s) in the explanation view | — |"
+
+
+class RecordText:
+    """What every card of one call renders alike from the record, rendered once for the call: the facts
+    table's heading (the as-of date), the record's gaps, the medications read by name, and each fact's table
+    line (a fact shown on several cards is escaped once). Made by `render_cards` for one call and dropped
+    with it: it holds patient data."""
+
+    def __init__(self, summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequence[DraftOrder]) -> None:
+        self.basis_heading = f"**Basis in the record** (as of {summary.as_of.isoformat()})"
+        self.issues = _issues(summary, gaps, drafts)
+        by_name = dict.fromkeys(f"- {text(i.source)}: {_cell(i.problem, 100)}"
+                                for i in [*summary.notes, *(g for g in gaps if g.info)])
+        self.by_name = list(by_name)[:MAX_ISSUES]
+        self._lines: dict[tuple[Any, ...], str] = {}
+
+    def fact_lines(self, facts: Sequence[FactRow]) -> tuple[list[FactRow], list[str]]:
+        """(the facts, each once, in order; their table lines)."""
+        unique = dict(zip(map(_fact_key, facts), facts))    # equal facts once (one C-level tuple hash each)
+        lines = []
+        for key, f in unique.items():
+            line = self._lines.get(key)
+            if line is None:
+                line = self._lines[key] = (f"| {_label_text(f.label)} | {_cell(f.value, MAX_VALUE)} | "
+                                           f"{f.date.isoformat() if f.date else '—'} |")
+            lines.append(line)
+        return list(unique.values()), lines
+
+
+# A FactRow's fields as one tuple: equal tuples are equal facts (the dataclass's own equality).
+_fact_key = attrgetter("label", "value", "date", "sources")
+
+
+class _FactsTable:
+    """A card's facts table: its lines (each fact once), and the lowest-priority ones left out to fit."""
+
+    def __init__(self, facts: Sequence[FactRow], record: RecordText) -> None:
+        self.shown, self.lines = record.fact_lines(facts)
+        self._drop_order: list[int] | None = None
+
+    @property
+    def drop_order(self) -> list[int]:
+        """Made only for a table that does not fit whole."""
+        if self._drop_order is None:
+            self._drop_order = _drop_order(self.shown)
+        return self._drop_order
 
     def rows(self, keep: int) -> list[str]:
         if not self.lines:
             return []
-        drop = set(self.drop_order[: max(0, len(self.lines) - keep)])
-        rows = ["| Fact | Value | Date |", "|---|---|---|"]
-        rows += [line for i, line in enumerate(self.lines) if i not in drop]
-        if drop:
-            rows.append(f"| … | {len(drop)} more fact(s) in the explanation view | — |")
-        return rows
+        dropped = len(self.lines) - keep
+        if dropped <= 0:
+            return [*_TABLE_HEAD, *self.lines]
+        drop = set(self.drop_order[:dropped])
+        return [*_TABLE_HEAD, *(line for i, line in enumerate(self.lines) if i not in drop), _more_row(dropped)]
+
+    def fitting(self, room: int, lines_outside: int) -> int:
+        """The most facts kept whose table (heading and blank lines included) fits in `room` characters when
+        joined by newlines with `lines_outside` other lines; 0 when none does (the caller then cuts the text)."""
+        if not self.lines:
+            return 0
+        chars = sum(map(len, self.lines)) + len(_TABLE_HEAD[0]) + len(_TABLE_HEAD[1])
+        n = lines_outside + len(self.lines) + 2
+        if chars + n - 1 <= room:
+            return len(self.lines)
+        order = self.drop_order
+        for dropped in range(1, len(self.lines) + 1):
+            chars -= len(self.lines[order[dropped - 1]])
+            more = len(_more_row(dropped))
+            if chars + more + (n - dropped + 1) - 1 <= room:
+                return len(self.lines) - dropped
+        return 0
 
 
 def _drop_order(facts: Sequence[FactRow]) -> list[int]:
     """Indices of facts in the order they are left out: low-priority labels first, then from the end."""
-    return sorted(range(len(facts)), key=lambda i: (_priority(facts[i].label), -i))
+    return [-i for _, i in sorted((_priority(f.label), -i) for i, f in enumerate(facts))]
 
 
+@lru_cache(maxsize=256)       # labels are the code's own wording (no record text)
 def _priority(label: str) -> int:
     """The index of the `_LOW_PRIORITY` prefix the label starts with (the first dropped: 0), else the length
-    of that list. Most labels have none: one startswith over the tuple answers them."""
-    if label.startswith(_LOW_PRIORITY):
-        for n, prefix in enumerate(_LOW_PRIORITY):
-            if label.startswith(prefix):
-                return n
+    of that list."""
+    for n, prefix in enumerate(_LOW_PRIORITY):
+        if label.startswith(prefix):
+            return n
     return len(_LOW_PRIORITY)
 
 
@@ -133,7 +202,7 @@ def _issues(summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequen
     items = [("could not be read", i) for i in summary.skipped]
     items += [("not mapped", i) for i in summary.unmapped]
     items += [("not available", i) for i in gaps if not i.info]
-    lines = [f"- {text(i.source)} ({kind}): {text(_clip(i.problem, 100))}" for kind, i in items]
+    lines = [f"- {text(i.source)} ({kind}): {_cell(i.problem, 100)}" for kind, i in items]
     named = {i.source for _, i in items}     # the mapping's own issue for a draft says more: no second line
     lines += [f"- {text(d.resource_id)} (draft not mapped): {text(d.display or 'unknown medication')}"
               for d in drafts if d.unmapped and d.resource_id not in named]
@@ -143,10 +212,16 @@ def _issues(summary: PatientSummary, gaps: Sequence[RecordIssue], drafts: Sequen
     return lines
 
 
-def footer(d: Decision, knowledge: Knowledge) -> str:
-    """One line: which rules fired, which knowledge version, and the disclaimer."""
-    ids = ", ".join(r.id for r in fired_rules(d))
-    return f"*Rule {text(ids)} · knowledge {text(knowledge.version)} · {text(knowledge.disclaimer)}*"
+def footer(d: Decision, knowledge: Knowledge, rules: Sequence[Rule] | None = None) -> str:
+    """One line: which rules fired (`rules`: `fired_rules(d)`, when the caller has them), which knowledge
+    version, and the disclaimer."""
+    ids = ", ".join(r.id for r in (fired_rules(d) if rules is None else rules))
+    return _footer(ids, knowledge.version, knowledge.disclaimer)
+
+
+@lru_cache(maxsize=256)       # knowledge text only (rule ids, version, disclaimer): rendered once per process
+def _footer(ids: str, version: str, disclaimer: str) -> str:
+    return f"*Rule {text(ids)} · knowledge {text(version)} · {text(disclaimer)}*"
 
 
 def detail_budget(d: Decision) -> int:
@@ -154,35 +229,39 @@ def detail_budget(d: Decision) -> int:
 
 
 def build_detail(d: Decision, knowledge: Knowledge, summary: PatientSummary, gaps: Sequence[RecordIssue],
-                 drafts: Sequence[DraftOrder]) -> str:
+                 drafts: Sequence[DraftOrder], *, record: RecordText | None = None,
+                 rules: Sequence[Rule] | None = None) -> str:
     """The detail within its length budget: facts are left out (low-priority ones first) until it fits;
-    a text still too long is cut with a pointer to the explanation view, keeping the footer line."""
+    a text still too long is cut with a pointer to the explanation view, keeping the footer line.
+
+    `record`: the call's `RecordText` (made here when not given); `rules`: `fired_rules(d)`, when the caller
+    has them. The facts kept are counted from the lines' lengths; the text is joined once."""
     budget = detail_budget(d)
-    head, tail_sections = _body_parts(d, summary, gaps, drafts)    # built once: only the facts table varies
-    end = footer(d, knowledge)
-    table = _FactsTable(d.facts)
-    for keep in range(len(table.lines), -1, -1):
-        body = head + _facts_section(d, summary, table, keep) + tail_sections
-        if _joined_length(body) + 1 + len(end) <= budget:     # measured before joining: a long record tries several
-            return "\n".join(body + [end])
+    record = RecordText(summary, gaps, drafts) if record is None else record
+    rules = fired_rules(d) if rules is None else rules
+    head, tail_sections = _body_parts(d, record, rules)
+    end = footer(d, knowledge, rules)
+    if d.facts:
+        table = _FactsTable(d.facts, record)
+        outside = [*head, record.basis_heading, "", "", *tail_sections, end]
+        keep = table.fitting(budget - sum(map(len, outside)), len(outside))
+        body = [*head, record.basis_heading, "", *table.rows(keep), "", *tail_sections]
+    else:
+        body = head + tail_sections
+    detail = "\n".join([*body, end])
+    if len(detail) <= budget:
+        return detail
     tail = ["", "*… shortened: the full reasoning is in the explanation view.*", end]
     room = budget - len("\n".join(tail)) - 1
     return "\n".join(body)[:max(0, room)].rstrip() + "\n" + "\n".join(tail)
 
 
-def _joined_length(lines: Sequence[str]) -> int:
-    """len("\\n".join(lines)) without joining them."""
-    return sum(map(len, lines)) + len(lines) - 1
+@lru_cache(maxsize=1024)      # knowledge text only (no patient data): rendered once per process
+def _named_line(r: RegimenEntry) -> str:
+    return f"- {text(r.name)}: {text(r.not_orderable_reason or r.evidence)}"
 
 
-def _facts_section(d: Decision, summary: PatientSummary, table: _FactsTable, keep_facts: int) -> list[str]:
-    if not d.facts:
-        return []
-    return [f"**Basis in the record** (as of {summary.as_of.isoformat()})", ""] + table.rows(keep_facts) + [""]
-
-
-def _body_parts(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue],
-                drafts: Sequence[DraftOrder]) -> tuple[list[str], list[str]]:
+def _body_parts(d: Decision, record: RecordText, rules: Sequence[Rule]) -> tuple[list[str], list[str]]:
     """The detail's sections before and after the facts table (which alone shrinks to fit the budget)."""
     is_regimen = d.topic == "her2-next-regimen"
     out: list[str] = []
@@ -194,20 +273,16 @@ def _body_parts(d: Decision, summary: PatientSummary, gaps: Sequence[RecordIssue
         out += ["**Not offered**", ""] + [f"- {text(e.regimen.name)}: {text(e.reason)}" for e in d.excluded] + [""]
     if d.named_only:
         out += ["**Also listed (no order proposed)**", ""]
-        out += [f"- {text(r.name)}: {text(r.not_orderable_reason or r.evidence)}" for r in d.named_only] + [""]
+        out += [_named_line(r) for r in d.named_only] + [""]
     if d.notes:
         out += ["**Notes**", ""] + [f"- {text(n)}" for n in d.notes] + [""]
     head, out = out, []
-    rules = fired_rules(d)
     if rules:
         out += ["**Rules applied**", ""] + [_rule_line(r) for r in rules] + [""]
-    issues = _issues(summary, gaps, drafts)
-    if issues:
-        out += ["**Missing from or unreadable in the record**", ""] + issues + [""]
-    by_name = list(dict.fromkeys(f"- {text(i.source)}: {text(_clip(i.problem, 100))}"
-                                 for i in [*summary.notes, *(g for g in gaps if g.info)]))
-    if by_name:     # information, not a gap: the drug was read, from its name rather than a known code
-        out += ["**Read from names, not codes**", ""] + by_name[:MAX_ISSUES] + [""]
+    if record.issues:
+        out += ["**Missing from or unreadable in the record**", ""] + record.issues + [""]
+    if record.by_name:     # information, not a gap: the drug was read, from its name rather than a known code
+        out += ["**Read from names, not codes**", ""] + record.by_name + [""]
     return head, out
 
 
@@ -217,17 +292,25 @@ def card_citation(d: Decision) -> Citation:
     return d.source or d.rules[0].primary_citation
 
 
-def card_links(d: Decision) -> list[dict[str, Any]]:
+def card_links(d: Decision, rules: Sequence[Rule] | None = None) -> list[dict[str, Any]]:
     """CDS Hooks `links` (type absolute: clients open them in a new tab): the card's citation first, then
-    the primary sources of the fired rules and of the recommended regimen, one link per URL."""
-    citations: list[Citation] = [card_citation(d)]
-    for rule in fired_rules(d):
+    the primary sources of the fired rules (`rules`: `fired_rules(d)`, when the caller has them) and of the
+    recommended regimen, one link per URL."""
+    recommended = tuple(p.regimen for p in d.proposals if p.recommended and p.regimen is not None)
+    links = _links(card_citation(d), tuple(fired_rules(d) if rules is None else rules), recommended)
+    return [{"label": label, "url": url, "type": "absolute"} for label, url in links]
+
+
+@lru_cache(maxsize=1024)      # knowledge entries only (citations, rules, regimens): worked out once per process
+def _links(citation: Citation, rules: tuple[Rule, ...],
+           recommended: tuple[RegimenEntry, ...]) -> tuple[tuple[str, str], ...]:
+    citations: list[Citation] = [citation]
+    for rule in rules:
         citations += _cited(rule.citations)
-    for p in d.proposals:
-        if p.recommended and p.regimen is not None:
-            citations += _cited(p.regimen.citations)
-    links: dict[str, dict[str, Any]] = {}
+    for regimen in recommended:
+        citations += _cited(regimen.citations)
+    links: dict[str, str] = {}
     for c in citations:
         if c.url and c.url not in links:
-            links[c.url] = {"label": c.short_label, "url": c.url, "type": "absolute"}
-    return list(links.values())[:MAX_LINKS]
+            links[c.url] = c.short_label
+    return tuple((label, url) for url, label in links.items())[:MAX_LINKS]

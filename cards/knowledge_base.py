@@ -202,6 +202,19 @@ class Knowledge:
     def _default_tfi_policy(self) -> TfiPolicy:
         return next(p for p in self.tfi_policies.values() if p.default)
 
+    def override_reasons_for(self, topic: str) -> tuple[OverrideReason, ...]:
+        """The override reasons a card of this topic offers, in file order."""
+        by_topic, general = self._override_reasons_by_topic
+        return by_topic.get(topic, general)
+
+    @functools.cached_property
+    def _override_reasons_by_topic(self) -> tuple[Mapping[str, tuple[OverrideReason, ...]], tuple[OverrideReason, ...]]:
+        """(the reasons of each topic some reason names, the reasons of every other topic): worked out once per
+        knowledge, not per card."""
+        named = {t for r in self.override_reasons for t in r.topics}
+        by_topic = {t: tuple(r for r in self.override_reasons if r.applies_to(t)) for t in named}
+        return MappingProxyType(by_topic), tuple(r for r in self.override_reasons if not r.topics)
+
     def tfi_policy(self, policy_id: str | None = None) -> TfiPolicy:
         """The named policy; None: the one the knowledge file marks `default: true`."""
         if policy_id is None:

@@ -1,7 +1,8 @@
 """Decision -> CDS Hooks 2.0 card dict (docs/card-contract.md), built as data, never by text templating.
 
 Draft MedicationRequests of `create` actions are validated with `fhir.resources.R4B` before they are
-sent, so a client never receives a resource it cannot post. No empty value is ever emitted.
+sent (once per knowledge regimen, `_component_texts`), so a client never receives a resource it cannot
+post. No empty value is ever emitted.
 """
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import os
 import re
 import uuid
 from functools import lru_cache
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cards.decision import Decision, Proposal
-from cards.detail import build_detail, card_citation, card_links
-from cards.knowledge_base import Component, Knowledge
+from cards.detail import RecordText, build_detail, card_citation, card_links, fired_rules
+from cards.knowledge_base import Knowledge, RegimenEntry
 from cards.topics import RXNORM_SYSTEM, TOPIC_SYSTEM, TOPICS
 from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
 
@@ -24,32 +25,41 @@ from fhir_mappings.model import DraftOrder, PatientSummary, RecordIssue
 RESOURCE_ID = re.compile(r"^MedicationRequest/[A-Za-z0-9\-.]{1,64}$")
 
 
-def medication_request(component: Component, patient_id: str) -> dict[str, Any]:
-    """One draft MedicationRequest (status draft, intent proposal) for one ingredient, validated."""
-    resource = _draft(component, patient_id)
-    _validate_once(component)
-    return resource
+class _ComponentText(NamedTuple):
+    """What a `create` action says of one knowledge component (regimen drug and dose)."""
+
+    description: str
+    code: str          # RxNorm ingredient
+    name: str
+    label: str
+    dose: str
 
 
-@lru_cache(maxsize=None)
-def _validate_once(component: Component) -> None:
-    """Validate with `fhir.resources` once per knowledge component: the resource differs between calls
-    only in `subject.reference` (a FHIR string), so one check per component covers every patient, and the
-    pydantic model (a sixth of a hook call's CPU when run per call) stays off the hot path."""
-    MedicationRequest.model_validate(_draft(component, "validation-placeholder"))
+@lru_cache(maxsize=None)      # knowledge regimens only (no patient data): worked out once per process
+def _component_texts(regimen: RegimenEntry) -> tuple[_ComponentText, ...]:
+    """The regimen's components as their `create` actions say them, each draft MedicationRequest validated with
+    `fhir.resources` here, once per process: the resource differs between calls only in `subject.reference`
+    (a FHIR string), so one check per component covers every patient, and the pydantic model (a sixth of a
+    hook call's CPU when run per call) stays off the hot path."""
+    texts = tuple(_ComponentText(f"Draft {c.drug.label}: {c.dose}", c.drug.rxnorm, c.drug.name, c.drug.label, c.dose)
+                  for c in regimen.components)
+    for t in texts:
+        MedicationRequest.model_validate(_draft(t, "validation-placeholder"))
+    return texts
 
 
-def _draft(component: Component, patient_id: str) -> dict[str, Any]:
+def _draft(t: _ComponentText, patient_id: str) -> dict[str, Any]:
+    """One draft MedicationRequest (status draft, intent proposal) for one ingredient."""
     return {
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "proposal",
         "subject": {"reference": f"Patient/{patient_id}"},
         "medicationCodeableConcept": {
-            "coding": [{"system": RXNORM_SYSTEM, "code": component.drug.rxnorm, "display": component.drug.name}],
-            "text": component.drug.label,
+            "coding": [{"system": RXNORM_SYSTEM, "code": t.code, "display": t.name}],
+            "text": t.label,
         },
-        "dosageInstruction": [{"text": component.dose}],
+        "dosageInstruction": [{"text": t.dose}],
     }
 
 
@@ -58,8 +68,8 @@ def _actions(p: Proposal, patient_id: str) -> list[dict[str, Any]]:
     # the first failure) then never deletes the drafts without ordering the replacement (issue 10).
     actions: list[dict[str, Any]] = []
     if p.regimen is not None:
-        actions += [{"type": "create", "description": f"Draft {c.drug.label}: {c.dose}",
-                     "resource": medication_request(c, patient_id)} for c in p.regimen.components]
+        actions += [{"type": "create", "description": t.description, "resource": _draft(t, patient_id)}
+                    for t in _component_texts(p.regimen)]
     actions += [
         {"type": "delete", "description": f"Remove the draft order {d.display or d.resource_id}".strip(),
          "resourceId": d.resource_id}
@@ -76,9 +86,16 @@ def uuid_source(count: int) -> Callable[[], str]:
     """`count` random (version 4) UUIDs read from the OS's random source at once, then `new_uuid` ones.
 
     uuid4() reads 16 bytes per UUID: one getrandom syscall each, and each releases the GIL, a hand-over
-    to another thread of a busy worker. A card set needs a handful; one read serves them all."""
-    data = os.urandom(16 * count)
-    batch: Iterator[str] = (str(uuid.UUID(bytes=data[i:i + 16], version=4)) for i in range(0, len(data), 16))
+    to another thread of a busy worker. A card set needs a handful; one read serves them all. The text is
+    written straight from the bytes (version and variant bits set as `uuid.UUID(bytes=..., version=4)`
+    sets them), without a UUID object per card."""
+    data = bytearray(os.urandom(16 * count))
+    for i in range(0, len(data), 16):
+        data[i + 6] = data[i + 6] & 0x0F | 0x40      # version 4
+        data[i + 8] = data[i + 8] & 0x3F | 0x80      # RFC 4122 variant
+    h = data.hex()
+    batch: Iterator[str] = (f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+                            for i in range(0, len(h), 32))
     return lambda: next(batch, None) or new_uuid()
 
 
@@ -98,14 +115,17 @@ APP_LINK_LABEL = "Therapy timeline and reasoning"
 
 def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, gaps: Sequence[RecordIssue] = (),
                 drafts: Sequence[DraftOrder] = (), app_launch_url: str | None = None,
-                make_uuid: Callable[[], str] = new_uuid) -> dict[str, Any]:
+                make_uuid: Callable[[], str] = new_uuid, record: RecordText | None = None) -> dict[str, Any]:
+    """One card. `record`: the call's `RecordText` (what every card shows alike from the record), made here
+    when not given."""
     display = TOPICS[d.topic]
     citation = card_citation(d)
+    rules = fired_rules(d)
     card: dict[str, Any] = {
         "uuid": make_uuid(),
         "summary": d.summary if len(d.summary) <= 139 else d.summary[:138] + "…",
         "indicator": d.indicator,
-        "detail": build_detail(d, knowledge, summary, gaps, drafts),
+        "detail": build_detail(d, knowledge, summary, gaps, drafts, record=record, rules=rules),
         "source": {
             "label": f"her2-cds: {citation.short_label}",
             "url": citation.url,
@@ -113,7 +133,7 @@ def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, g
         },
         # References a clinician opens go here, never as links inside `detail` (issue 10): type absolute
         # links open in a new tab, while a link in detail navigated the CDS Hooks sandbox away from the chart.
-        "links": card_links(d),
+        "links": card_links(d, rules),
     }
     is_regimen = d.topic == "her2-next-regimen"
     suggestions = [s for s in (_suggestion(p, summary.patient_id, is_regimen, make_uuid) for p in d.proposals) if s]
@@ -121,8 +141,9 @@ def render_card(d: Decision, knowledge: Knowledge, summary: PatientSummary, *, g
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
     if d.about_drafts and d.indicator in ("warning", "critical"):
-        card["overrideReasons"] = [{"system": knowledge.override_reason_system, "code": r.code, "display": r.display}
-                                   for r in knowledge.override_reasons if r.applies_to(d.topic)]
+        system = knowledge.override_reason_system
+        card["overrideReasons"] = [{"system": system, "code": r.code, "display": r.display}
+                                   for r in knowledge.override_reasons_for(d.topic)]
     if app_launch_url:   # the explanation view, launched by the EHR as a SMART app (CDS Hooks 2.0 Link type smart)
         card["links"] = card.get("links", []) + [{"label": APP_LINK_LABEL, "url": app_launch_url, "type": "smart"}]
     return card
