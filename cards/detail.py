@@ -30,11 +30,20 @@ def _escaped(match: re.Match[str]) -> str:
     return "\\" + match.group()
 
 
+def _one_line(value: str) -> bool:
+    """Whether `" ".join(value.split()) == value` (single spaces between words), asked without splitting:
+    printable text holds no whitespace but the space (tabs, newlines and other Unicode spaces are not
+    printable), so only doubled, leading or trailing spaces remain to look for."""
+    return value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " "
+
+
 def text(value: str) -> str:
     """Escape Markdown/HTML-significant characters in record-derived text; one line.
     (A function as the replacement: a template with a group reference was set up again on every call,
-    which made this a few percent of a hook call's CPU, issue 15.)"""
-    return _MD_SPECIAL.sub(_escaped, " ".join(str(value).split()))
+    which made this a few percent of a hook call's CPU, issue 15. Text already on one line, most of it,
+    is not split and joined again.)"""
+    value = str(value)
+    return _MD_SPECIAL.sub(_escaped, value if _one_line(value) else " ".join(value.split()))
 
 
 def _clip(value: str, limit: int) -> str:
@@ -43,8 +52,11 @@ def _clip(value: str, limit: int) -> str:
 
 
 def _cell(value: str, limit: int) -> str:
-    """`text(_clip(value, limit))` with one whitespace pass: a clipped value is already on one line."""
-    return _MD_SPECIAL.sub(_escaped, _clip(value, limit))
+    """`text(_clip(value, limit))` with one whitespace pass at most: a clipped value is already on one line."""
+    value = str(value)
+    if not _one_line(value):
+        value = " ".join(value.split())
+    return _MD_SPECIAL.sub(_escaped, value if len(value) <= limit else value[: limit - 1].rstrip() + "…")
 
 
 # A fact's label is the code's own wording (fact_rows, decide_safety), never record text: escaped once per process.
