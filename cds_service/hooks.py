@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.sansio.utils import get_current_url
 
 from cds_service import metrics, pipeline
 from cds_service.client_identity import caller_issuer
@@ -121,10 +123,17 @@ def _allowed_fhir_servers(state: ServiceState) -> tuple[str, ...] | list[str]:
 
 
 def _launch_url(state: ServiceState) -> str:
-    """The explanation view's launch URL; the request's host URL is built only when no public base URL is set
-    (werkzeug rebuilds and IRI-decodes it on every access)."""
+    """The explanation view's launch URL: on the public base URL, else on the host the EHR called."""
     base = state.settings.public_base_url
-    return app_launch_url(base, "" if base else request.host_url)
+    return app_launch_url(base, "") if base else _launch_url_on_host(request.scheme, request.host)
+
+
+@lru_cache(maxsize=64)
+def _launch_url_on_host(scheme: str, host: str) -> str:
+    """The launch URL on `scheme://host/` (werkzeug's `request.host_url`). Remembered because werkzeug
+    rebuilds and IRI-decodes that URL on every request, and it depends on these two strings only; bounded,
+    because the Host header is the caller's to choose."""
+    return app_launch_url(None, get_current_url(scheme, host))
 
 
 def _ms(since: float) -> float:

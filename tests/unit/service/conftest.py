@@ -37,7 +37,7 @@ class EvaluateRecorder:
     def __call__(self, service: ServiceDefinition, context: dict, record: GatheredRecord, *, today: Any,
                  settings: Any = None, timings: dict | None = None, app_launch_url: Any = None) -> pipeline.Evaluation:
         self.calls.append({"service": service.id, "hook": service.hook, "context": context, "record": record,
-                           "today": today})
+                           "today": today, "app_launch_url": app_launch_url})
         if self.raises:
             raise self.raises
         if self.real is not None:
