@@ -80,8 +80,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_metrics(app, services.ids, settings.metrics_token)
     app.register_blueprint(create_openapi_blueprint(services.get(i) for i in services.ids))
 
-    CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
-         methods=CORS_METHODS, max_age=600, supports_credentials=False)
+    if settings.cors_origin_list:   # none allowed (the default): flask_cors would add no header to any answer
+        CORS(app, resources={"/*": {"origins": settings.cors_origin_list}}, allow_headers=CORS_ALLOW_HEADERS,
+             methods=CORS_METHODS, max_age=600, supports_credentials=False)
     app.wsgi_app = NormaliseSlashes(app.wsgi_app)   # `/cds-services/` and `//` route like the canonical path
     _warm_up()
     log.info("app.ready", extra={"services": list(services.ids), "auth_mode": settings.auth_mode})
