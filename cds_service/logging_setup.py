@@ -43,14 +43,35 @@ def bounded(text: str, limit: int = MAX_FIELD_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}...[{len(text) - limit} more chars]"
 
 
+_UNBOUNDED_TYPES = frozenset({int, float, bool, type(None)})   # written as they are
+
+
 def _bounded_value(value: Any) -> Any:
+    """`value` with every string in it `bounded` (keys too), lists and dicts cut to 50 items.
+
+    The common cases are taken first, without a call per value: a hook call's line holds some 35 short
+    strings and numbers, and this ran for each of them on every call."""
+    kind = type(value)
+    if kind is str:
+        if len(value) <= MAX_FIELD_CHARS and "eyJ" not in value and "bearer" not in value.lower():
+            return value          # what `bounded` would return
+        return bounded(value)
+    if kind in _UNBOUNDED_TYPES:
+        return value
     if isinstance(value, str):
         return bounded(value)
     if isinstance(value, (list, tuple)):
         return [_bounded_value(v) for v in value[:50]]
     if isinstance(value, dict):
-        return {bounded(str(k), 100): _bounded_value(v) for k, v in list(value.items())[:50]}
+        return {_bounded_key(k): _bounded_value(v)
+                for k, v in (value.items() if len(value) <= 50 else list(value.items())[:50])}
     return value
+
+
+def _bounded_key(key: Any) -> str:
+    if type(key) is str and len(key) <= 100 and "eyJ" not in key and "bearer" not in key.lower():
+        return key                # what `bounded(str(key), 100)` would return
+    return bounded(str(key), 100)
 
 
 class JsonLinesFormatter(logging.Formatter):

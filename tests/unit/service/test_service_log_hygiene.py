@@ -94,3 +94,31 @@ def test_the_gunicorn_access_log_is_a_json_line_without_client_headers_or_query(
     line = json.loads(config.access_log_format % SafeAtoms(atoms))      # as gunicorn's Logger.access formats it
     assert line["logger"] == "gunicorn.access" and line["status"] == "200" and line["path"] == '/cds-services/x"y'
     assert "evil" not in json.dumps(line) and "secret" not in json.dumps(line)
+
+
+JWT_LIKE = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.c2ln"
+LONG = "L" * (MAX_FIELD_CHARS + 7)
+CUT = f"{'L' * MAX_FIELD_CHARS}...[7 more chars]"
+
+# (what an `extra` field holds, what the JSON line shows for it)
+LOGGED_VALUES = [
+    ("short text", "hits", "hits"),
+    ("numbers and flags", [1, 2.5, True, None], [1, 2.5, True, None]),
+    ("a JWT", f"got {JWT_LIKE}", "got [jwt]"),
+    ("a bearer token, any case", "BeArEr abc.def", "BeArEr [redacted]"),
+    ("a long string", LONG, CUT),
+    ("nested strings", {"a": [f"x {JWT_LIKE}", LONG], "b": {"c": "Bearer t"}},
+     {"a": ["x [jwt]", CUT], "b": {"c": "Bearer [redacted]"}}),
+    ("keys", {JWT_LIKE: 1, "k" * 150: 2, 7: 3},
+     {"[jwt]": 1, f"{'k' * 100}...[50 more chars]": 2, "7": 3}),
+    ("a tuple", ("a", 1), ["a", 1]),
+    ("long lists and dicts keep 50 items", {"l": list(range(60)), "d": {str(i): i for i in range(60)}},
+     {"l": list(range(50)), "d": {str(i): i for i in range(50)}}),
+]
+
+
+@pytest.mark.parametrize("name,value,shown", LOGGED_VALUES, ids=[v[0] for v in LOGGED_VALUES])
+def test_every_string_of_a_logged_field_is_scrubbed_and_cut_at_any_depth(stream, name, value, shown):
+    logging.getLogger("her2cds.x").info("event", extra={"field": value})
+    [line] = [line for line in lines(stream) if line["logger"] == "her2cds.x"]
+    assert line["field"] == shown
