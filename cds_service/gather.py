@@ -79,6 +79,33 @@ class GatherReport:
     pages_fetched: int
     elapsed_ms: float
 
+    @classmethod
+    def of(cls, results: list["KeyResult"], started: float) -> "GatherReport":
+        """The report of a gather's key results (in one pass: it runs on every hook call)."""
+        hits: list[str] = []
+        nulls: list[str] = []
+        fetched: list[str] = []
+        ignored: dict[str, str] = {}
+        failures: dict[str, str] = {}
+        pages = 0
+        for r in results:
+            key, source = r.query.key, r.source
+            if source == "prefetch":
+                hits.append(key)
+            elif source == "prefetch-null":
+                nulls.append(key)
+            elif source == "fetched":
+                fetched.append(key)
+                pages += r.pages
+            elif source == "failed" and r.error != "no-fhir-server":
+                fetched.append(key)
+            if r.ignored:
+                ignored[key] = r.ignored
+            if r.error:
+                failures[key] = r.error
+        return cls(hits=tuple(hits), nulls=tuple(nulls), fetched=tuple(fetched), ignored=ignored,
+                   failures=failures, pages_fetched=pages, elapsed_ms=round((time.monotonic() - started) * 1000, 1))
+
     def as_log(self) -> dict[str, Any]:
         out: dict[str, Any] = {"hits": list(self.hits), "nulls": list(self.nulls), "misses": list(self.fetched),
                                "pages_fetched": self.pages_fetched}
@@ -204,16 +231,7 @@ class Gatherer:
         results.extend(self._referenced_medications(body, results, connect))
         self._forget_refused_backend_token(body, results)
 
-        report = GatherReport(
-            hits=tuple(r.query.key for r in results if r.source == "prefetch"),
-            nulls=tuple(r.query.key for r in results if r.source == "prefetch-null"),
-            fetched=tuple(r.query.key for r in results if r.source == "fetched"
-                          or (r.source == "failed" and r.error != "no-fhir-server")),
-            ignored={r.query.key: r.ignored for r in results if r.ignored},
-            failures={r.query.key: r.error for r in results if r.error},
-            pages_fetched=sum(r.pages for r in results if r.source == "fetched"),
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-        )
+        report = GatherReport.of(results, started)
         missing_required = [r for r in results if r.error and r.query.required]
         if missing_required:
             detail = "; ".join(f"{r.query.key} ({r.query.resource_type}): {_caller_reason(r.error)}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
@@ -38,9 +39,10 @@ class FhirQuery:
     def records_label(self) -> str:
         return self.records or f"{self.resource_type} records"
 
-    @property
+    @cached_property
     def is_read(self) -> bool:
-        """A read (`Type/id`) answers with one resource; everything else is a search (a Bundle)."""
+        """A read (`Type/id`) answers with one resource; everything else is a search (a Bundle). Worked out
+        once per query (the gather step asks it several times per key on every hook call)."""
         return "?" not in self.template and self.template.count("/") == 1
 
 
@@ -201,23 +203,35 @@ _USER_TOKENS = {"userPractitionerId": "Practitioner", "userPractitionerRoleId": 
                 "userPatientId": "Patient", "userRelatedPersonId": "RelatedPerson"}
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]*")    # what `quote(x, safe="-._~")` leaves as it is
+
+
 def fill_template(template: str, context: Mapping[str, Any]) -> str | None:
     """The query with its `{{context.X}}` / user tokens replaced, or None when one cannot be resolved."""
-    unresolved = False
-
-    def replace(match: re.Match[str]) -> str:
-        nonlocal unresolved
-        token = match.group(1).strip()
-        value: Any = None
-        if token.startswith("context."):
-            value = context.get(token[len("context."):])
-        elif token in _USER_TOKENS:
-            rtype, _, rid = str(context.get("userId", "")).partition("/")
-            value = rid if rtype == _USER_TOKENS[token] else None
+    parts = _template_parts(template)
+    filled = [parts[0]]
+    for index in range(1, len(parts), 2):
+        value = _token_value(parts[index], context)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
-            unresolved = True
-            return ""
-        return quote(str(value), safe="-._~")
+            return None
+        text = str(value)
+        filled.append(text if _UNRESERVED.fullmatch(text) else quote(text, safe="-._~"))
+        filled.append(parts[index + 1])
+    return "".join(filled)
 
-    filled = _TOKEN.sub(replace, template)
-    return None if unresolved else filled
+
+@lru_cache(maxsize=64)
+def _template_parts(template: str) -> tuple[str, ...]:
+    """Literal text and (stripped) token names alternating, literal first and last: the templates are the
+    services' own (a fixed set), split once instead of on every call."""
+    parts = _TOKEN.split(template)
+    return tuple(part if index % 2 == 0 else part.strip() for index, part in enumerate(parts))
+
+
+def _token_value(token: str, context: Mapping[str, Any]) -> Any:
+    if token.startswith("context."):
+        return context.get(token[len("context."):])
+    if token in _USER_TOKENS:
+        rtype, _, rid = str(context.get("userId", "")).partition("/")
+        return rid if rtype == _USER_TOKENS[token] else None
+    return None

@@ -297,3 +297,24 @@ def test_queries_run_concurrently(client, evaluate, fhir):
     response, seconds = elapsed(lambda: call(client, hook_body()))
     assert response.status_code == 200
     assert seconds < 0.2 * len(QUERIES) / 2      # six 0.2 s queries sequentially would take 1.2 s
+
+
+FILLED = [
+    ("an id", "Patient/{{context.patientId}}", {"patientId": "p-1.a_b~"}, "Patient/p-1.a_b~"),
+    ("characters a URL must escape", "Patient/{{context.patientId}}", {"patientId": "a b/é"}, "Patient/a%20b%2F%C3%A9"),
+    ("numbers", "X?a={{context.n}}&b={{ context.f }}", {"n": 5, "f": 1.5}, "X?a=5&b=1.5"),
+    ("a user token of the right type", "X?u={{userPractitionerId}}", {"userId": "Practitioner/u 1"}, "X?u=u%201"),
+    ("a user token of another type", "X?u={{userPatientId}}", {"userId": "Practitioner/u1"}, None),
+    ("a missing value", "Patient/{{context.patientId}}", {}, None),
+    ("an empty value", "Patient/{{context.patientId}}", {"patientId": ""}, None),
+    ("a boolean", "Patient/{{context.patientId}}", {"patientId": True}, None),
+    ("an object", "Patient/{{context.patientId}}", {"patientId": {"id": "p"}}, None),
+    ("an unknown token", "X?u={{unknown}}", {}, None),
+    ("no token", "Metadata", {}, "Metadata"),
+]
+
+
+@pytest.mark.parametrize("name,template,context,filled", FILLED, ids=[f[0] for f in FILLED])
+def test_prefetch_template_filling(name, template, context, filled):
+    from cds_service.services import fill_template
+    assert fill_template(template, context) == filled
