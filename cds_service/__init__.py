@@ -26,6 +26,7 @@ from cds_service.logging_setup import configure_logging
 from cds_service.paths import NormaliseSlashes
 from cds_service.metrics import install as install_metrics
 from cds_service.openapi import create_blueprint as create_openapi_blueprint
+from cds_service.request_validation import request_checker, request_validator
 from cds_service.services import ServiceRegistry
 from cds_service.smart_backend import BackendTokens, load_registrations
 from cds_service.state import ServiceState
@@ -41,7 +42,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(config)
     log = configure_logging(settings.log_level)
     app = Flask(__name__)
-    json_codec.install(app)             # orjson for jsonify / get_json (issue 15: the hot path's JSON)
+    json_codec.install(app)             # msgspec / orjson for get_json / jsonify (issue 15: the hot path's JSON)
+    request_checker(), request_validator()   # the request schema compiled (and checked) at start-up, not on a call
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False          # keep FHIR/CDS field order as built
     app.json.compact = True
