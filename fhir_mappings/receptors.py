@@ -534,12 +534,40 @@ def _fmt(d: dt.date | None) -> str:
 
 def settle(marker: str, tissue: Iterable[Evidence], conditions: Iterable[Evidence], serum_sources: Iterable[str]) -> ReceptorResult:
     """One ReceptorResult for a marker; the reason always says why."""
-    tissue = [e for e in tissue if e.marker == marker]
-    conditions = [e for e in conditions if e.marker == marker]
+    return _settle(marker, _settled_episodes(marker, [e for e in tissue if e.marker == marker]),
+                   [e for e in conditions if e.marker == marker], serum_sources)
+
+
+_Settled = list[tuple[list[Evidence], ReceptorStatus, Evidence, str, bool]]
+
+
+def _settled_episodes(marker: str, tissue: list[Evidence]) -> _Settled:
+    """(episode, *its settlement) for each test episode of one marker's tissue evidence, oldest first."""
+    return [(ep, *_settle_episode(marker, ep)) for ep in _episodes(tissue)]
+
+
+def receptor_results(tissue: Iterable[Evidence], conditions: Iterable[Evidence], serum_sources: Iterable[str]
+                     ) -> tuple[ReceptorResult, ReceptorResult, ReceptorResult, tuple[Her2Result, ...]]:
+    """HER2, ER and PR (as `settle`) and the HER2 history (as `her2_results`) of one record: the evidence is
+    split by marker once, and the HER2 episodes are settled once for both the status and the history."""
+    by_marker: dict[str, tuple[list[Evidence], list[Evidence]]] = {HER2: ([], []), ER: ([], []), PR: ([], [])}
+    for e in tissue:
+        if e.marker in by_marker:
+            by_marker[e.marker][0].append(e)
+    for e in conditions:
+        if e.marker in by_marker:
+            by_marker[e.marker][1].append(e)
+    her2_settled = _settled_episodes(HER2, by_marker[HER2][0])
+    return (_settle(HER2, her2_settled, by_marker[HER2][1], serum_sources),
+            _settle(ER, _settled_episodes(ER, by_marker[ER][0]), by_marker[ER][1], ()),
+            _settle(PR, _settled_episodes(PR, by_marker[PR][0]), by_marker[PR][1], ()),
+            _history(her2_settled))
+
+
+def _settle(marker: str, settled: _Settled, conditions: list[Evidence], serum_sources: Iterable[str]) -> ReceptorResult:
     serum = sorted(set(serum_sources)) if marker == HER2 else []
     serum_note = f"; serum HER2 test(s) excluded ({', '.join(serum)}): not tissue status" if serum else ""
-    if tissue:
-        settled = [(ep, *_settle_episode(marker, ep)) for ep in _episodes(tissue)]
+    if settled:
         decisive = [s for s in settled if s[1] in (POS, NEG) or (s[1] == UNK and s[4])]
         undated = [e for s in decisive if s[2].date is None for e in s[0]]
         clash = _same_date_clash(undated) if marker == HER2 and len(decisive) == len(undated) else []
@@ -593,12 +621,12 @@ def settle(marker: str, tissue: Iterable[Evidence], conditions: Iterable[Evidenc
 def her2_results(tissue: Iterable[Evidence]) -> tuple[Her2Result, ...]:
     """The definitive HER2 result of each tissue test episode, chronological (read by the discordance
     rule: an earlier specimen positive, the latest negative)."""
-    out = []
-    for ep in _episodes([e for e in tissue if e.marker == HER2]):
-        status, chosen, _why, _inner = _settle_episode(HER2, ep)
-        if status in (POS, NEG):
-            out.append(Her2Result(status, chosen.date, chosen.detail, chosen.source, chosen.specimen))
-    return tuple(out)
+    return _history(_settled_episodes(HER2, [e for e in tissue if e.marker == HER2]))
+
+
+def _history(settled: _Settled) -> tuple[Her2Result, ...]:
+    return tuple(Her2Result(status, chosen.date, chosen.detail, chosen.source, chosen.specimen)
+                 for _ep, status, chosen, _why, _inner in settled if status in (POS, NEG))
 
 
 def _context_markers(concept: Any, context: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str, str, str], ...]:

@@ -22,8 +22,8 @@ from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, Lvef
                     MetastaticSite, PatientSummary, RecordIssue)
 from .pregnancy import PREGNANCY_STATUS_LOINC, current_pregnancy
 from .lvef import LVEF_LOINC, lvef_code, names_lvef
-from .receptors import ER, HER2, LOINC_MARKERS, MISCODED_LOINC, PR, SERUM_HER2, Evidence, condition_evidence, \
-    her2_results, observation_evidence, report_evidence, report_markers, settle, text_markers
+from .receptors import LOINC_MARKERS, MISCODED_LOINC, SERUM_HER2, Evidence, condition_evidence, \
+    observation_evidence, receptor_results, report_evidence, report_markers, text_markers
 from .regimens import build_history
 
 log = logging.getLogger(__name__)
@@ -473,9 +473,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
     )
 
     skipped.extend(_unread_reports(receptor_reports, tissue))
-    her2 = settle(HER2, tissue, status_conditions, serum)
-    er = settle(ER, tissue, status_conditions, ())
-    pr = settle(PR, tissue, status_conditions, ())
+    her2, er, pr, her2_history = receptor_results(tissue, status_conditions, serum)
     therapy = build_history(exposures, as_of, met.first_known, met.metastatic, sorted(set(surgeries)))
 
     facts.sort(key=lambda f: (f.onset or dt.date.min, f.source))
@@ -487,7 +485,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
         heart_failure=tuple(f for f in facts if f.kind in ("heart-failure", "cardiomyopathy")),
         lvef=LvefSeries(lvef_unique),
         pregnancy=current_pregnancy(pregnancy_candidates, as_of),
-        her2_history=her2_results(tissue),
+        her2_history=her2_history,
         progression_dates=tuple(sorted(set(progression))),
         unmapped=tuple(i for i in unmapped if not i.info), skipped=tuple(skipped),
         notes=tuple(i for i in unmapped if i.info))

@@ -194,3 +194,30 @@ def test_er_pr_from_z17_conditions(code, er, pr):
 def test_every_receptor_result_has_a_reason():
     s = summary(breast(), observation("48676-1", **POSITIVE))
     assert all(r.reason for r in (s.her2, s.er, s.pr))
+
+
+def _evidence(marker, status, day_, method, source):
+    from fhir_mappings.receptors import Evidence
+    return Evidence(marker, status, day_, method, f"{method} {status.value}", source)
+
+
+RECEPTOR_RESULTS_CASES = [
+    # (name, tissue evidence, condition evidence, serum sources)
+    ("nothing", [], [], []),
+    ("serum only", [], [], ["Observation/s1"]),
+    ("one of each marker", [("HER2", S.POSITIVE, 1, "IHC", "Observation/h"), ("ER", S.NEGATIVE, 1, "interpretation", "Observation/e"),
+                            ("PR", S.POSITIVE, 1, "interpretation", "Observation/p")], [], []),
+    ("HER2 episodes disagreeing over time", [("HER2", S.POSITIVE, 1, "IHC", "Observation/a"), ("HER2", S.NEGATIVE, 400, "ISH", "Observation/b"),
+                                             ("HER2", S.EQUIVOCAL, 800, "IHC", "Observation/c")], [], ["Observation/s"]),
+    ("same-date HER2 clash", [("HER2", S.POSITIVE, 5, "ISH", "Observation/a"), ("HER2", S.NEGATIVE, 5, "ISH", "Observation/b")], [], []),
+    ("conditions only", [], [("ER", S.POSITIVE, 3, "condition", "Condition/c1"), ("HER2", S.NEGATIVE, 4, "condition", "Condition/c2")], []),
+]
+
+
+@pytest.mark.parametrize("name, tissue, conditions, serum", RECEPTOR_RESULTS_CASES, ids=[c[0] for c in RECEPTOR_RESULTS_CASES])
+def test_receptor_results_is_settle_for_each_marker_and_the_her2_history(name, tissue, conditions, serum):
+    from fhir_mappings.receptors import her2_results, receptor_results, settle
+    t = [_evidence(m, s, day(d) if d else None, method, src) for m, s, d, method, src in tissue]
+    c = [_evidence(m, s, day(d) if d else None, method, src) for m, s, d, method, src in conditions]
+    expected = (settle("HER2", t, c, serum), settle("ER", t, c, ()), settle("PR", t, c, ()), her2_results(t))
+    assert receptor_results(t, c, serum) == expected
