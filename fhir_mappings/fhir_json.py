@@ -42,7 +42,18 @@ def codings(concept: Any) -> list[tuple[str, str, str]]:
     """(system, code, display) of every usable coding of a CodeableConcept (or list of them).
 
     A list, not a generator, and `as_list` / `as_dict` / `as_str` written out: the mapping calls this some
-    60 times per hook call, mostly on one coding, where a generator's set-up and resumes cost more."""
+    60 times per hook call, mostly on one coding, where a generator's set-up and resumes cost more. That usual
+    shape (one concept, one coding, system and code strings, a display or none) is read without the loops; any
+    other goes the general way, with the same result."""
+    if concept.__class__ is dict:
+        coding = concept.get("coding")
+        if coding.__class__ is list and len(coding) == 1:
+            c = coding[0]
+            if c.__class__ is dict:
+                system, code, display = c.get("system"), c.get("code"), c.get("display")
+                if code.__class__ is str and system.__class__ is str and (display.__class__ is str or display is None):
+                    code = code.strip()
+                    return [(system.strip(), code, display or "")] if code else []
     out: list[tuple[str, str, str]] = []
     for cc in (concept if isinstance(concept, list) else (concept,)):
         if not isinstance(cc, dict):

@@ -99,3 +99,27 @@ def test_unread_draft_next_to_a_readable_one_is_said_on_the_cards_and_counted():
     cards, counts = evaluation.cards, evaluation.issue_counts
     assert cards and counts["drafts_unread"] == 1
     assert all("Medication/not-sent" in c["detail"] and "probably an anthracycline" in c["detail"] for c in cards)
+
+
+CODINGS_CASES = [
+    # (name, concept, (system, code, display) read)
+    ("one coding", {"coding": [{"system": " http://loinc.org ", "code": " 1-8 ", "display": "X"}]}, [("http://loinc.org", "1-8", "X")]),
+    ("no display", {"coding": [{"system": "s", "code": "c"}]}, [("s", "c", "")]),
+    ("blank code", {"coding": [{"system": "s", "code": "  ", "display": "X"}]}, []),
+    ("numeric code", {"coding": [{"system": "s", "code": 12, "display": "X"}]}, [("s", "12", "X")]),
+    ("no system", {"coding": [{"code": "c", "display": "X"}]}, [("", "c", "X")]),
+    ("display not text", {"coding": [{"system": "s", "code": "c", "display": 5}]}, [("s", "c", "")]),
+    ("two codings", {"coding": [{"system": "a", "code": "1"}, {"system": "b", "code": "2", "display": "Y"}]},
+     [("a", "1", ""), ("b", "2", "Y")]),
+    ("coding as one object", {"coding": {"system": "s", "code": "c"}}, [("s", "c", "")]),
+    ("list of concepts", [{"coding": [{"system": "s", "code": "c"}]}, None, {"coding": [{"code": "d"}]}],
+     [("s", "c", ""), ("", "d", "")]),
+    ("not a coding", {"coding": ["c"]}, []),
+    ("no concept", None, []),
+]
+
+
+@pytest.mark.parametrize("name, concept, read", CODINGS_CASES, ids=[c[0] for c in CODINGS_CASES])
+def test_codings_reads_every_usable_coding_of_any_shape(name, concept, read):
+    from fhir_mappings.fhir_json import codings
+    assert codings(concept) == read
