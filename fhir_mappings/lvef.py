@@ -6,6 +6,7 @@ or a string such as "55%" / "55-60%" (midpoint).
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -85,6 +86,14 @@ def lvef_of(obs: dict[str, Any], source: str, date: Any = _NO_DATE, code: str | 
         date = start or parse_date(obs.get("issued"))
     found: list[LvefMeasurement] = []
     issues: list[RecordIssue] = []
+    read_lvef(obs, source, date, code, found, issues)
+    return found, issues
+
+
+def read_lvef(obs: dict[str, Any], source: str, date: dt.date | None, code: str | None,
+              found: list[LvefMeasurement], issues: list[RecordIssue]) -> None:
+    """`lvef_of` appending to the caller's lists: the summary reads thousands of echo results in a long chart,
+    each of which built two lists and a tuple only to be copied into the summary's own."""
     component = obs.get("component")
     if code is not None and component is None:
         q = obs.get("valueQuantity")
@@ -93,13 +102,19 @@ def lvef_of(obs: dict[str, Any], source: str, date: Any = _NO_DATE, code: str | 
             if type(v) in (int, float) and 5 <= v <= 95:      # the usual echo result: a plain percentage
                 # (a whole number needs no rounding: float.__round__ formats the number, a thousand instructions)
                 found.append(LvefMeasurement(float(v) if type(v) is int else round(v, 1), date, code, source))
-                return found, issues
-        _read(obs, code, date, source, found, issues)
-        return found, issues
-    parts = [obs] + [c for c in component if isinstance(c, dict)] if isinstance(component, list) else [obs]
-    for part in parts:
-        _read(part, lvef_code(part.get("code")), date, source, found, issues)
-    return found, issues
+                return
+    # any other shape into lists of its own, added only when it is read through (an oversized number raises:
+    # the summary then reports the Observation as unreadable and keeps nothing of it, as before)
+    own_found: list[LvefMeasurement] = []
+    own_issues: list[RecordIssue] = []
+    if code is not None and component is None:
+        _read(obs, code, date, source, own_found, own_issues)
+    else:
+        parts = [obs] + [c for c in component if isinstance(c, dict)] if isinstance(component, list) else [obs]
+        for part in parts:
+            _read(part, lvef_code(part.get("code")), date, source, own_found, own_issues)
+    found += own_found
+    issues += own_issues
 
 
 def _read(part: dict[str, Any], code: str, date: Any, source: str, found: list[LvefMeasurement],

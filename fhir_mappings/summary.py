@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from . import conditions as cond_mod
 from .fhir_json import (LOINC, SNOMED, all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings,
                        malformed_dates, parse_date, ref_type_id, source_of)
-from .lvef import lvef_of
+from .lvef import read_lvef
 from .medications import MEDICATION_TYPES, exposures_of
 from .model import (BreastCancer, ConditionFact, Exposure, LvefMeasurement, LvefSeries, MetastaticDisease,
                     MetastaticSite, PatientSummary, RecordIssue)
@@ -141,7 +141,7 @@ def _triage(obs: dict[str, Any], memo: dict[Any, _Triage], text_memo: dict[Any, 
 
     For the common shape (no components, one coding) it depends only on the code's text, system, code and
     display, and is kept per code for the process (`_code_triage`): a long chart repeats a few dozen lab
-    codes thousands of times, an LVEF code thousands of times (its LVEF code is kept too, so `lvef_of`
+    codes thousands of times, an LVEF code thousands of times (its LVEF code is kept too, so `read_lvef`
     does not look for it again), and every record repeats the receptor and LVEF codes; `memo` (one call's)
     answers the repeats within a call for less than the lru_cache. Other shapes, and codes with unhashable
     parts (a list where a string belongs), are triaged from the Observation itself."""
@@ -416,10 +416,7 @@ def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIss
                         serum.append(source)
                     skipped.extend(issues)
                 if lvef:
-                    found, issues = lvef_of(r, source, date=_obs_date(r), code=known_lvef_code)
-                    lvefs.extend(found)
-                    if issues:
-                        skipped.extend(issues)
+                    read_lvef(r, source, _obs_date(r), known_lvef_code, lvefs, skipped)
                 if disease_status:
                     values = {c for _, c, _ in codings(r.get("valueCodeableConcept"))}
                     when = _obs_date(r)

@@ -54,6 +54,17 @@ def test_lvef_loinc_component_of_an_echo_report_is_read():
     assert summary(echo).lvef.latest.value == 36
 
 
+
+def test_an_echo_report_with_one_unreadable_lvef_component_is_reported_and_none_of_it_used():
+    # a range bound too large for a float raises while the second component is read: the first one's value
+    # must not be kept from an Observation the summary reports as unreadable
+    echo = observation("34552-0", id="echo-1", component=[
+        {"code": {"coding": [{"system": LOINC, "code": "18043-0"}]}, "valueQuantity": {"value": 36, "unit": "%"}},
+        {"code": {"coding": [{"system": LOINC, "code": "10230-1"}]}, "valueRange": {"low": {"value": 10 ** 400}}}])
+    s = summary(echo)
+    assert s.lvef.measurements == ()
+    assert any(i.source == "Observation/echo-1" and "could not be read" in i.problem for i in s.skipped)
+
 def test_right_ventricular_ef_is_not_lvef():
     obs = observation("X", system=LOCAL, valueQuantity={"value": 30, "unit": "%"})
     obs["code"] = {"text": "RV ejection fraction"}
