@@ -30,20 +30,17 @@ def _escaped(match: re.Match[str]) -> str:
     return "\\" + match.group()
 
 
-def _one_line(value: str) -> bool:
-    """Whether `" ".join(value.split()) == value` (single spaces between words), asked without splitting:
-    printable text holds no whitespace but the space (tabs, newlines and other Unicode spaces are not
-    printable), so only doubled, leading or trailing spaces remain to look for."""
-    return value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " "
-
-
 def text(value: str) -> str:
     """Escape Markdown/HTML-significant characters in record-derived text; one line.
     (A function as the replacement: a template with a group reference was set up again on every call,
     which made this a few percent of a hook call's CPU, issue 15. Text already on one line, most of it,
-    is not split and joined again.)"""
+    is not split and joined again: `" ".join(value.split()) == value`, single spaces between words, is asked
+    without splitting, inline (a call per value cost more than the test): printable text holds no whitespace
+    but the space (tabs, newlines and other Unicode spaces are not printable), so only doubled, leading or
+    trailing spaces remain to look for.)"""
     value = str(value)
-    return _MD_SPECIAL.sub(_escaped, value if _one_line(value) else " ".join(value.split()))
+    one_line = value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " "
+    return _MD_SPECIAL.sub(_escaped, value if one_line else " ".join(value.split()))
 
 
 def _clip(value: str, limit: int) -> str:
@@ -54,7 +51,7 @@ def _clip(value: str, limit: int) -> str:
 def _cell(value: str, limit: int) -> str:
     """`text(_clip(value, limit))` with one whitespace pass at most: a clipped value is already on one line."""
     value = str(value)
-    if not _one_line(value):
+    if not (value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " "):
         value = " ".join(value.split())
     return _MD_SPECIAL.sub(_escaped, value if len(value) <= limit else value[: limit - 1].rstrip() + "…")
 
@@ -94,6 +91,9 @@ _TABLE_HEAD = ("| Fact | Value | Date |", "|---|---|---|")
 
 def _more_row(dropped: int) -> str:
     return f"| … | {dropped} more fact(s) in the explanation view | — |"
+
+
+_MORE_ROW_CHARS = len(_more_row(0)) - 1     # `_more_row(n)` is this long plus the digits of n
 
 
 class RecordText:
@@ -162,7 +162,7 @@ class _FactsTable:
         order = self.drop_order
         for dropped in range(1, len(self.lines) + 1):
             chars -= len(self.lines[order[dropped - 1]])
-            more = len(_more_row(dropped))
+            more = _MORE_ROW_CHARS + len(str(dropped))
             if chars + more + (n - dropped + 1) - 1 <= room:
                 return len(self.lines) - dropped
         return 0

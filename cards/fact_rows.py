@@ -12,8 +12,11 @@ if TYPE_CHECKING:     # the picture imports this module to build its rows
     from cards.clinical_picture import ClinicalPicture
 
 
+# An enum member's `_value_` is its value read as a plain attribute: `.value` is a Python-level property
+# in Python 3.11 (enum.property), a call per read on every fact row (issue 15).
+
 def _receptor(label: str, r: ReceptorResult) -> FactRow:
-    value = r.status.value
+    value = r.status._value_
     if r.detail:
         value += f" ({r.detail})"
     if r.method and r.method != "none":
@@ -28,7 +31,7 @@ def _receptor(label: str, r: ReceptorResult) -> FactRow:
 def receptor_facts(p: ClinicalPicture) -> tuple[FactRow, ...]:
     s = p.summary
     facts = [_receptor("HER2", s.her2), _receptor("ER", s.er), _receptor("PR", s.pr),
-             FactRow("HR status (ER or PR positive)", s.hr_status.value)]
+             FactRow("HR status (ER or PR positive)", s.hr_status._value_)]
     return tuple(facts)
 
 
@@ -65,7 +68,7 @@ def therapy_facts(p: ClinicalPicture) -> tuple[FactRow, ...]:
     """Prior HER2-directed agents, one row per agent per regimen (administrations aggregated)."""
     t = p.summary.therapy
     out = []
-    groups = [(r.setting.value, r.exposures) for r in t.regimens] or [("", t.exposures)]
+    groups = [(r.setting._value_, r.exposures) for r in t.regimens] or [("", t.exposures)]
     for setting, exps in groups:
         by_drug: dict[str, list] = {}
         for e in exps:
