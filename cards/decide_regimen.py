@@ -6,6 +6,7 @@ The line plan lists regimens in order of preference; this module only filters th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cards.decision import Decision, Excluded, FactRow, Proposal
 from cards.fact_rows import ordinal
@@ -222,10 +223,12 @@ def fit_summary(base: str, alternatives: list[str], limit: int = 139) -> str:
     return base if len(base) <= limit else base[: limit - 1] + "…"
 
 
+@lru_cache(maxsize=1024)      # knowledge regimens only (no patient data): worded once per process
 def _short(r: RegimenEntry) -> str:
     return " + ".join(c.drug.short or c.drug.name for c in r.components)
 
 
+@lru_cache(maxsize=1024)      # knowledge regimens only (no patient data): worded once per process
 def _label(r: RegimenEntry, preferred: bool) -> str:
     tag = "recommended" if preferred else ("alternative, later evidence" if r.status == "later-evidence" else "alternative")
     return f"Order {r.name} ({tag})"
