@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from cards.decision import Decision, Excluded, FactRow, Proposal
 from cards.fact_rows import ordinal
-from cards.knowledge_base import Knowledge, LinePlan, RegimenEntry
+from cards.knowledge_base import Knowledge, LinePlan, RegimenEntry, Rule
 from cards.clinical_picture import ClinicalPicture
 from cards.policy import Policy
 from fhir_mappings.model import RX_TDM1, RX_TDXD, RX_TRASTUZUMAB, ReceptorStatus
@@ -171,8 +171,7 @@ def regimen_decision(p: ClinicalPicture, choice: RegimenChoice, knowledge: Knowl
                      "interval since adjuvant HER2 therapy by hand before following this line.")
     if p.summary.her2.conflict:
         notes.append(f"HER2 results conflict; the record was read as positive: {p.summary.her2.reason or 'see sources'}.")
-    inv = ", ".join(r.name for r in knowledge.investigational)
-    notes.append(f"Not recommended outside clinical trials: {inv}.")
+    notes.append(_investigational_note(knowledge.investigational))
     facts: list[FactRow] = [*p.receptor_rows, *p.disease_rows, *p.therapy_rows, p.line_row,
                          *p.contraindication_rows, *p.lvef_rows]
     return Decision(
@@ -250,11 +249,32 @@ def _framing(p: ClinicalPicture, plan_title: str) -> str:
 def _hr_note(p: ClinicalPicture, knowledge: Knowledge) -> str:
     hr = p.summary.hr_status
     if hr == ReceptorStatus.POSITIVE:
-        return f"HR-positive: {knowledge.rules['S7'].statement} The proposed regimen does not change."
+        return _positive_hr_note(knowledge.rules["S7"])
     if hr == ReceptorStatus.NEGATIVE:
-        return f"HR-negative: {knowledge.rules['S8'].statement}"
+        return _negative_hr_note(knowledge.rules["S8"])
     return "HR status unknown in the record: whether endocrine therapy has a role cannot be judged."
 
 
+# The notes below are knowledge text only (no patient data): worded once per process.
+@lru_cache(maxsize=64)
+def _positive_hr_note(rule: Rule) -> str:
+    return f"HR-positive: {rule.statement} The proposed regimen does not change."
+
+
+@lru_cache(maxsize=64)
+def _negative_hr_note(rule: Rule) -> str:
+    return f"HR-negative: {rule.statement}"
+
+
 def _rule_note(knowledge: Knowledge, rule_id: str) -> str:
-    return f"{knowledge.rules[rule_id].title}: {knowledge.rules[rule_id].statement}"
+    return _titled_statement(knowledge.rules[rule_id])
+
+
+@lru_cache(maxsize=64)
+def _titled_statement(rule: Rule) -> str:
+    return f"{rule.title}: {rule.statement}"
+
+
+@lru_cache(maxsize=64)
+def _investigational_note(regimens: tuple[RegimenEntry, ...]) -> str:
+    return f"Not recommended outside clinical trials: {', '.join(r.name for r in regimens)}."
