@@ -144,11 +144,11 @@ class Authenticator:
             return None
         header = request.headers.get("Authorization")
         if header is None:
-            self._reject("no Authorization header", request)
+            self._reject("missing-token", "no Authorization header", request)
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            self._reject("Authorization is not 'Bearer <token>'", request)
+            self._reject("malformed-header", "Authorization is not 'Bearer <token>'", request)
         return self.verify(token, audience=self.audience_for(request), request=request)
 
     def verify(self, token: str, *, audience: str, request: flask.Request | None = None) -> dict[str, Any]:
@@ -156,63 +156,90 @@ class Authenticator:
         iss = kid = unverified = None
         try:
             if len(token) > MAX_TOKEN_CHARS:
-                raise _Refused(f"token longer than {MAX_TOKEN_CHARS} characters")
+                raise _Refused("malformed-token", f"token longer than {MAX_TOKEN_CHARS} characters")
             header = jwt.get_unverified_header(token)
             alg, kid = header.get("alg"), header.get("kid")
             if alg not in ALLOWED_ALGORITHMS:
-                raise _Refused(f"alg {alg!r} not allowed")
+                raise _Refused("algorithm", f"alg {alg!r} not allowed")
             if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
-                raise _Refused(f"typ {header.get('typ')!r} is not JWT")
+                raise _Refused("malformed-token", f"typ {header.get('typ')!r} is not JWT")
             if "crit" in header:
-                raise _Refused("crit header extensions are not supported")
+                raise _Refused("malformed-token", "crit header extensions are not supported")
             if not isinstance(kid, str) or not kid:
-                raise _Refused("no kid in the header")
+                raise _Refused("unknown-key", "no kid in the header")
             unverified = jwt.decode(token, options={"verify_signature": False})
             iss = unverified.get("iss")
             issuer = self.issuers.get(iss) if isinstance(iss, str) else None
             if issuer is None:
-                raise _Refused("issuer not trusted")
+                raise _Refused("untrusted-issuer", "issuer not trusted")
             if not issuer.jku_allowed(header.get("jku")):
-                raise _Refused(f"jku {header.get('jku')!r} not in the issuer's allowlist")
+                raise _Refused("jku-not-allowed", f"jku {header.get('jku')!r} not in the issuer's allowlist")
             key = issuer.keys.key_for(kid)
             if key is None:
-                raise _Refused("kid not in the issuer's JWKS")
+                raise _Refused("unknown-key", "kid not in the issuer's JWKS")
             if not key.allows(alg):
-                raise _Refused(f"key {kid} may not verify {alg}")
+                raise _Refused("algorithm", f"key {kid} may not verify {alg}")
             claims = jwt.decode(token, key.key, algorithms=[alg], audience=audience, issuer=iss,
                                 leeway=self.leeway, options={"require": list(REQUIRED_CLAIMS)})
             jti = claims.get("jti")
             if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS or len(iss) > MAX_ISS_CHARS:
-                raise _Refused("jti missing, empty or too long")
+                raise _Refused("missing-claim", "jti missing, empty or too long")
             if _number(claims["exp"]) - _number(claims["iat"]) > MAX_LIFETIME_SECONDS + self.leeway:
-                raise _Refused(f"token lifetime exp - iat over {MAX_LIFETIME_SECONDS} s (+{self.leeway} s leeway)")
+                raise _Refused("lifetime",
+                               f"token lifetime exp - iat over {MAX_LIFETIME_SECONDS} s (+{self.leeway} s leeway)")
             if _number(claims["exp"]) > time.time() + MAX_LIFETIME_SECONDS + self.leeway:
-                raise _Refused(f"exp more than {MAX_LIFETIME_SECONDS} s (+{self.leeway} s leeway) ahead")
+                raise _Refused("lifetime", f"exp more than {MAX_LIFETIME_SECONDS} s (+{self.leeway} s leeway) ahead")
         except _Refused as refused:
-            self._reject(refused.reason, request, iss=iss, kid=kid)
+            self._reject(refused.kind, refused.reason, request, iss=iss, kid=kid)
         except jwt.InvalidAudienceError as exc:
             presented = unverified.get("aud") if isinstance(unverified, dict) else None
-            self._reject(f"InvalidAudienceError: {exc}: expected {audience!r}, presented {_short(presented)!r}",
+            self._reject("audience",
+                         f"InvalidAudienceError: {exc}: expected {audience!r}, presented {_short(presented)!r}",
                          request, iss=iss, kid=kid)
         except jwt.PyJWTError as exc:
-            self._reject(f"{type(exc).__name__}: {exc}", request, iss=iss, kid=kid)
+            self._reject(_jwt_error_kind(exc), f"{type(exc).__name__}: {exc}", request, iss=iss, kid=kid)
         # Any other exception is a bug in our code: a 500 with a logged traceback, never a 401 that blames the caller.
         if not self.replay_store.first_use(iss, jti, int(claims["exp"]) + self.leeway):
-            self._reject("jti replayed", request, iss=iss, kid=kid)
+            self._reject("replay", "jti replayed", request, iss=iss, kid=kid)
         log.debug("auth.accepted", extra={"iss": iss, "kid": kid, "sub": _short(claims.get("sub"))})
         return claims
 
-    def _reject(self, reason: str, request: flask.Request | None, *, iss: Any = None, kid: Any = None) -> NoReturn:
+    def _reject(self, kind: str, reason: str, request: flask.Request | None, *, iss: Any = None,
+                kid: Any = None) -> NoReturn:
         where = {"http_method": request.method, "path": request.path} if request is not None else {}
-        log.warning("auth.rejected: %s", reason,
-                    extra={"status": 401, "reason": reason, "iss": _short(iss), "kid": _short(kid), **where})
-        raise Unauthorized(reason)
+        log.warning("auth.rejected: %s", reason, extra={"status": 401, "reason": reason, "kind": kind,
+                                                         "iss": _short(iss), "kid": _short(kid), **where})
+        raise Unauthorized(reason, kind=kind)
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str) -> None:
+    """A refusal found by our own checks: `kind` is one of REFUSAL_KINDS (the metric's label), `reason` the log text."""
+
+    def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.kind, self.reason = kind, reason
+
+
+# PyJWT's exceptions -> refusal kind, most specific first (InvalidSignatureError is a DecodeError).
+_JWT_ERROR_KINDS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not-yet-valid"),
+    (jwt.InvalidIssuedAtError, "not-yet-valid"),
+    (jwt.InvalidAudienceError, "audience"),
+    (jwt.MissingRequiredClaimError, "missing-claim"),
+    (jwt.InvalidSignatureError, "signature"),
+    (jwt.InvalidAlgorithmError, "algorithm"),
+    (jwt.DecodeError, "malformed-token"),
+)
+
+#: Every kind a refusal may have: the `reason` label of her2cds_auth_rejections_total.
+REFUSAL_KINDS = frozenset({"missing-token", "malformed-header", "malformed-token", "algorithm", "unknown-key",
+                           "untrusted-issuer", "jku-not-allowed", "missing-claim", "lifetime", "audience", "replay",
+                           "other"} | {kind for _, kind in _JWT_ERROR_KINDS})
+
+
+def _jwt_error_kind(exc: jwt.PyJWTError) -> str:
+    return next((kind for cls, kind in _JWT_ERROR_KINDS if isinstance(exc, cls)), "other")
 
 
 def _number(value: Any) -> float:

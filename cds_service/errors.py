@@ -47,9 +47,10 @@ class BadRequest(ApiError):
 class Unauthorized(ApiError):
     """Bare 401: the reason is logged server-side, never told to the caller (CDS Hooks best practice)."""
 
-    def __init__(self, reason: str = "") -> None:
+    def __init__(self, reason: str = "", *, kind: str = "other") -> None:
         super().__init__("Unauthorized", status=401)
         self.reason = reason
+        self.kind = kind          # the refusal's kind (cds_service.auth.REFUSAL_KINDS): the metric's label
 
 
 class NotFound(ApiError):

@@ -42,7 +42,7 @@ def handle_api_error(error: ApiError) -> Response:
     headers = dict(error.headers)
     if isinstance(error, Unauthorized):
         headers.setdefault("WWW-Authenticate", "Bearer")
-        auth_rejected(error.reason)
+        auth_rejected(error.kind)
         log.info("auth.rejected", extra={"path": _path_label(), "status": 401, "reason": error.reason[:200]})
     else:
         log.info("http.error", extra={"path": _path_label(), "status": error.status, "code": error.code,

@@ -404,3 +404,55 @@ def test_a_token_signed_with_the_probe_key_is_accepted_with_the_probe_trust_file
     sig = hmac.new((keys / "public-key.pem").read_bytes(), signing_input.encode(), hashlib.sha256).digest()
     assert call(app, f"{signing_input}.{b64url(sig)}").status_code == 401
 
+
+
+# ----------------------------------------------------------------------------- the refusal's kind (the metric's label)
+
+def _expired(k):
+    return mint(k, claims(iat=now() - 3600, exp=now() - 3000))
+
+
+def _without_jti(k):
+    payload = claims()
+    del payload["jti"]
+    return mint(k, payload)
+
+
+def _tampered(k):
+    header, _, signature = mint(k).split(".")
+    return f"{header}.{b64url(json.dumps(claims(sub='someone-else')).encode())}.{signature}"
+
+
+REFUSALS = {   # how a token is refused -> its kind
+    "no token": (lambda k: None, "missing-token"),
+    "not a JWT": (lambda k: "not-a-jwt", "malformed-token"),
+    "expired": (_expired, "expired"),
+    "not yet valid": (lambda k: mint(k, claims(nbf=now() + 600, exp=now() + 900)), "not-yet-valid"),
+    "wrong audience": (lambda k: mint(k, claims(aud=BASE + "/cds-services")), "audience"),
+    "no jti": (_without_jti, "missing-claim"),
+    "lives two days": (lambda k: mint(k, claims(exp=now() + 2 * 24 * 3600)), "lifetime"),
+    "unknown kid": (lambda k: mint(k, kid="not-in-the-jwks"), "unknown-key"),
+    "untrusted issuer": (lambda k: mint(k, claims(iss="https://untrusted.invalid")), "untrusted-issuer"),
+    "jku not allowed": (lambda k: mint(k, jku="https://attacker.example/jwks.json"), "jku-not-allowed"),
+    "tampered payload": (_tampered, "signature"),
+    "key of another type": (lambda k: mint(SigningKey(k.kid, "ES256", ec.generate_private_key(ec.SECP256R1()))),
+                            "algorithm"),
+    "typ not JWT": (lambda k: mint(k, typ="JOSE"), "malformed-token"),
+}
+
+
+@pytest.mark.parametrize("make_token, kind", REFUSALS.values(), ids=REFUSALS.keys())
+def test_each_refusal_is_logged_with_its_kind_for_the_metric(client, es384, caplog, make_token, kind):
+    from cds_service.auth import REFUSAL_KINDS
+    with captured_logs(caplog, "her2cds.auth"):
+        assert call(client, make_token(es384)).status_code == 401
+    kinds = [r.kind for r in caplog.records if r.getMessage().startswith("auth.rejected") and hasattr(r, "kind")]
+    assert set(kinds) == {kind} and kind in REFUSAL_KINDS
+
+
+def test_a_replayed_token_is_refused_as_a_replay(client, es384, caplog):
+    token = mint(es384)
+    assert call(client, token).status_code == 200
+    with captured_logs(caplog, "her2cds.auth"):
+        assert call(client, token).status_code == 401
+    assert {r.kind for r in caplog.records if hasattr(r, "kind")} == {"replay"}
