@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from .fhir_json import as_dict, as_str, choice_dates, parse_date
+from .fhir_json import as_dict, as_str
 from .model import LvefMeasurement, RecordIssue
 
 LVEF_LOINC = frozenset({"10230-1", "18043-0", "8806-2", "77891-0", "77889-4", "8808-8", "8809-6", "18045-5",
@@ -74,26 +74,11 @@ def _value(part: dict[str, Any]) -> float | None:
     return None
 
 
-_NO_DATE = object()
-
-
-def lvef_of(obs: dict[str, Any], source: str, date: Any = _NO_DATE, code: str | None = None
-            ) -> tuple[list[LvefMeasurement], list[RecordIssue]]:
-    """LVEF measurements of an Observation; `date` may be passed when the caller already parsed it, and
-    `code` (`lvef_code` of `obs.code`) when it already looked it up for an Observation without components."""
-    if date is _NO_DATE:
-        start, _ = choice_dates(obs, "effective")
-        date = start or parse_date(obs.get("issued"))
-    found: list[LvefMeasurement] = []
-    issues: list[RecordIssue] = []
-    read_lvef(obs, source, date, code, found, issues)
-    return found, issues
-
-
 def read_lvef(obs: dict[str, Any], source: str, date: dt.date | None, code: str | None,
               found: list[LvefMeasurement], issues: list[RecordIssue]) -> None:
-    """`lvef_of` appending to the caller's lists: the summary reads thousands of echo results in a long chart,
-    each of which built two lists and a tuple only to be copied into the summary's own."""
+    """The LVEF measurements of an Observation dated `date` into `found`, what cannot be used into `issues`.
+    `code` is `lvef_code` of `obs.code` when the caller looked it up (an Observation without components).
+    Why the caller's lists: the summary reads thousands of echo results in a long chart."""
     component = obs.get("component")
     if code is not None and component is None:
         q = obs.get("valueQuantity")
