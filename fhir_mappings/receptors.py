@@ -532,12 +532,6 @@ def _fmt(d: dt.date | None) -> str:
     return d.isoformat() if d else "undated"
 
 
-def settle(marker: str, tissue: Iterable[Evidence], conditions: Iterable[Evidence], serum_sources: Iterable[str]) -> ReceptorResult:
-    """One ReceptorResult for a marker; the reason always says why."""
-    return _settle(marker, _settled_episodes(marker, [e for e in tissue if e.marker == marker]),
-                   [e for e in conditions if e.marker == marker], serum_sources)
-
-
 _Settled = list[tuple[list[Evidence], ReceptorStatus, Evidence, str, bool]]
 
 
@@ -548,8 +542,8 @@ def _settled_episodes(marker: str, tissue: list[Evidence]) -> _Settled:
 
 def receptor_results(tissue: Iterable[Evidence], conditions: Iterable[Evidence], serum_sources: Iterable[str]
                      ) -> tuple[ReceptorResult, ReceptorResult, ReceptorResult, tuple[Her2Result, ...]]:
-    """HER2, ER and PR (as `settle`) and the HER2 history (as `her2_results`) of one record: the evidence is
-    split by marker once, and the HER2 episodes are settled once for both the status and the history."""
+    """HER2, ER and PR status and the HER2 history of one record: the evidence is split by marker once, and
+    the HER2 episodes are settled once for both the status and the history."""
     by_marker: dict[str, tuple[list[Evidence], list[Evidence]]] = {HER2: ([], []), ER: ([], []), PR: ([], [])}
     for e in tissue:
         if e.marker in by_marker:
@@ -565,6 +559,7 @@ def receptor_results(tissue: Iterable[Evidence], conditions: Iterable[Evidence],
 
 
 def _settle(marker: str, settled: _Settled, conditions: list[Evidence], serum_sources: Iterable[str]) -> ReceptorResult:
+    """One ReceptorResult for a marker; the reason always says why."""
     serum = sorted(set(serum_sources)) if marker == HER2 else []
     serum_note = f"; serum HER2 test(s) excluded ({', '.join(serum)}): not tissue status" if serum else ""
     if settled:
@@ -618,13 +613,9 @@ def _settle(marker: str, settled: _Settled, conditions: list[Evidence], serum_so
                           tuple(serum))
 
 
-def her2_results(tissue: Iterable[Evidence]) -> tuple[Her2Result, ...]:
+def _history(settled: _Settled) -> tuple[Her2Result, ...]:
     """The definitive HER2 result of each tissue test episode, chronological (read by the discordance
     rule: an earlier specimen positive, the latest negative)."""
-    return _history(_settled_episodes(HER2, [e for e in tissue if e.marker == HER2]))
-
-
-def _history(settled: _Settled) -> tuple[Her2Result, ...]:
     return tuple(Her2Result(status, chosen.date, chosen.detail, chosen.source, chosen.specimen)
                  for _ep, status, chosen, _why, _inner in settled if status in (POS, NEG))
 

@@ -215,9 +215,12 @@ RECEPTOR_RESULTS_CASES = [
 
 
 @pytest.mark.parametrize("name, tissue, conditions, serum", RECEPTOR_RESULTS_CASES, ids=[c[0] for c in RECEPTOR_RESULTS_CASES])
-def test_receptor_results_is_settle_for_each_marker_and_the_her2_history(name, tissue, conditions, serum):
-    from fhir_mappings.receptors import her2_results, receptor_results, settle
+def test_receptor_results_give_a_reason_per_marker_and_a_chronological_definitive_her2_history(name, tissue, conditions,
+                                                                                               serum):
+    from fhir_mappings.receptors import receptor_results
     t = [_evidence(m, s, day(d) if d else None, method, src) for m, s, d, method, src in tissue]
     c = [_evidence(m, s, day(d) if d else None, method, src) for m, s, d, method, src in conditions]
-    expected = (settle("HER2", t, c, serum), settle("ER", t, c, ()), settle("PR", t, c, ()), her2_results(t))
-    assert receptor_results(t, c, serum) == expected
+    her2, er, pr, history = receptor_results(t, c, serum)
+    assert all(r.reason for r in (her2, er, pr))
+    assert all(h.status in (S.POSITIVE, S.NEGATIVE) for h in history)
+    assert [h.date for h in history] == sorted(h.date for h in history)
