@@ -29,16 +29,12 @@ class UnsupportedMediaType(ApiError):
         super().__init__(message, status=415)
 
 
-def request_schema() -> dict[str, Any]:
-    text = resources.files("cds_service").joinpath("schemas/request.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
 @lru_cache(maxsize=1)
 def request_validator() -> Draft202012Validator:
     """The request schema for jsonschema (read once per process; immutable): checks the schema itself and
     words the 400 of a refused body."""
-    schema = request_schema()
+    text = resources.files("cds_service").joinpath("schemas/request.schema.json").read_text(encoding="utf-8")
+    schema = json.loads(text)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
@@ -52,7 +48,7 @@ def request_checker() -> jsonschema_rs.Draft202012Validator:
     (Stranger6667/jsonschema, Rust, Draft 2020-12, maintained) decides the same body in 4 us. It reads
     `pattern` as ECMA-262 says, where `$` is the end of the string: a value with a trailing newline
     ("abc\n") is refused, which Python's `re` lets through."""
-    return jsonschema_rs.Draft202012Validator(request_schema())
+    return jsonschema_rs.Draft202012Validator(request_validator().schema)     # the schema jsonschema checked
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -68,10 +64,11 @@ def parse_json(raw: bytes) -> Any:
     (`collector_pause`, held by the caller)."""
     try:
         return json_codec.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        line = getattr(exc, "line", None)
-        position = f" at line {line}, column {exc.column}" if line else ""     # type: ignore[attr-defined]
+    except json_codec.InvalidJson as exc:
+        position = f" at line {exc.line}, column {exc.column}" if exc.line else ""
         raise BadRequest(f"Request body is not valid JSON{position}") from None
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("Request body is not valid JSON") from None
     except RecursionError:
         raise BadRequest("Request body is nested too deeply") from None
 
@@ -136,4 +133,4 @@ def validate_hook_request(body: Any, service: ServiceDefinition) -> dict[str, An
     # Refused by jsonschema-rs only: a pattern Python's `re` matches and ECMA-262 does not (see request_checker).
     refusal = next(iter(request_checker().iter_errors(body)))
     expression = _path_expression(refusal.instance_path) or "$"
-    raise BadRequest(f"{expression} has an invalid format", expression=expression)
+    raise BadRequest(_MESSAGES["pattern"].format(expression=expression), expression=expression)
