@@ -33,27 +33,27 @@ def _escaped(match: re.Match[str]) -> str:
 def text(value: str) -> str:
     """Escape Markdown/HTML-significant characters in record-derived text; one line.
     (A function as the replacement: a template with a group reference was set up again on every call,
-    which made this a few percent of a hook call's CPU, issue 15. Text already on one line, most of it,
-    is not split and joined again: `" ".join(value.split()) == value`, single spaces between words, is asked
-    without splitting, inline (a call per value cost more than the test): printable text holds no whitespace
-    but the space (tabs, newlines and other Unicode spaces are not printable), so only doubled, leading or
-    trailing spaces remain to look for.)"""
-    value = str(value)
-    one_line = value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " "
-    return _MD_SPECIAL.sub(_escaped, value if one_line else " ".join(value.split()))
+    which made this a few percent of a hook call's CPU, issue 15.)"""
+    return _MD_SPECIAL.sub(_escaped, _one_line(str(value)))
+
+
+def _one_line(value: str) -> str:
+    """`" ".join(value.split())`, without splitting and joining text already so, most of it: printable text
+    holds no whitespace but the space (tabs, newlines and other Unicode spaces are not printable), so only
+    doubled, leading or trailing spaces remain to look for (issue 15)."""
+    if value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " ":
+        return value
+    return " ".join(value.split())
 
 
 def _clip(value: str, limit: int) -> str:
-    value = " ".join(str(value).split())
+    value = _one_line(str(value))
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
 def _cell(value: str, limit: int) -> str:
-    """`text(_clip(value, limit))` with one whitespace pass at most: a clipped value is already on one line."""
-    value = str(value)
-    if not (value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " "):
-        value = " ".join(value.split())
-    return _MD_SPECIAL.sub(_escaped, value if len(value) <= limit else value[: limit - 1].rstrip() + "…")
+    """`text(_clip(value, limit))` with one whitespace pass: a clipped one-line value stays on one line."""
+    return _MD_SPECIAL.sub(_escaped, _clip(value, limit))
 
 
 # A fact's label is the code's own wording (fact_rows, decide_safety), never record text: escaped once per process.
