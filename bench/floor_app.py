@@ -3,7 +3,7 @@
     python -m bench.floor_app --host 127.0.0.1 --port P --workers 2
 
 It runs under the very gunicorn settings of `her2-cds serve` (`cds_service.serve.gunicorn_options`:
-gthread workers, access log to stdout; and its malloc arena cap), reads the same hook body, parses it with the standard library's
+its gthread worker class, access log to stdout; and its malloc arena cap), reads the same hook body, parses it with the standard library's
 `json` (what a plain Flask service does) and answers one fixed card. Why: absolute req/s on a shared
 2-core machine swing by a third between runs, so the bench measures this floor in the same run,
 interleaved with the service, and judges the service by the ratio service / floor, which the

@@ -50,12 +50,14 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
     slow clients (slow-loris: headers or body a byte at a time) as there are workers stall the
     service. A gthread worker waits for a new connection's first bytes in its poller (no thread
     held) and serves each request on one of `threads` threads, so a slow client holds one thread,
-    not the worker. For untrusted networks put a buffering proxy in front as well (README).
+    not the worker. For untrusted networks put a buffering proxy in front as well (README). The
+    worker class is gthread taking new connections only while it has a free thread
+    (`cds_service.gunicorn_worker`), so kept-alive connections spread over the workers.
     """
     return {
         "bind": f"{host}:{port}",
         "workers": max(1, int(workers)),
-        "worker_class": "gthread",
+        "worker_class": "cds_service.gunicorn_worker.FreeThreadAcceptingWorker",
         "threads": max(2, int(threads)),
         "keepalive": 5,
         "timeout": timeout,

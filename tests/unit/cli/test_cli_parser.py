@@ -88,7 +88,8 @@ def test_serve_with_auth_off_starts_on_a_loopback_address(monkeypatch, host):
 def test_gunicorn_uses_threaded_workers_so_slow_clients_hold_a_thread_not_a_worker():
     from cds_service.serve import gunicorn_options
     options = gunicorn_options("127.0.0.1", 8123, 2, threads=8)
-    assert options["worker_class"] == "gthread" and options["threads"] == 8
+    assert options["worker_class"] == "cds_service.gunicorn_worker.FreeThreadAcceptingWorker"
+    assert options["threads"] == 8
 
 
 def test_gunicorn_options_bind_exactly_the_given_address():
