@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cards.knowledge_base import Citation, RegimenEntry, Rule
 from fhir_mappings.model import DraftOrder
 
 
-@dataclass(frozen=True)
-class FactRow:
-    """One row of a card's facts table (its basis): what was read, when, and from which resources."""
+class FactRow(NamedTuple):
+    """One row of a card's facts table (its basis): what was read, when, and from which resources.
+
+    A named tuple, not a frozen dataclass: as immutable and compared field by field, but made for less than
+    half the work (a frozen dataclass sets each field through `object.__setattr__`), and a call builds a dozen
+    rows per card set; the row is its own key where the detail shows each fact once."""
 
     label: str
     value: str

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from operator import attrgetter
 from typing import Any, Sequence
 
 from cards.decision import Decision, FactRow
@@ -108,23 +107,19 @@ class RecordText:
         by_name = dict.fromkeys(f"- {text(i.source)}: {_cell(i.problem, 100)}"
                                 for i in [*summary.notes, *(g for g in gaps if g.info)])
         self.by_name = list(by_name)[:MAX_ISSUES]
-        self._lines: dict[tuple[Any, ...], str] = {}
+        self._lines: dict[FactRow, str] = {}
 
     def fact_lines(self, facts: Sequence[FactRow]) -> tuple[list[FactRow], list[str]]:
         """(the facts, each once, in order; their table lines)."""
-        unique = dict(zip(map(_fact_key, facts), facts))    # equal facts once (one C-level tuple hash each)
+        unique = dict.fromkeys(facts)       # equal facts once (a row is a tuple: one C-level hash each)
         lines = []
-        for key, f in unique.items():
-            line = self._lines.get(key)
+        for f in unique:
+            line = self._lines.get(f)
             if line is None:
-                line = self._lines[key] = (f"| {_label_text(f.label)} | {_cell(f.value, MAX_VALUE)} | "
+                line = self._lines[f] = (f"| {_label_text(f.label)} | {_cell(f.value, MAX_VALUE)} | "
                                            f"{f.date.isoformat() if f.date else '—'} |")
             lines.append(line)
-        return list(unique.values()), lines
-
-
-# A FactRow's fields as one tuple: equal tuples are equal facts (the dataclass's own equality).
-_fact_key = attrgetter("label", "value", "date", "sources")
+        return list(unique), lines
 
 
 class _FactsTable:
