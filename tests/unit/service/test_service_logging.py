@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import logging
 
-from cds_service.logging_setup import scrub
+import pytest
+
+from cds_service.logging_setup import JsonLinesFormatter, scrub
 from service_helpers import (PV, full_prefetch, hook_body, log_events, serve_record, serve_resources,
                              synthetic_record)
 
@@ -50,3 +53,37 @@ def test_logs_never_contain_tokens_or_the_patient_id(client, logs, fhir):
 def test_scrub_removes_bearer_tokens_and_jwts():
     assert scrub(f"Authorization: Bearer {ACCESS_TOKEN}") == "Authorization: Bearer [redacted]"
     assert TOKEN not in scrub(f"token={TOKEN}")
+
+
+def _record_with(**extra) -> logging.LogRecord:
+    record = logging.makeLogRecord({"name": "her2cds.hooks", "levelname": "INFO", "msg": "hook.call",
+                                    "created": 1764700000.123})
+    record.__dict__.update(extra)
+    return record
+
+
+@pytest.mark.parametrize("extra", [
+    {"service": "her2-next-regimen-patient-view", "status": 200, "ms": 2.5, "cards": ["next-regimen"],
+     "gather": {"prefetch": {"patient": "used", "conditions": "used"}, "fhir_reads": 0}, "user": None},
+    {"note": "ünïcode café", "flags": (True, False), "empty": {}},
+])
+def test_a_line_with_nothing_to_bound_is_written_as_the_bounding_path_writes_it(extra):
+    formatter = JsonLinesFormatter()
+    fast = formatter.format(_record_with(**extra))
+    slow = formatter.format(_record_with(**extra, why="x\\y"))     # a backslash: the bounding path
+    assert json.loads(fast) | {"why": "x\\y"} == json.loads(slow)
+
+
+@pytest.mark.parametrize("extra, absent", [
+    ({"header": "a" * 401}, "a" * 401),
+    ({"items": list(range(60))}, "55"),
+    ({"auth": "Bearer abc.def"}, "abc.def"),
+    ({"t": "eyJhbGciOi.eyJzdWIi.sig"}, "eyJzdWIi"),
+    ({"d": {"k" * 101: 1}}, "k" * 101),
+])
+def test_a_line_with_something_to_bound_is_bounded(extra, absent):
+    assert absent not in JsonLinesFormatter().format(_record_with(**extra))
+
+
+def test_a_line_with_keys_other_than_strings_is_still_written():
+    assert json.loads(JsonLinesFormatter().format(_record_with(d={7: "seven"})))["d"] == {"7": "seven"}
