@@ -44,35 +44,15 @@ def bounded(text: str, limit: int = MAX_FIELD_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}...[{len(text) - limit} more chars]"
 
 
-_UNBOUNDED_TYPES = frozenset({int, float, bool, type(None)})   # written as they are
-
-
 def _bounded_value(value: Any) -> Any:
-    """`value` with every string in it `bounded` (keys too), lists and dicts cut to 50 items.
-
-    The common cases are taken first, without a call per value: a hook call's line holds some 35 short
-    strings and numbers, and this ran for each of them on every call."""
-    kind = type(value)
-    if kind is str:
-        if len(value) <= MAX_FIELD_CHARS and "eyJ" not in value and "bearer" not in value.lower():
-            return value          # what `bounded` would return
-        return bounded(value)
-    if kind in _UNBOUNDED_TYPES:
-        return value
+    """`value` with every string in it `bounded` (keys too), lists and dicts cut to 50 items."""
     if isinstance(value, str):
         return bounded(value)
     if isinstance(value, (list, tuple)):
         return [_bounded_value(v) for v in value[:50]]
     if isinstance(value, dict):
-        return {_bounded_key(k): _bounded_value(v)
-                for k, v in (value.items() if len(value) <= 50 else list(value.items())[:50])}
+        return {bounded(str(k), 100): _bounded_value(v) for k, v in list(value.items())[:50]}
     return value
-
-
-def _bounded_key(key: Any) -> str:
-    if type(key) is str and len(key) <= 100 and "eyJ" not in key and "bearer" not in key.lower():
-        return key                # what `bounded(str(key), 100)` would return
-    return bounded(str(key), 100)
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -86,14 +66,15 @@ class JsonLinesFormatter(logging.Formatter):
         self._second: tuple[int, str] = (-1, "")    # (epoch second, its ISO text): formatted once a second
 
     def format(self, record: logging.LogRecord) -> str:
+        event = record.getMessage()
+        extras = {key: value for key, value in vars(record).items()
+                  if key not in _STANDARD_ATTRS and not key.startswith("_")}
         if not record.exc_info:
-            line = self._plain_line(record)
+            line = self._plain_line(record, event, extras)
             if line is not None:
                 return line
-        out = self._head(record, bounded(record.getMessage()))
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                out[key] = _bounded_value(value)
+        out = self._head(record, bounded(event))
+        out.update((key, _bounded_value(value)) for key, value in extras.items())
         if record.exc_info:
             out["traceback"] = scrub("".join(traceback.format_exception(*record.exc_info)))
         try:
@@ -101,7 +82,7 @@ class JsonLinesFormatter(logging.Formatter):
         except TypeError:
             return json.dumps(out, default=str, ensure_ascii=False)
 
-    def _plain_line(self, record: logging.LogRecord) -> str | None:
+    def _plain_line(self, record: logging.LogRecord, event: str, extras: dict[str, Any]) -> str | None:
         """The line written as it is, when it holds nothing to bound; else None (then `format` bounds each value).
 
         Why: bounding walked every value of the line in Python, a call per string, and a hook call's line
@@ -109,13 +90,10 @@ class JsonLinesFormatter(logging.Formatter):
         when it has no backslash (no escaped character, so every `"` opens or closes a string), no run
         between two quotes longer than 100 bytes (no string or key over 100 characters, the tighter of
         the two limits), fewer than 50 commas (no list or dict over 50 items) and nothing a scrub could
-        change (`eyJ`, `bearer` in any case). Keys other than strings are left to `format`."""
-        out = self._head(record, record.getMessage())
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                out[key] = value
+        change (`eyJ`, `bearer` in any case). Keys other than strings are left to `format`. So
+        `_bounded_value` needs no shortcuts of its own: it sees only lines with something to bound."""
         try:
-            data = orjson.dumps(out, default=str, option=_PLAIN_OPTIONS)
+            data = orjson.dumps({**self._head(record, event), **extras}, default=str, option=_PLAIN_OPTIONS)
         except TypeError:
             return None
         if b"\\" in data or data.count(b",") >= 50 or b"eyJ" in data or b"bearer" in data.lower() \
