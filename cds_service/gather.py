@@ -14,7 +14,8 @@ trusted issuer's `fhir_servers`, or HER2CDS_FHIR_SERVERS with auth off) and, whe
 `fhirAuthorization`, use https (unless HER2CDS_ALLOW_INSECURE_FHIR): otherwise the call is refused
 with a 403 and nothing is sent anywhere.
 
-All fetches run concurrently on a bounded thread pool sharing one pooled session, each HTTP request
+All fetches run concurrently (at most HER2CDS_FHIR_MAX_WORKERS per call) on the process's fetch threads,
+sharing one pooled session, each HTTP request
 with its own read deadline and byte cap and all of them inside one overall deadline and byte budget.
 A *required* query that cannot be answered (no fhirServer, unreachable, 401/403/5xx, deadline, too
 large) is a 412 whose text names the missing data, not why the read failed (that would make the
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import threading
 import time
+from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NoReturn
@@ -33,8 +36,8 @@ from typing import Any, Mapping, NoReturn
 from cds_service.config import Settings
 from cds_service.errors import ApiError, PreconditionFailed
 from cds_service.fhir_allowlist import Allowance, FhirServerNotAllowed, allowance, parse_allowlist
-from cds_service.fhir_client import (FAILURES, ByteBudget, FhirClient, FhirError, InvalidResponse, NotFound404,
-                                     SessionPool, Timeout, describe, next_link)
+from cds_service.fhir_client import (FAILURES, ByteBudget, FetchThreads, FhirClient, FhirError, InvalidResponse,
+                                     NotFound404, SessionPool, Timeout, describe, next_link)
 from cds_service.logging_setup import get_logger
 from cds_service.medication_refs import (REFERENCED_MEDICATIONS, draft_order_resources, fetch_medications,
                                          unresolved_medication_ids)
@@ -197,6 +200,9 @@ class Gatherer:
         self.settings = settings
         self.sessions = sessions
         self.backend = backend          # SMART Backend Services tokens for calls without fhirAuthorization
+        # Enough for every gunicorn thread's call to run all its lanes, twice over: a lane abandoned at a call's
+        # deadline holds its thread until its own read times out, and must not delay the next calls' reads.
+        self.fetch_threads = FetchThreads(2 * max(1, settings.threads) * max(1, settings.fhir_max_workers))
         parse_allowlist(settings.fhir_server_list, where="HER2CDS_FHIR_SERVERS")   # a bad entry stops start-up
 
     def gather(self, service: ServiceDefinition, body: Mapping[str, Any],
@@ -293,23 +299,37 @@ class Gatherer:
 
     def _run(self, client: FhirClient, pending: list[tuple[KeyResult, str | None]],
              context: Mapping[str, Any], deadline: float) -> None:
-        """Fetch concurrently; results are applied only from finished workers (late ones are discarded)."""
-        workers = max(1, min(self.settings.fhir_max_workers, len(pending)))
-        pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir")
-        try:
-            futures = {pool.submit(self._fetch, client, result, context, continuation): result
-                       for result, continuation in pending}
-            done, not_done = cf.wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-            for future in done:
-                _copy_into(futures[future], future.result())
-            for future in not_done:
-                future.cancel()
-                result = futures[future]
+        """Fetch on at most `fhir_max_workers` lanes of the process's fetch threads, each lane taking the next
+        pending key until none is left. Only fetches finished by the deadline are applied; the rest fail as
+        timeouts, and a late fetch's answer is discarded."""
+        queue = deque(pending)
+        finished: list[tuple[KeyResult, KeyResult]] = []     # (key, its filled copy), appended by the lanes
+        abandoned = threading.Event()
+
+        def lane() -> None:
+            while not abandoned.is_set():
+                try:
+                    result, continuation = queue.popleft()
+                except IndexError:
+                    return
+                finished.append((result, self._fetch(client, result, context, continuation)))
+
+        lanes = [self.fetch_threads.submit(lane) for _ in range(max(1, min(self.settings.fhir_max_workers, len(pending))))]
+        done, _ = cf.wait(lanes, timeout=max(0.0, deadline - time.monotonic()))
+        abandoned.set()
+        for future in lanes:
+            future.cancel()           # a lane not started yet never starts
+        for future in done:
+            future.result()           # a bug in our code (not a FhirError) propagates: a 500, never a 412
+        answered = set()
+        for result, filled in list(finished):     # a copy: a late lane may still append
+            _copy_into(result, filled)
+            answered.add(id(result))
+        for result, _ in pending:
+            if id(result) not in answered:
                 result.error = Timeout.kind
                 if result.source != "prefetch":
                     result.source, result.resources = "failed", []
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
 
     def _fetch(self, client: FhirClient, start: KeyResult, context: Mapping[str, Any],
                continuation: str | None) -> KeyResult:
