@@ -15,13 +15,15 @@ ANONYMOUS_ISSUER = "urn:her2-cds:anonymous"      # a call without a token where 
 _G_KEY = "her2cds_caller_issuer"
 
 
-def remember_caller(request: flask.Request, *, auth_enabled: bool) -> None:
-    """Store the caller's issuer for this request (after authentication succeeded)."""
-    setattr(flask.g, _G_KEY, _issuer_of(request) if auth_enabled else AUTH_OFF_ISSUER)
+def remember_caller(request: flask.Request) -> None:
+    """Store the caller's issuer for this request (after authentication succeeded). With auth off nothing
+    is stored: `caller_issuer` answers the auth-off marker then (why: a `g` lookup and a call per hook call)."""
+    setattr(flask.g, _G_KEY, _issuer_of(request))
 
 
 def caller_issuer() -> str:
-    """The issuer remembered for this request; the auth-off marker outside an authenticated app."""
+    """The issuer remembered for this request; the auth-off marker when none was (auth off, or outside an
+    authenticated app)."""
     return getattr(flask.g, _G_KEY, None) or AUTH_OFF_ISSUER
 
 

@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Mapping, NoReturn
 
 from cds_service.config import Settings
@@ -137,29 +138,22 @@ def classify_prefetch(query: FhirQuery, prefetch: Mapping[str, Any],
     A read whose resource has another id than the one the template asked for (a client bug that would
     put another patient's data on this patient's cards) is ignored like a resource of the wrong type.
     """
-    result = KeyResult(query)
     if query.key not in prefetch:
-        return result
+        return KeyResult(query)
     value = prefetch[query.key]
     if value is None:
-        result.source = "prefetch-null"
-        return result
+        return KeyResult(query, source="prefetch-null")
     rtype = value.get("resourceType") if isinstance(value, dict) else None
     if rtype == "OperationOutcome":
-        result.ignored = "OperationOutcome"
-        return result
+        return KeyResult(query, ignored="OperationOutcome")
     if query.is_read and rtype == query.resource_type:
         asked_for = fill_template(query.template, context) if context is not None else None
         if asked_for and value.get("id") is not None and f"{rtype}/{value.get('id')}" != asked_for:
-            result.ignored = "other-id"
-            return result
-        result.source, result.resources = "prefetch", [value]
-        return result
+            return KeyResult(query, ignored="other-id")
+        return KeyResult(query, source="prefetch", resources=[value])
     if not query.is_read and rtype == "Bundle":
-        result.source, result.resources, result.pages = "prefetch", _bundle_resources(value), 1
-        return result
-    result.ignored = f"wrong-type:{rtype if isinstance(rtype, str) else type(value).__name__}"[:80]
-    return result
+        return KeyResult(query, source="prefetch", resources=_bundle_resources(value), pages=1)
+    return KeyResult(query, ignored=f"wrong-type:{rtype if isinstance(rtype, str) else type(value).__name__}"[:80])
 
 
 log = get_logger("gather")
@@ -391,7 +385,7 @@ class Gatherer:
         (never a 412). Medications sent inside `draftOrders` count as sent."""
         server = body.get("fhirServer") if isinstance(body.get("fhirServer"), str) else None
         drafts = draft_order_resources(body["context"].get("draftOrders"))
-        wanted = unresolved_medication_ids([*(r for k in results for r in k.resources), *drafts], server)
+        wanted = unresolved_medication_ids(chain(chain.from_iterable([k.resources for k in results]), drafts), server)
         if not wanted:
             return []
         result = KeyResult(REFERENCED_MEDICATIONS)
@@ -413,16 +407,14 @@ class Gatherer:
     @staticmethod
     def _record(context: Mapping[str, Any], results: list[KeyResult]) -> GatheredRecord:
         """Resources deduped by type/id, in query order; every failed (optional) key becomes a named gap."""
-        resources: list[dict[str, Any]] = []
         gaps: list[RecordIssue] = []
         for r in results:
             gaps.extend(r.issues)
             if r.error:
                 gaps.append(RecordIssue(r.query.key, f"{r.query.records_label} could not be read "
                                                      f"({describe(r.error)}); they are not considered here"))
-            resources.extend(r.resources)
-        return GatheredRecord(patient_id=str(context["patientId"]), resources=tuple(dedupe_resources(resources)),
-                              gaps=tuple(gaps))
+        resources = dedupe_resources(chain.from_iterable([r.resources for r in results]))
+        return GatheredRecord(patient_id=str(context["patientId"]), resources=tuple(resources), gaps=tuple(gaps))
 
 
 class _Once:
