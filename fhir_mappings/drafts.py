@@ -98,16 +98,15 @@ def map_draft_orders(draft_orders: Any, selections: Sequence[str] | None,
                 if as_str(r.get("status")).lower() == "entered-in-error":
                     continue
                 resource_id = f"MedicationRequest/{rid}"
-                mapped = resolve_medication(r, bundled)
-                m = mapped.mapping
+                m, reference_problem = resolve_medication(r, bundled)
                 hint = oncology_class_hint(m) if not m.drugs else None
                 if not m.drugs:                        # the hint goes first: cards clip long lines
                     what = f"probably {hint.what}, not identified (check by hand)" if hint else \
                         (m.display or ', '.join(m.unknown_codes) or 'no code')
-                    issues.append(RecordIssue(resource_id, (mapped.reference_problem or "drafted medication not in the "
+                    issues.append(RecordIssue(resource_id, (reference_problem or "drafted medication not in the "
                                                             "RxNorm/ATC roll-up table") + f": {what}"))
                 elif m.via == "name":
-                    why = mapped.reference_problem or f"drafted medication code {', '.join(m.unknown_codes) or '(none)'} unknown"
+                    why = reference_problem or f"drafted medication code {', '.join(m.unknown_codes) or '(none)'} unknown"
                     issues.append(RecordIssue(resource_id, f"identified by name as {', '.join(d.name for d in m.drugs)} "
                                                            f"({why}): {m.display!r}", info=True))
                 if m.display_conflict:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .fhir_json import (all_text, as_dict, as_list, as_str, choice_dates, clean_display, codings, extensions,
@@ -46,17 +45,14 @@ _PROGRESSION_TEXT = re.compile(r"progress|absent response|no response|not respon
 _UNITS_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30.4375, "a": 365.25}
 
 
-@dataclass(frozen=True)
-class MappedMedication:
-    mapping: MedicationMapping
-    reference_problem: str = ""
-
-
-def resolve_medication(resource: dict[str, Any], medications: Mapping[str, dict[str, Any]]) -> MappedMedication:
-    """Map `medicationCodeableConcept`, or `medicationReference` to a contained / bundled Medication."""
+def resolve_medication(resource: dict[str, Any], medications: Mapping[str, dict[str, Any]]
+                       ) -> tuple[MedicationMapping, str]:
+    """(mapping, reference problem or "") of `medicationCodeableConcept`, or of `medicationReference` to a
+    contained / bundled Medication. A pair, not a frozen dataclass: built per medication resource, and a frozen
+    instance costs some 3,000 instructions."""
     cc = resource.get("medicationCodeableConcept")
     if isinstance(cc, dict):
-        return MappedMedication(map_codeable_concept(cc))
+        return map_codeable_concept(cc), ""
     ref = as_dict(resource.get("medicationReference"))
     ref_display = as_str(ref.get("display"))
     reference = as_str(ref.get("reference")).strip()
@@ -78,7 +74,7 @@ def resolve_medication(resource: dict[str, Any], medications: Mapping[str, dict[
             problem = "medicationReference without a reference"
         else:
             problem = "no medication given"
-        return MappedMedication(map_codeable_concept({}, ref_display), problem)
+        return map_codeable_concept({}, ref_display), problem
     mapping = map_codeable_concept(med.get("code") if isinstance(med.get("code"), dict) else {}, ref_display)
     if not mapping.drugs:                     # a Medication with only ingredients (combination / compounded)
         drugs: dict[str, Drug] = {}
@@ -92,7 +88,7 @@ def resolve_medication(resource: dict[str, Any], medications: Mapping[str, dict[
         if drugs:
             mapping = MedicationMapping(tuple(sorted(drugs.values(), key=lambda d: d.rxnorm)), "rxnorm",
                                         mapping.display or " / ".join(n for n in names if n))
-    return MappedMedication(mapping)
+    return mapping, ""
 
 
 def _reported(resource: dict[str, Any]) -> bool:
@@ -121,7 +117,9 @@ def _status_reason(resource: dict[str, Any]) -> tuple[str, bool]:
         return "", False                    # most records: no reason given
     concepts = list(as_list(resource.get("statusReason")))
     concepts += [as_dict(e).get("valueCodeableConcept") for e in extensions(resource, "treatment-termination-reason")]
-    concepts += list(as_list(resource.get("reasonNotTaken")))
+    concepts += as_list(resource.get("reasonNotTaken"))
+    if not concepts:
+        return "", False                    # mCODE resources: an extension, usually the procedure intent only
     text = clean_display(" ; ".join(t for t in (all_text(c) for c in concepts if isinstance(c, dict)) if t))
     progressed = any(code in PROGRESSION_CODES for c in concepts for _, code, _ in codings(c)) \
         or bool(_PROGRESSION_TEXT.search(text))
@@ -200,20 +198,19 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
         start, end = choice_dates(resource, "effective")
     else:
         start, end = choice_dates(resource, "effective")
-    mapped = resolve_medication(resource, medications)
-    mapping = mapped.mapping
+    mapping, reference_problem = resolve_medication(resource, medications)
     unmapped: list[RecordIssue] = []
     if not mapping.drugs:
         what = mapping.display or ", ".join(mapping.unknown_codes) or "no code or name"
-        problem = mapped.reference_problem or "medication not in the RxNorm/ATC roll-up table"
-        when = "" if not mapped.reference_problem else \
+        problem = reference_problem or "medication not in the RxNorm/ATC roll-up table"
+        when = "" if not reference_problem else \
             f" ({rtype}, {start.isoformat()})" if start else f" ({rtype}, undated)"
         unmapped.append(RecordIssue(source, f"{problem}: {what}" + (f" ({', '.join(mapping.unknown_codes)})"
                                                                        if mapping.unknown_codes and mapping.display else "")
                                     + when))
         return [], unmapped, []
     if mapping.via == "name":
-        why = mapped.reference_problem or f"code {', '.join(mapping.unknown_codes) or '(none)'} not in the roll-up table"
+        why = reference_problem or f"code {', '.join(mapping.unknown_codes) or '(none)'} not in the roll-up table"
         unmapped.append(RecordIssue(source, f"identified by name as {', '.join(d.name for d in mapping.drugs)} "
                                             f"({why}): {mapping.display!r}", info=True))
     if mapping.display_conflict:
@@ -227,8 +224,9 @@ def exposures_of(resource: dict[str, Any], medications: Mapping[str, dict[str, A
     ongoing = status in ONGOING_STATUS.get(str(rtype), ()) and (end is None or end >= as_of)
     reason, progressed = _status_reason(resource)
     intent = procedure_intent(resource)
-    exposures = [Exposure(drug=d, start=start, end=None if ongoing else (min(end, as_of) if end else None),
-                          ongoing=ongoing, status=status, resource_type=str(rtype), source=source,
-                          intent=intent, status_reason=reason, progressed=progressed)
+    last = None if ongoing else (min(end, as_of) if end else None)
+    # in Exposure's field order (drug, start, end, ongoing, status, resource_type, source, intent, status_reason,
+    # progressed): keywords cost a dict per instance, a fifth of building it
+    exposures = [Exposure(d, start, last, ongoing, status, str(rtype), source, intent, reason, progressed)
                  for d in mapping.drugs]
     return exposures, unmapped, []

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from .model import (CDK46, ENDOCRINE, HER2_CLASSES, RX_PERTUZUMAB, Exposure, Regimen, Setting, TherapyHistory)
 
@@ -38,6 +38,10 @@ SURGERY_TOLERANCE_DAYS = 14
 DAYS_PER_MONTH = 30.4375
 ADD_ON_CLASSES = frozenset({ENDOCRINE, CDK46})
 EARLY_SETTINGS = frozenset({Setting.NEOADJUVANT, Setting.ADJUVANT, Setting.EARLY})
+_METASTATIC_TOLERANCE = dt.timedelta(days=METASTATIC_TOLERANCE_DAYS)
+_SURGERY_TOLERANCE = dt.timedelta(days=SURGERY_TOLERANCE_DAYS)
+_SURGERY_BEFORE_START = dt.timedelta(days=7)       # a surgery before (or within a week of) the start: adjuvant
+_ONGOING_DOSE = dt.timedelta(days=ONGOING_DOSE_DAYS)
 
 
 def anchor(e: Exposure) -> dt.date | None:
@@ -74,12 +78,25 @@ def _addon_only(b: "_Builder") -> bool:
     return all(x.drug.classes <= ADD_ON_CLASSES for x in b.exposures)
 
 
-def group(exposures: Iterable[Exposure], as_of: dt.date) -> list[list[Exposure]]:
-    dated = sorted((e for e in exposures if anchor(e)), key=lambda e: (anchor(e), e.source, e.drug.rxnorm))
-    undated = [e for e in exposures if not anchor(e)]
+def _order(e: Exposure) -> tuple[dt.date, str, str]:
+    """The order of exposures in a history: by date (`anchor`; undated last), then source and drug."""
+    return (e.start or e.end or dt.date.max, e.source, e.drug.rxnorm)
+
+
+def group(ordered: Sequence[Exposure], as_of: dt.date) -> list[_Builder]:
+    """The regimens of exposures sorted by `_order`, oldest first, the undated ones (if any) last and together.
+
+    Each regimen's exposures keep that order, and the regimens come in order of their start: `build_history`
+    sorts nothing again."""
     builders: list[_Builder] = []
-    for e in dated:
+    undated: _Builder | None = None
+    for e in ordered:
         d = anchor(e)
+        if d is None:
+            if undated is None:
+                undated = _Builder(as_of=as_of)
+            undated.add(e)
+            continue
         target = None
         for b in reversed(builders):
             last = b.last_of(e.drug.rxnorm, as_of)
@@ -103,10 +120,9 @@ def group(exposures: Iterable[Exposure], as_of: dt.date) -> list[list[Exposure]]
             target = _Builder(as_of=as_of, start=d)
             builders.append(target)
         target.add(e)
-    groups = [b.exposures for b in builders]
-    if undated:
-        groups.append(undated)
-    return groups
+    if undated is not None:
+        builders.append(undated)
+    return builders
 
 
 def _setting(exps: Sequence[Exposure], start: dt.date | None, last: dt.date | None, met_date: dt.date | None,
@@ -120,18 +136,17 @@ def _setting(exps: Sequence[Exposure], start: dt.date | None, last: dt.date | No
         if "curative" in intents and start < met_date:
             early = True
         else:
-            early = start < met_date - dt.timedelta(days=METASTATIC_TOLERANCE_DAYS)
+            early = start < met_date - _METASTATIC_TOLERANCE
     elif metastatic and "curative" not in intents:
         return Setting.UNKNOWN              # metastatic, date unknown: cannot place the regimen
     else:
         early = True
     if not early:
         return Setting.METASTATIC
-    tol = dt.timedelta(days=SURGERY_TOLERANCE_DAYS)
     after = [s for s in surgeries if s >= start]
-    if after and last is not None and last <= min(after) + tol:
+    if after and last is not None and last <= min(after) + _SURGERY_TOLERANCE:
         return Setting.NEOADJUVANT
-    if any(s <= start + dt.timedelta(days=7) for s in surgeries):
+    if any(s <= start + _SURGERY_BEFORE_START for s in surgeries):
         return Setting.ADJUVANT
     return Setting.EARLY
 
@@ -174,36 +189,40 @@ def _recently_administered(exps: Sequence[Exposure], as_of: dt.date) -> bool:
 
 def build_history(exposures: Sequence[Exposure], as_of: dt.date, met_date: dt.date | None, metastatic: bool,
                   surgeries: Sequence[dt.date] = ()) -> TherapyHistory:
-    groups = group(exposures, as_of)
-    drafts: list[dict] = []
-    for exps in groups:
-        starts = [d for d in (anchor(e) for e in exps) if d]
-        start = min(starts) if starts else None
-        lasts = [d for d in (last_known(e, as_of) for e in exps) if d]
-        last = max(lasts) if lasts else None
-        setting = _setting(exps, start, last, met_date, metastatic, surgeries)
+    ordered = sorted(exposures, key=_order)
+    drafts = []
+    metastatic_count = 0
+    for b in group(ordered, as_of):
+        exps = b.exposures
+        last = b.last(as_of)
+        setting = _setting(exps, b.start, last, met_date, metastatic, surgeries)
         reason_progressed = any(e.progressed for e in exps)
         ongoing = any(e.ongoing for e in exps)
         if not ongoing and not reason_progressed:
             ongoing = _recently_administered(exps, as_of)
-        drafts.append(dict(exposures=tuple(sorted(exps, key=lambda e: (anchor(e) or dt.date.max, e.source, e.drug.rxnorm))),
-                           setting=setting, start=start, end=None if ongoing else last, ongoing=ongoing,
-                           progressed=reason_progressed))
-    drafts.sort(key=lambda r: (r["start"] or dt.date.max))
-    metastatic_idx = [i for i, r in enumerate(drafts) if r["setting"] == Setting.METASTATIC]
-    for n, i in enumerate(metastatic_idx, start=1):
-        drafts[i]["line"] = n
-        if n < len(metastatic_idx):
-            drafts[i]["progressed"] = True        # a later line started
-    regimens = tuple(Regimen(line=r.pop("line", None), **r) for r in drafts)
-    met_regs = [r for r in regimens if r.setting == Setting.METASTATIC]
-    early_regs = [r for r in regimens if r.setting in EARLY_SETTINGS]
+        drafts.append((exps, setting, b.start, None if ongoing else last, ongoing, reason_progressed))
+        if setting == Setting.METASTATIC:
+            metastatic_count += 1
+    regimens: list[Regimen] = []
+    met_regs: list[Regimen] = []
+    early_regs: list[Regimen] = []
+    for exps, setting, start, end, ongoing, progressed in drafts:      # chronological (see `group`)
+        if setting == Setting.METASTATIC:
+            line = len(met_regs) + 1
+            regimen = Regimen(tuple(exps), setting, line, start, end, ongoing,
+                              progressed or line < metastatic_count)      # a later line started
+            met_regs.append(regimen)
+        else:
+            regimen = Regimen(tuple(exps), setting, None, start, end, ongoing, progressed)
+            if setting in EARLY_SETTINGS:
+                early_regs.append(regimen)
+        regimens.append(regimen)
 
     her2_exps = [e for e in exposures if e.drug.classes & HER2_CLASSES]
     tras_exps = [e for e in exposures if e.drug.unconjugated_trastuzumab]
     last_tras, last_tras_src = _last_dose(tras_exps, as_of)
     last_her2, _ = _last_dose(her2_exps, as_of)
-    recent = as_of - dt.timedelta(days=ONGOING_DOSE_DAYS)
+    recent = as_of - _ONGOING_DOSE
     trastuzumab_ongoing = any(e.ongoing for e in tras_exps) or bool(last_tras and last_tras >= recent)
     her2_ongoing = any(e.ongoing for e in her2_exps) or bool(last_her2 and last_her2 >= recent)
 
@@ -214,8 +233,8 @@ def build_history(exposures: Sequence[Exposure], as_of: dt.date, met_date: dt.da
         tfi = round(max(0, (met_date - early_end).days) / DAYS_PER_MONTH, 1)
     last_line = met_regs[-1] if met_regs else None
     return TherapyHistory(
-        exposures=tuple(sorted(exposures, key=lambda e: (anchor(e) or dt.date.max, e.source, e.drug.rxnorm))),
-        regimens=regimens,
+        exposures=tuple(ordered),
+        regimens=tuple(regimens),
         metastatic_lines=len(met_regs),
         current_line_ongoing=bool(last_line and last_line.ongoing and not last_line.progressed),
         her2_agents_metastatic=frozenset(e.drug.rxnorm for r in met_regs for e in r.exposures

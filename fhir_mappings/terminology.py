@@ -195,10 +195,13 @@ def _concept_key(concept: Any, extra_text: Any) -> tuple | None:
         return None
     coding = concept.get("coding")
     text = concept.get("text")
-    key = (text if isinstance(text, str) else None,
-           tuple([(c.get("system"), c.get("code"), c.get("display")) for c in coding if isinstance(c, dict)])
-           if isinstance(coding, list) else (), extra_text)
-    return key
+    if coding.__class__ is list and len(coding) == 1 and coding[0].__class__ is dict:    # the usual concept: no loop
+        c = coding[0]
+        codings: tuple = ((c.get("system"), c.get("code"), c.get("display")),)
+    else:
+        codings = tuple([(c.get("system"), c.get("code"), c.get("display")) for c in coding if isinstance(c, dict)]) \
+            if isinstance(coding, list) else ()
+    return text if isinstance(text, str) else None, codings, extra_text
 
 
 @lru_cache(maxsize=2048)          # pure function of drug codes and names (frozen result), no patient data

@@ -122,4 +122,32 @@ CODINGS_CASES = [
 @pytest.mark.parametrize("name, concept, read", CODINGS_CASES, ids=[c[0] for c in CODINGS_CASES])
 def test_codings_reads_every_usable_coding_of_any_shape(name, concept, read):
     from fhir_mappings.fhir_json import codings
-    assert codings(concept) == read
+    assert codings(concept) == tuple(read)
+
+
+ONE_CODING_CASES = [
+    # (name, the one coding) read from the process-wide cache, or passed over to the general reader
+    ("strings", {"system": " http://loinc.org ", "code": " 1-8 ", "display": "X"}),
+    ("blank code", {"system": "s", "code": " "}),
+    ("more keys", {"system": "s", "code": "c", "version": "2024", "userSelected": True}),
+    ("display not text", {"system": "s", "code": "c", "display": 5}),
+    ("system not text", {"system": 1, "code": "c"}),
+    ("integer code", {"system": "s", "code": 1}),
+    ("boolean code", {"system": "s", "code": True}),
+    ("float code", {"system": "s", "code": 1.0}),
+    ("list display", {"system": "s", "code": "c", "display": ["X"]}),
+]
+
+
+@pytest.mark.parametrize("name, coding", ONE_CODING_CASES, ids=[c[0] for c in ONE_CODING_CASES])
+def test_codings_of_one_coding_are_what_the_general_reader_reads(name, coding):
+    from fhir_mappings.fhir_json import _codings, codings
+    for _ in range(2):                      # the second call is answered from the cache
+        assert codings({"coding": [coding]}) == tuple(_codings({"coding": [coding]}))
+
+
+def test_codings_of_equal_numbers_are_not_mixed_up():
+    from fhir_mappings.fhir_json import codings
+    assert codings({"coding": [{"system": "s", "code": 1}]}) == (("s", "1", ""),)
+    assert codings({"coding": [{"system": "s", "code": True}]}) == ()
+    assert codings({"coding": [{"system": "s", "code": 1.0}]}) == ()

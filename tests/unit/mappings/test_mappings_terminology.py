@@ -174,3 +174,17 @@ def test_data_file_is_versioned_with_sources_and_every_reference_resolves():
 
 def cc_rx(code, display):
     return {"coding": [{"system": RXNORM, "code": code, "display": display}], "text": display}
+
+
+@pytest.mark.parametrize("concept", [
+    {"coding": [{"system": RXNORM, "code": "224905", "display": "Herceptin"}], "text": "Herceptin"},
+    {"coding": [{"code": "224905"}]},
+    {"coding": [{"system": RXNORM, "code": "224905"}, {"system": RXNORM, "code": "1298944"}]},
+    {"coding": ["224905", {"system": RXNORM, "code": "224905"}]},
+    {"coding": [None]},
+    {"text": "trastuzumab"},
+])
+def test_a_concept_is_keyed_by_the_parts_it_is_mapped_from(concept):
+    coding = concept.get("coding", [])
+    assert t._concept_key(concept, "x") == (concept.get("text"), tuple(
+        (c.get("system"), c.get("code"), c.get("display")) for c in coding if isinstance(c, dict)), "x")

@@ -144,6 +144,19 @@ def test_an_agent_starting_later_opens_a_new_regimen():
     assert [r.rxnorm for r in t.regimens] == [{DOC}, {CAPE}]
 
 
+def test_undated_exposures_form_one_last_regimen_and_every_list_is_in_date_order():
+    t = summary(breast(), liver(400), ms(TUC, status="active", id="ms-b"), mr(CAPE, 250, 100, id="mr-c"),
+                ms(TRAS, id="ms-a"), mr(DOC, 300, 200, id="mr-d"), mr(PER, 300, 200, id="mr-a")).therapy
+    assert [r.rxnorm for r in t.regimens] == [{DOC, PER}, {CAPE}, {TUC, TRAS}]
+    assert [r.start for r in t.regimens] == [day(300), day(250), None]
+    assert [e.source for e in t.regimens[0].exposures] == ["MedicationRequest/mr-a", "MedicationRequest/mr-d"]
+    assert [e.source for e in t.regimens[2].exposures] == ["MedicationStatement/ms-a", "MedicationStatement/ms-b"]
+    assert [e.source for e in t.exposures] == ["MedicationRequest/mr-a", "MedicationRequest/mr-d",
+                                               "MedicationRequest/mr-c", "MedicationStatement/ms-a",
+                                               "MedicationStatement/ms-b"]
+    assert t.regimens[2].ongoing and t.regimens[2].end is None
+
+
 def test_a_series_of_administrations_of_the_same_drug_is_one_regimen():
     t = summary(breast(), liver(400), *[ma(TRAS, d) for d in range(300, 0, -21)]).therapy
     assert len(t.regimens) == 1 and t.regimens[0].start == day(300) and t.metastatic_lines == 1
