@@ -1,11 +1,12 @@
 """The render step's shortcuts (issue 15) give what the plain forms they replace give: the facts table's cells
-escaped in one pass."""
+escaped in one pass, the order facts are left out in and the rows kept."""
 from __future__ import annotations
 
 import pytest
 
 from cards.decision import FactRow
-from cards.detail import MAX_VALUE, _cell, _cells
+from cards_testkit import summary
+from cards.detail import MAX_VALUE, _cell, _cells, _drop_order, _FactsTable, RecordText
 
 LONG = "trastuzumab deruxtecan (2025-01-02 to 2025-07-13, metastatic; progression; 12 records) " * 2
 
@@ -33,3 +34,32 @@ CELL_CASES = {
 @pytest.mark.parametrize("values", CELL_CASES.values(), ids=CELL_CASES.keys())
 def test_cells_escape_and_clip_each_value_as_cell_does(values):
     assert _cells(values, MAX_VALUE) == [_cell(v, MAX_VALUE) for v in values]
+
+
+def _plain_drop_order(facts):
+    """The drop order as first written: sorted by (priority, -index)."""
+    from cards.detail import _priority
+    return [-i for _, i in sorted((_priority(f.label), -i) for i, f in enumerate(facts))]
+
+
+DROP_CASES = {
+    "no facts": [],
+    "no low-priority facts": ["HER2", "ER", "LVEF (latest)"],
+    "every kind": ["HER2", "Prior HER2-directed agent", "Breast cancer", "HR status (ER or PR positive)",
+                   "Prior HER2-directed agent", "Metastatic line 1", "Breast cancer", "LVEF (latest)"],
+}
+
+
+@pytest.mark.parametrize("labels", DROP_CASES.values(), ids=DROP_CASES.keys())
+def test_facts_are_left_out_lowest_priority_first_then_from_the_end(labels):
+    facts = [FactRow(label, str(i)) for i, label in enumerate(labels)]
+    assert _drop_order(facts) == _plain_drop_order(facts)
+
+
+def test_a_shortened_table_keeps_the_other_facts_in_their_order_and_counts_the_rest():
+    labels = ["HER2", "Prior HER2-directed agent", "Breast cancer", "Metastatic line 1", "LVEF (latest)"]
+    facts = [FactRow(label, str(i)) for i, label in enumerate(labels)]
+    table = _FactsTable(facts, RecordText(summary(), (), ()))
+    dropped = set(_plain_drop_order(facts)[:2])
+    assert table.rows(3) == [*table.rows(5)[:2], *(line for i, line in enumerate(table.lines) if i not in dropped),
+                             "| … | 2 more fact(s) in the explanation view | — |"]
