@@ -15,8 +15,8 @@ trusted issuer's `fhir_servers`, or HER2CDS_FHIR_SERVERS with auth off) and, whe
 with a 403 and nothing is sent anywhere.
 
 All fetches run concurrently (at most HER2CDS_FHIR_MAX_WORKERS per call) on the process's fetch threads,
-sharing one pooled session, each HTTP request
-with its own read deadline and byte cap and all of them inside one overall deadline and byte budget.
+sharing one pooled session, each HTTP request with its own read deadline and byte cap and all of them
+inside one overall deadline and byte budget.
 A *required* query that cannot be answered (no fhirServer, unreachable, 401/403/5xx, deadline, too
 large) is a 412 whose text names the missing data, not why the read failed (that would make the
 service a port scanner's oracle; the log keeps the reason); an *optional* one becomes a `RecordIssue`
@@ -308,7 +308,8 @@ class Gatherer:
                     return
                 finished.append((result, self._fetch(client, result, context, continuation)))
 
-        lanes = [self.fetch_threads.submit(lane) for _ in range(max(1, min(self.settings.fhir_max_workers, len(pending))))]
+        lane_count = max(1, min(self.settings.fhir_max_workers, len(pending)))
+        lanes = [self.fetch_threads.submit(lane) for _ in range(lane_count)]
         done, _ = cf.wait(lanes, timeout=max(0.0, deadline - time.monotonic()))
         abandoned.set()
         for future in lanes:
