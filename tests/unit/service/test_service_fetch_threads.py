@@ -1,5 +1,6 @@
 """The FHIR reads of a hook call run on the process's fetch threads (issue 15): kept between calls, at most
-HER2CDS_FHIR_MAX_WORKERS at once per call, and started anew in a forked process."""
+HER2CDS_FHIR_MAX_WORKERS at once per call, no more threads than the process has FHIR read slots, and started
+anew in a forked process."""
 from __future__ import annotations
 
 import json
@@ -44,6 +45,14 @@ def test_a_hook_call_reads_at_most_fhir_max_workers_queries_at_once(client_for, 
     response = call(client_for(FHIR, fhir_max_workers=3))
     assert response.status_code == 200
     assert len(fhir.calls) == 9 and peak[0] == 3
+
+
+def test_a_process_starts_no_more_fetch_threads_than_it_has_fhir_read_slots(client_for, fhir):
+    seen, in_flight, peak = set(), [0], [0]
+    serve_slowly(fhir, 0.01, seen, in_flight, peak)
+    response = call(client_for(FHIR, fhir_max_workers=8, fhir_max_concurrent_reads=2))
+    assert response.status_code == 200
+    assert len(fhir.calls) == 9 and len(seen) <= 2
 
 
 def test_the_fetch_threads_are_kept_from_one_hook_call_to_the_next(client_for, fhir):
