@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import re
 from functools import lru_cache
-from operator import attrgetter, methodcaller
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any, Iterable, Mapping
 
 from . import conditions as cond_mod
@@ -262,8 +262,33 @@ def _walk(items: Any, depth: int, where: str, out: list[dict[str, Any]], skipped
         out.append(r)
 
 
+_TYPE_OF = itemgetter("resourceType")
+_ID_OF = methodcaller("get", "id")
+
+
 def dedupe_resources(resources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each (resourceType, id) once, first copy kept, order kept; resources without an id are all kept."""
+    """Each (resourceType, id) once, first copy kept, order kept; resources without an id are all kept.
+
+    When every resource has a non-empty string id (FHIR servers and prefetch give one to each), the answer
+    is built from the (resourceType, id) keys at C speed: a dict from the reversed pairs holds each key's
+    first copy, `dict.fromkeys` the keys in first-seen order. why: 60 instead of 560 bytecodes on a record
+    of 15 resources, and it runs twice per hook call (the gather, then `summarize`). Other records are
+    walked one resource at a time (`_dedupe_walk`)."""
+    items = resources if resources.__class__ is list else list(resources)
+    try:
+        ids = list(map(_ID_OF, items))
+        if set(map(type, ids)) == {str} and "" not in ids:
+            keys = list(zip(map(_TYPE_OF, items), ids))
+            first = dict(zip(reversed(keys), reversed(items)))
+            if len(first) == len(items):
+                return list(items)
+            return list(map(first.__getitem__, dict.fromkeys(keys)))
+    except (AttributeError, KeyError, TypeError):     # not dicts, no resourceType, unhashable parts
+        pass
+    return _dedupe_walk(items)
+
+
+def _dedupe_walk(resources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: set[tuple[str, str]] = set()
     out = []
     for r in resources:
@@ -314,21 +339,15 @@ def summarize(resources: Iterable[Mapping[str, Any]], patient_id: str, as_of: dt
 
 def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
     own_ref = f"Patient/{pid}"
-    # One pass (a long chart has thousands of labs): dedupe as `dedupe_resources`, keep this patient's,
-    # and index the Medications, Conditions and DiagnosticReports the main pass looks up.
-    seen: set[tuple[str, str]] = set()
+    # One pass (a long chart has thousands of labs) over the deduped resources: keep this patient's, and
+    # index the Medications, Conditions and DiagnosticReports the main pass looks up.
     items: list[dict[str, Any]] = []
     medications: dict[str, dict[str, Any]] = {}
     conditions: dict[str, dict[str, Any]] = {}
     diagnostic_reports: list[dict[str, Any]] = []
-    for r in _flatten(resources, skipped):
+    for r in dedupe_resources(_flatten(resources, skipped)):
         rtype = r["resourceType"]
         rid = r.get("id")
-        if isinstance(rid, str) and rid:
-            key = (rtype, rid)
-            if key in seen:
-                continue
-            seen.add(key)
         subject = r.get("subject")
         if (not isinstance(subject, dict) or subject.get("reference") != own_ref) and not _belongs(r, pid):
             continue

@@ -5,7 +5,8 @@ import datetime as dt
 
 import pytest
 
-from fhir_mappings import summarize
+from fhir_mappings import dedupe_resources, summarize
+from fhir_mappings.summary import _dedupe_walk
 from fhir_mappings.model import ReceptorStatus
 from mappings_helpers import AS_OF, ICD10, PID, POSITIVE, breast, condition, ma, observation, summary
 
@@ -45,6 +46,25 @@ def test_duplicates_by_type_and_id_are_used_once():
     a = ma("224905", 10, id="same")
     s = summary(a, dict(a), dict(a))
     assert len(s.therapy.exposures) == 1
+
+
+def _r(rtype, rid=None, n=0):
+    return {"resourceType": rtype, "n": n} if rid is None else {"resourceType": rtype, "id": rid, "n": n}
+
+
+@pytest.mark.parametrize("resources", [
+    [],
+    [_r("Observation", "a"), _r("Observation", "b"), _r("Condition", "a")],                      # nothing repeated
+    [_r("Observation", "a", 1), _r("Condition", "b"), _r("Observation", "a", 2), _r("Condition", "b", 3)],
+    [_r("Observation", "a", 1), _r("Observation"), _r("Observation"), _r("Observation", "a", 2)],  # ids missing
+    [_r("Observation", "", 1), _r("Observation", "", 2)],                                      # empty ids: all kept
+    [_r("Observation", 7, 1), _r("Observation", 7, 2), _r("Observation", "7", 3)],             # not strings: kept
+    [_r("Observation", ["x"], 1), _r("Observation", "a", 2), _r("Observation", "a", 3)],       # unhashable id
+], ids=["empty", "distinct", "repeats", "no-id", "empty-id", "int-id", "list-id"])
+def test_dedupe_keeps_each_type_and_string_id_once_first_copy_in_order(resources):
+    out = dedupe_resources(iter(resources))
+    assert out == _dedupe_walk(resources)
+    assert all(a is b for a, b in zip(out, _dedupe_walk(resources)))     # the first copy itself, not an equal one
 
 
 def test_same_id_of_different_types_are_both_used():
