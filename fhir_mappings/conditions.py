@@ -142,6 +142,7 @@ def _profiles(resource: dict[str, Any]) -> str:
     return " ".join(p for p in as_list(as_dict(resource.get("meta")).get("profile")) if isinstance(p, str))
 
 
+@lru_cache(maxsize=4096)          # pure function of a code string, asked by several readers of every Condition
 def _icd_norm(code: str) -> str:
     c = code.upper().strip()
     if len(c) > 3 and "." not in c:
@@ -160,7 +161,6 @@ class CancerKind:
 
 _NOT_CANCER, _OTHER_PRIMARY = CancerKind(), CancerKind(other_primary=True)
 _BREAST, _METASTATIC_BREAST = CancerKind(breast=True), CancerKind(breast=True, says_metastatic=True)
-_ICD_SECONDARY_PREFIXES = tuple(prefix for prefix, _, _, _ in ICD_SECONDARY)
 _NOT_A_PRIMARY_TEXT = re.compile(r"benign|in situ|history of|screening|family", re.I)
 _CANCER_TEXT = re.compile(r"malignan|carcinoma|cancer", re.I)
 
@@ -171,14 +171,13 @@ def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
     The codings are read once (ICD-10 codes normalised once), the onset and profiles only where they are used."""
     code_cc = cond.get("code")
     text = all_text(code_cc)
-    coded = [(system, code, display, _icd_norm(code) if is_icd10(system) else "")
-             for system, code, display in codings(code_cc)]
+    coded = _with_icd(codings(code_cc))
     for system, code, display, icd in coded:
-        if icd.startswith(_ICD_SECONDARY_PREFIXES):
-            for prefix, site, cns, distant in ICD_SECONDARY:
-                if icd.startswith(prefix):
-                    s = MetastaticSite(site, cns, icd, system, clean_display(display or text), onset(cond), source)
-                    return CancerKind(secondary=s, regional_only=not distant)
+        secondary = _icd_secondary_site(icd) if icd else None
+        if secondary:
+            site, cns, distant = secondary
+            s = MetastaticSite(site, cns, icd, system, clean_display(display or text), onset(cond), source)
+            return CancerKind(secondary=s, regional_only=not distant)
     for system, code, display, _ in coded:
         if code in SNOMED_SECONDARY and is_snomed(system):
             site, cns, distant = SNOMED_SECONDARY[code]
@@ -222,6 +221,23 @@ def classify_cancer(cond: dict[str, Any], source: str) -> CancerKind:
     elif MCODE_PRIMARY in profiles:
         return _BREAST if _breast_site(cond) else _OTHER_PRIMARY
     return _NOT_CANCER
+
+
+@lru_cache(maxsize=1024)
+def _icd_secondary_site(icd: str) -> tuple[str, bool, bool] | None:
+    """(site, CNS, distant) of the first `ICD_SECONDARY` prefix of a normalised ICD-10 code, None for other
+    codes: kept per code, as the table is walked in order (more specific prefixes first). why: 220 bytecodes
+    per C79.5 Condition."""
+    for prefix, site, cns, distant in ICD_SECONDARY:
+        if icd.startswith(prefix):
+            return site, cns, distant
+    return None
+
+
+@lru_cache(maxsize=1024)          # pure function of the codings (strings)
+def _with_icd(coded: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str, str, str, str], ...]:
+    """Each (system, code, display) with its normalised ICD-10 code ("" for other systems)."""
+    return tuple((system, code, display, _icd_norm(code) if is_icd10(system) else "") for system, code, display in coded)
 
 
 def _breast_kind(text: str) -> CancerKind:
@@ -299,9 +315,26 @@ def observation_metastatic(obs: dict[str, Any]) -> str:
 def condition_fact(cond: dict[str, Any], source: str) -> ConditionFact | None:
     """ILD / heart failure / cardiomyopathy fact of a Condition, or None."""
     code_cc = cond.get("code")
+    coded = codings(code_cc)
+    kind, chosen, known_system = _coded_fact(coded)
+    if not kind and not known_system:
+        text = all_text(code_cc)           # a code is trusted over its display; text only for uncoded
+        if _ILD_TEXT.search(text) and not re.search(r"\bno\b|rule out|family history", text, re.I):
+            kind = "ild"
+            system, code, display = coded[0] if coded else ("", "", text)
+            chosen = (system, code, display or text)
+    if not kind or chosen is None:
+        return None
+    system, code, display = chosen
+    return ConditionFact(kind, code, system, clean_display(display or all_text(code_cc)), onset(cond),
+                         status_code(cond.get("clinicalStatus")), source)
+
+
+@lru_cache(maxsize=1024)          # pure function of the codings (strings): every Condition of every call asks
+def _coded_fact(coded: tuple[tuple[str, str, str], ...]) -> tuple[str, tuple[str, str, str] | None, bool]:
+    """(kind, the coding that says it, whether any coding is ICD-10 or SNOMED) of a Condition's codings."""
     kind = ""
     chosen: tuple[str, str, str] | None = None
-    coded = codings(code_cc)
     for system, code, display in coded:
         if is_icd10(system):
             c = _icd_norm(code)
@@ -322,17 +355,7 @@ def condition_fact(cond: dict[str, Any], source: str) -> ConditionFact | None:
         if kind:
             chosen = (system, code, display)
             break
-    if not kind and not any(is_icd10(system) or is_snomed(system) for system, _, _ in coded):
-        text = all_text(code_cc)           # a code is trusted over its display; text only for uncoded
-        if _ILD_TEXT.search(text) and not re.search(r"\bno\b|rule out|family history", text, re.I):
-            kind = "ild"
-            system, code, display = coded[0] if coded else ("", "", text)
-            chosen = (system, code, display or text)
-    if not kind or chosen is None:
-        return None
-    system, code, display = chosen
-    return ConditionFact(kind, code, system, clean_display(display or all_text(code_cc)), onset(cond),
-                         status_code(cond.get("clinicalStatus")), source)
+    return kind, chosen, any(is_icd10(system) or is_snomed(system) for system, _, _ in coded)
 
 
 def breast_surgery_date(proc: dict[str, Any]) -> dt.date | None:

@@ -14,6 +14,7 @@ onset is the date of conception or of diagnosis), and the rules read them as the
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any, Iterable
 
 from .fhir_json import all_text, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date, status_code, two_digits
@@ -64,7 +65,12 @@ def _pregnant_icd(c: str) -> bool:
 
 def _condition_kind(cond: dict[str, Any]) -> tuple[str, str]:
     """('pregnant' | 'ended' | '', what was read)."""
-    for system, code, display in codings(cond.get("code")):
+    return _coded_kind(codings(cond.get("code")))
+
+
+@lru_cache(maxsize=1024)          # pure function of the codings (strings), the same few codes call after call
+def _coded_kind(coded: tuple[tuple[str, str, str], ...]) -> tuple[str, str]:
+    for system, code, display in coded:
         if is_icd10(system):
             c = _icd(code)
             if _ends_pregnancy_icd(c):
