@@ -99,6 +99,13 @@ def all_text(concept: Any) -> str:
     return " ; ".join(parts)
 
 
+def coded_text(text: str, coded: tuple[tuple[str, str, str], ...]) -> str:
+    """`all_text` of one CodeableConcept from its text (a string, "" for none) and its `codings`: for readers
+    that keep their answer per code."""
+    displays = [d for _, _, d in coded if d]
+    return " ; ".join([text, *displays] if text else displays)
+
+
 def two_digits(text: str) -> bool:
     """Exactly two ASCII digits: `str.isdigit` also says True for "²" or "٣", which `int` then refuses or reads
     as a number no code system writes (an ICD-10 code "O²1" made the whole mapping raise)."""

@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
-from .fhir_json import all_text, as_dict, as_list, as_str, choice_dates, codings, is_icd10, is_loinc, is_snomed, parse_date
+from .fhir_json import all_text, as_dict, as_list, as_str, choice_dates, coded_text, codings, is_icd10, is_loinc, is_snomed, parse_date
 from .model import Her2Result, ReceptorResult, ReceptorStatus, RecordIssue
 
 POS, NEG, EQV, UNK = ReceptorStatus.POSITIVE, ReceptorStatus.NEGATIVE, ReceptorStatus.EQUIVOCAL, ReceptorStatus.UNKNOWN
@@ -281,25 +282,10 @@ def _score_status(score: float) -> ReceptorStatus:
 
 def _read_value(obs: dict[str, Any], marker: str, method: str, kind: str) -> tuple[ReceptorStatus, str] | None:
     """Status and a short detail from value[x] (CodeableConcept, Quantity, string, integer) or interpretation."""
-    label = f"{marker} {method}" if method != "interpretation" else marker
     cc = obs.get("valueCodeableConcept")
     if isinstance(cc, dict):
-        status = None
-        for _, code, _ in codings(cc):
-            if code in POSITIVE_CODES:
-                status = POS
-            elif code in NEGATIVE_CODES:
-                status = NEG
-            elif code in EQUIVOCAL_CODES:
-                status = EQV
-            if status:
-                break
-        if status is None:                      # code unknown: text, e.g. "3+", "2+ (Equivocal)", "Positive"
-            text = all_text(cc)
-            return read_text(text, marker, method, kind) if text else None
-        score = _SCORE.search(all_text(cc)) if marker == HER2 and method == "IHC" else None
-        detail = f"IHC {score.group(1)}+" if score else f"{label} {status.value}"
-        return status, detail
+        text = cc.get("text")
+        return _read_concept(text if isinstance(text, str) else "", codings(cc), marker, method, kind)
     q = obs.get("valueQuantity")
     if isinstance(q, dict) or isinstance(obs.get("valueInteger"), int):
         value = q.get("value") if isinstance(q, dict) else obs.get("valueInteger")
@@ -327,12 +313,36 @@ def _read_value(obs: dict[str, Any], marker: str, method: str, kind: str) -> tup
             s = s.strip() + "%"                 # a bare number under a percent code
         return read_text(s, marker, method, kind)
     # no value: Observation.interpretation (POS/NEG) as a last resort
+    label = f"{marker} {method}" if method != "interpretation" else marker
     for _, code, _ in codings(obs.get("interpretation")):
         if code in POSITIVE_CODES:
             return POS, f"{label} interpretation POS"
         if code in NEGATIVE_CODES:
             return NEG, f"{label} interpretation NEG"
     return None
+
+
+@lru_cache(maxsize=4096)          # pure function of a coded value's strings: the same few answers call after call
+def _read_concept(text: str, coded: tuple[tuple[str, str, str], ...], marker: str, method: str, kind: str
+                  ) -> tuple[ReceptorStatus, str] | str | None:
+    """`_read_value` of a valueCodeableConcept, from its text and codings. why: 190 bytecodes per result."""
+    status = None
+    for _, code, _ in coded:
+        if code in POSITIVE_CODES:
+            status = POS
+        elif code in NEGATIVE_CODES:
+            status = NEG
+        elif code in EQUIVOCAL_CODES:
+            status = EQV
+        if status:
+            break
+    words = coded_text(text, coded)
+    if status is None:                      # code unknown: text, e.g. "3+", "2+ (Equivocal)", "Positive"
+        return read_text(words, marker, method, kind) if words else None
+    score = _SCORE.search(words) if marker == HER2 and method == "IHC" else None
+    label = f"{marker} {method}" if method != "interpretation" else marker
+    detail = f"IHC {score.group(1)}+" if score else f"{label} {status.value}"
+    return status, detail
 
 
 def _value_text(part: dict[str, Any]) -> str:
@@ -346,7 +356,12 @@ def _value_text(part: dict[str, Any]) -> str:
 
 def _markers_of(code_concept: Any) -> tuple[tuple[tuple[str, str, str], ...], bool, str]:
     """(markers, serum, loinc-code) for an Observation.code."""
-    for system, code, _ in codings(code_concept):
+    return _coded_markers(codings(code_concept))
+
+
+@lru_cache(maxsize=4096)          # pure function of the codings (strings)
+def _coded_markers(coded: tuple[tuple[str, str, str], ...]) -> tuple[tuple[tuple[str, str, str], ...], bool, str]:
+    for system, code, _ in coded:
         if not is_loinc(system) and system:
             continue
         if code in SERUM_HER2:
@@ -440,18 +455,25 @@ def observation_evidence(obs: dict[str, Any], source: str, context: tuple[tuple[
 
 
 def condition_evidence(cond: dict[str, Any], source: str) -> list[Evidence]:
-    found: list[Evidence] = []
-    date: Any = None
-    for system, code, display in codings(cond.get("code")):
+    stated = _coded_statuses(codings(cond.get("code")))
+    if not stated:
+        return []                               # most Conditions: no receptor status; dated only when one is
+    start, _ = choice_dates(cond, "onset")
+    date = start or parse_date(cond.get("recordedDate"))
+    return [Evidence(marker, status, date, "condition", detail, source) for marker, status, detail in stated]
+
+
+@lru_cache(maxsize=1024)          # pure function of the codings (strings): every Condition of every call asks
+def _coded_statuses(coded: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str, ReceptorStatus, str], ...]:
+    """(marker, status, detail) for each receptor status a Condition's codes state."""
+    out = []
+    for system, code, display in coded:
         if not (is_icd10(system) or is_snomed(system)):
             continue
         for marker, status in CONDITION_CODES.get(code.upper() if is_icd10(system) else code, ()):
-            if not found:                       # dated only when it states a receptor status (few do)
-                start, _ = choice_dates(cond, "onset")
-                date = start or parse_date(cond.get("recordedDate"))
             note = " (hormone-receptor positive, recorded on ER)" if code in _HR_NOTE and marker == ER else ""
-            found.append(Evidence(marker, status, date, "condition", f"{code} {display}".strip() + note, source))
-    return found
+            out.append((marker, status, f"{code} {display}".strip() + note))
+    return tuple(out)
 
 
 def _episodes(items: list[Evidence]) -> list[list[Evidence]]:

@@ -151,3 +151,14 @@ def test_codings_of_equal_numbers_are_not_mixed_up():
     assert codings({"coding": [{"system": "s", "code": 1}]}) == (("s", "1", ""),)
     assert codings({"coding": [{"system": "s", "code": True}]}) == ()
     assert codings({"coding": [{"system": "s", "code": 1.0}]}) == ()
+
+
+@pytest.mark.parametrize("name, concept, read", CODINGS_CASES[:-2], ids=[c[0] for c in CODINGS_CASES[:-2]])
+@pytest.mark.parametrize("text", [None, "", "Typed text", 5])
+def test_coded_text_of_a_concept_is_its_all_text(name, concept, read, text):
+    from fhir_mappings.fhir_json import all_text, coded_text, codings
+    if isinstance(concept, dict):
+        concept = {**concept, "text": text}
+    else:
+        concept = {"coding": [c for cc in concept if isinstance(cc, dict) for c in cc["coding"]], "text": text}
+    assert coded_text(text if isinstance(text, str) else "", codings(concept)) == all_text(concept)
