@@ -48,15 +48,14 @@ def codings(concept: Any) -> tuple[tuple[str, str, str], ...]:
     cannot be a key (a list or object where a string belongs), is read the general way (`_codings`)."""
     if concept.__class__ is dict:
         coding = concept.get("coding")
-        if coding.__class__ is list and len(coding) == 1:
-            c = coding[0]
-            if c.__class__ is dict:
-                code = c.get("code")
-                if code.__class__ is str:     # a string only: 1, 1.0 and True would be one key, read differently
-                    try:
-                        return _one_coding(c.get("system"), code, c.get("display"))
-                    except TypeError:         # unhashable
-                        pass
+        if coding.__class__ is list:
+            try:
+                (c,) = coding                 # exactly one coding (else ValueError)
+                code = c["code"]              # a dict with a code (else TypeError / KeyError)
+                if c.__class__ is dict and code.__class__ is str:   # 1, 1.0 and True would be one key, read differently
+                    return _one_coding(c.get("system"), code, c.get("display"))
+            except (ValueError, TypeError, KeyError):     # other shapes; an unhashable system or display
+                pass
     return tuple(_codings(concept))
 
 

@@ -99,6 +99,11 @@ def _abated(cond: dict[str, Any]) -> dt.date | None:
     return dt.date.min if any(k.startswith("abatement") for k in cond) else None
 
 
+def _source(resource: dict[str, Any]) -> str:
+    """"Type/id" as the pregnancy fact names it, made only for a resource that says something about pregnancy."""
+    return f"{resource.get('resourceType')}/{as_str(resource.get('id'))}"
+
+
 def current_pregnancy(resources: Iterable[dict[str, Any]], as_of: dt.date) -> PregnancyFact | None:
     """The current pregnancy of one patient's record, or None. Never raises on odd shapes."""
     pregnant: list[tuple[dt.date, str, str]] = []     # (since, basis, source)
@@ -106,12 +111,9 @@ def current_pregnancy(resources: Iterable[dict[str, Any]], as_of: dt.date) -> Pr
     observations: list[tuple[dt.date, bool, str, str]] = []
     for r in resources:
         rtype = r.get("resourceType")
-        source = f"{rtype}/{as_str(r.get('id'))}"
         if rtype == "Condition":
-            if status_code(r.get("verificationStatus")) in _IGNORED_VERIFICATION:
-                continue
-            kind, basis = _condition_kind(r)
-            if not kind:
+            kind, basis = _condition_kind(r)      # (kept per code) first: most Conditions are not about pregnancy
+            if not kind or status_code(r.get("verificationStatus")) in _IGNORED_VERIFICATION:
                 continue
             when = _condition_date(r)
             if kind == "ended":
@@ -130,7 +132,7 @@ def current_pregnancy(resources: Iterable[dict[str, Any]], as_of: dt.date) -> Pr
             if status_code(r.get("clinicalStatus")) not in ("active", "recurrence", "relapse"):
                 continue
             if 0 <= (as_of - when).days <= CONDITION_WINDOW_DAYS:
-                pregnant.append((when, f"{basis} ({status_code(r.get('clinicalStatus'))})", source))
+                pregnant.append((when, f"{basis} ({status_code(r.get('clinicalStatus'))})", _source(r)))
         elif rtype == "Observation":
             if as_str(r.get("status")).lower() in ("entered-in-error", "cancelled"):
                 continue
@@ -143,9 +145,9 @@ def current_pregnancy(resources: Iterable[dict[str, Any]], as_of: dt.date) -> Pr
             value = r.get("valueCodeableConcept")
             codes = {c for _, c, _ in codings(value)}
             if codes & PREGNANT_ANSWERS:
-                observations.append((when, True, f"pregnancy status: {all_text(value) or 'pregnant'}", source))
+                observations.append((when, True, f"pregnancy status: {all_text(value) or 'pregnant'}", _source(r)))
             elif codes & NOT_PREGNANT_ANSWERS:
-                observations.append((when, False, "", source))
+                observations.append((when, False, "", _source(r)))
     if observations:
         when, is_pregnant, basis, source = max(observations, key=lambda o: (o[0], o[3]))
         if is_pregnant and 0 <= (as_of - when).days <= OBSERVATION_WINDOW_DAYS:

@@ -56,6 +56,8 @@ def pregnancy_obs(answer: str, days: int):
     ([condition(ICD10, "Z33.1", onset=200), condition(ICD10, "O80", "Full-term uncomplicated delivery", onset=20)],
      False),
     ([condition(ICD10, "Z33.1", onset=140, verification="refuted")], False),
+    ([condition(ICD10, "Z33.1", onset=200), condition(ICD10, "O80", onset=20, verification="entered-in-error")],
+     True),                                                                              # a delivery entered in error
     ([pregnancy_obs("LA15173-0", 30)], True),
     ([pregnancy_obs("LA15173-0", 300)], False),                                          # older than 9 months
     ([condition(ICD10, "Z33.1", onset=140), pregnancy_obs("LA26683-5", 10)], False),     # later not-pregnant result

@@ -115,6 +115,7 @@ CODINGS_CASES = [
     ("list of concepts", [{"coding": [{"system": "s", "code": "c"}]}, None, {"coding": [{"code": "d"}]}],
      [("s", "c", ""), ("", "d", "")]),
     ("not a coding", {"coding": ["c"]}, []),
+    ("no codings", {"coding": []}, []),
     ("no concept", None, []),
 ]
 
@@ -136,6 +137,9 @@ ONE_CODING_CASES = [
     ("boolean code", {"system": "s", "code": True}),
     ("float code", {"system": "s", "code": 1.0}),
     ("list display", {"system": "s", "code": "c", "display": ["X"]}),
+    ("no code", {"system": "s", "display": "X"}),
+    ("not an object", "c"),
+    ("a list", [{"system": "s", "code": "c"}]),
 ]
 
 
