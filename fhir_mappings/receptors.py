@@ -17,6 +17,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Iterable
 
 from .fhir_json import all_text, as_dict, as_list, as_str, choice_dates, coded_text, codings, is_icd10, is_loinc, is_snomed, parse_date
@@ -476,7 +477,12 @@ def _coded_statuses(coded: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str,
     return tuple(out)
 
 
+_SOURCE = attrgetter("source")
+
+
 def _episodes(items: list[Evidence]) -> list[list[Evidence]]:
+    if len(items) == 1:
+        return [list(items)]                    # the usual: one result of the marker in the record
     dated = sorted((e for e in items if e.date), key=lambda e: (e.date, e.source))
     episodes: list[list[Evidence]] = [[e] for e in items if not e.date]      # undated: oldest, alone
     for e in dated:
@@ -593,7 +599,7 @@ def _settle(marker: str, settled: _Settled, conditions: list[Evidence], serum_so
             why = _clash_reason(clash) if clash else why
             return ReceptorResult(UNK, chosen.date, chosen.method, "",
                                   f"{why} on {_fmt(chosen.date)}: HER2 status cannot be determined" + serum_note, True,
-                                  tuple(dict.fromkeys(e.source for e in (clash or ep))))
+                                  tuple(dict.fromkeys(map(_SOURCE, (clash or ep)))))
         definitive = [s for s in settled if s[1] in (POS, NEG)]
         if definitive:
             ep, status, chosen, why, inner = definitive[-1]
@@ -608,13 +614,13 @@ def _settle(marker: str, settled: _Settled, conditions: list[Evidence], serum_so
             later_eqv = [s for s in settled if s[1] == EQV and (s[2].date or dt.date.min) > (chosen.date or dt.date.min)]
             if later_eqv:
                 reason += f"; a later equivocal result ({later_eqv[-1][2].source}) does not override it"
-            sources = tuple(dict.fromkeys(e.source for e in ep))
+            sources = tuple(dict.fromkeys(map(_SOURCE, ep)))
             return ReceptorResult(status, chosen.date, chosen.method, chosen.detail, reason + serum_note, conflict, sources)
         ep, status, chosen, why, _ = settled[-1]
         if status == EQV:
             return ReceptorResult(EQV, chosen.date, chosen.method, chosen.detail,
                                   f"{why} on {_fmt(chosen.date)} ({chosen.source})" + serum_note, False,
-                                  tuple(dict.fromkeys(e.source for e in ep)))
+                                  tuple(dict.fromkeys(map(_SOURCE, ep))))
     if conditions:
         definitive = [e for e in conditions if e.status in (POS, NEG)]
         if definitive:
@@ -624,13 +630,13 @@ def _settle(marker: str, settled: _Settled, conditions: list[Evidence], serum_so
                 return ReceptorResult(UNK, chosen.date, "condition", "",
                                       f"no tissue result; coded conditions disagree on {_fmt(chosen.date)} "
                                       f"({', '.join(e.source for e in clash)}): HER2 status cannot be determined"
-                                      + serum_note, True, tuple(dict.fromkeys(e.source for e in clash)))
+                                      + serum_note, True, tuple(dict.fromkeys(map(_SOURCE, clash))))
             disagree = sorted({e.source for e in definitive if e.status != chosen.status})
             reason = f"no tissue result; coded condition {chosen.detail} ({chosen.source})"
             if disagree:
                 reason += f"; disagrees with {', '.join(disagree)}: the most recent is used"
             return ReceptorResult(chosen.status, chosen.date, "condition", chosen.detail, reason + serum_note,
-                                  bool(disagree), tuple(dict.fromkeys(e.source for e in definitive)))
+                                  bool(disagree), tuple(dict.fromkeys(map(_SOURCE, definitive))))
     return ReceptorResult(UNK, None, "none", "", f"no {marker} tissue result in the record" + serum_note, False,
                           tuple(serum))
 

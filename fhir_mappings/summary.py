@@ -223,7 +223,7 @@ def _flatten(resources: Any, skipped: list[RecordIssue]) -> list[dict[str, Any]]
             types = set(map(_RESOURCE_TYPE, resources))
         except TypeError:                     # an unhashable resourceType: walked (and reported) below
             types = {None}
-        if "Bundle" not in types and all(isinstance(t, str) and t for t in types):
+        if "Bundle" not in types and set(map(type, types)) <= {str} and "" not in types:   # non-empty strings
             return list(resources)
     out: list[dict[str, Any]] = []
     if isinstance(resources, (str, bytes)):
@@ -339,27 +339,22 @@ def summarize(resources: Iterable[Mapping[str, Any]], patient_id: str, as_of: dt
 
 def _summarize(resources: Any, pid: str, as_of: dt.date, skipped: list[RecordIssue]) -> PatientSummary:
     own_ref = f"Patient/{pid}"
-    # One pass (a long chart has thousands of labs) over the deduped resources: keep this patient's, and
-    # index the Medications, Conditions and DiagnosticReports the main pass looks up.
-    items: list[dict[str, Any]] = []
-    medications: dict[str, dict[str, Any]] = {}
-    conditions: dict[str, dict[str, Any]] = {}
-    diagnostic_reports: list[dict[str, Any]] = []
-    for r in dedupe_resources(_flatten(resources, skipped)):
-        rtype = r["resourceType"]
-        rid = r.get("id")
-        subject = r.get("subject")
-        if (not isinstance(subject, dict) or subject.get("reference") != own_ref) and not _belongs(r, pid):
-            continue
-        items.append(r)
-        if rtype == "Medication":
-            if isinstance(rid, str):
-                medications[rid] = r
-        elif rtype == "Condition":
-            if isinstance(rid, str) and not cond_mod.verification_ignored(r):
-                conditions[rid] = r
-        elif rtype == "DiagnosticReport":
-            diagnostic_reports.append(r)
+    # This patient's resources (one check per resource of a long chart: the usual `subject.reference` first),
+    # then the Medications, Conditions and DiagnosticReports the main pass looks up, each indexed only when
+    # the record has that type (a set of the types, at C speed, tells).
+    items = [r for r in dedupe_resources(_flatten(resources, skipped))
+             if ((subject := r.get("subject")).__class__ is dict and subject.get("reference") == own_ref)
+             or _belongs(r, pid)]
+    types = set(map(_TYPE_OF, items))
+    medications: dict[str, dict[str, Any]] = {
+        r["id"]: r for r in items if r["resourceType"] == "Medication" and isinstance(r.get("id"), str)
+    } if "Medication" in types else {}
+    conditions: dict[str, dict[str, Any]] = {
+        r["id"]: r for r in items
+        if r["resourceType"] == "Condition" and isinstance(r.get("id"), str) and not cond_mod.verification_ignored(r)
+    } if "Condition" in types else {}
+    diagnostic_reports = [r for r in items if r["resourceType"] == "DiagnosticReport"] \
+        if "DiagnosticReport" in types else []
 
     unmapped: list[RecordIssue] = []
     breast: list[tuple[dt.date | None, str, str]] = []
