@@ -9,7 +9,9 @@ candidate of an unidentified draft) reuses them. Pure: no clock (the summary's `
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any, Callable, Generic, TypeVar
 
 from cards import fact_rows
@@ -249,6 +251,9 @@ PRE_THERAPY_BASELINE = "the last LVEF before the current HER2-directed therapy"
 EARLIEST_BASELINE = "the earliest LVEF on record: none before the current HER2-directed therapy"
 
 
+_date = attrgetter("date")
+
+
 def lvef_baseline(summary: PatientSummary, start: dt.date | None) -> tuple[LvefMeasurement | None, str]:
     """(baseline, what it is). The contract's baseline is the last LVEF before the current HER2-directed
     therapy began; without one (or without HER2 therapy) the earliest measurement is the reference, and the
@@ -257,9 +262,11 @@ def lvef_baseline(summary: PatientSummary, start: dt.date | None) -> tuple[LvefM
     if not ms:
         return None, PRE_THERAPY_BASELINE
     if start is not None:
-        before = [m for m in ms if m.date <= start]
+        # the series is chronological: the measurements up to `start` are the first `before` (found by bisection,
+        # not a pass over a long chart's series: why, 6,800 bytecodes on a 1,000-resource record)
+        before = bisect_right(ms, start, key=_date)
         if before:
-            return before[-1], PRE_THERAPY_BASELINE
+            return ms[before - 1], PRE_THERAPY_BASELINE
     return ms[0], (EARLIEST_BASELINE if start is not None else "the earliest LVEF on record")
 
 

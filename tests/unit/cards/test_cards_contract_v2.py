@@ -204,6 +204,24 @@ def test_lvef_baseline_is_the_last_value_before_the_current_her2_therapy():
     assert "55%" in c["detail"] and "fell" not in c["detail"]     # 7 points from 55, not 22 from 70
 
 
+BASELINE_CASES = {
+    "one before the start": ([(70, 900), (55, 310), (48, 20)], 300, (55, "the last LVEF before")),
+    "one on the start day": ([(70, 900), (55, 300), (48, 20)], 300, (55, "the last LVEF before")),
+    "two on the start day: the later in the series": ([(70, 300), (55, 300), (48, 20)], 300, (55, "the last LVEF before")),
+    "none before the start": ([(55, 200), (48, 20)], 300, (55, "the earliest LVEF on record: none before")),
+    "all before the start": ([(70, 900), (55, 400)], 300, (55, "the last LVEF before")),
+    "no HER2 therapy": ([(70, 900), (55, 400)], None, (70, "the earliest LVEF on record")),
+}
+
+
+@pytest.mark.parametrize("lvef, start_ago, expected", BASELINE_CASES.values(), ids=BASELINE_CASES.keys())
+def test_lvef_baseline_is_the_last_measurement_up_to_the_start_else_the_earliest(lvef, start_ago, expected):
+    from cards.clinical_picture import lvef_baseline
+    s = summary(lvef=[(v, ago(days)) for v, days in lvef])
+    baseline, label = lvef_baseline(s, None if start_ago is None else ago(start_ago))
+    assert (baseline.value, label[:len(expected[1])]) == expected
+
+
 @pytest.mark.parametrize("rxs, lvef, expected", [
     ([m.RX_TRASTUZUMAB], [(62, ago(310)), (46, ago(20))], "critical"),                  # trastuzumab: fall 16
     ([m.RX_PERTUZUMAB, m.RX_TRASTUZUMAB], [(55, ago(310)), (44, ago(20))], "critical"),  # pertuzumab: 40-45, fall 11

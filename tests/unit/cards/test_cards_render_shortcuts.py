@@ -63,3 +63,31 @@ def test_a_shortened_table_keeps_the_other_facts_in_their_order_and_counts_the_r
     dropped = set(_plain_drop_order(facts)[:2])
     assert table.rows(3) == [*table.rows(5)[:2], *(line for i, line in enumerate(table.lines) if i not in dropped),
                              "| … | 2 more fact(s) in the explanation view | — |"]
+
+
+def _plain_issue_line(issue, kind=None):
+    """An issue's line as first written: `text` of the source and `_cell` of the problem, one call each."""
+    from cards.detail import text
+    return f"- {text(issue.source)}" + (f" ({kind})" if kind else "") + f": {_cell(issue.problem, 100)}"
+
+
+ISSUE_CASES = {
+    "none": [],
+    "plain": [("Observation/1", "no value")],
+    "markdown characters": [("MedicationRequest/a_b", "code *x* [y] | z"), ("Condition/c<d>", "#1 `c` \\")],
+    "a problem over the limit": [("MedicationAdministration/1", "medication not in the table: " + LONG)],
+    "whitespace to fold": [("Observation/ 2", "a  b\tc\n d "), ("Observation/3", " leading")],
+    "the same line twice": [("Observation/1", "no value"), ("Observation/1", "no value")],
+    "many": [(f"MedicationAdministration/{i}", f"medication not in the table: drug {i % 3}") for i in range(40)],
+}
+
+
+@pytest.mark.parametrize("issues", ISSUE_CASES.values(), ids=ISSUE_CASES.keys())
+def test_record_issues_are_escaped_as_text_and_cell_escape_each(issues):
+    from fhir_mappings.model import RecordIssue
+    unmapped = tuple(RecordIssue(source, problem) for source, problem in issues)
+    by_name = tuple(RecordIssue(source, problem, info=True) for source, problem in issues)
+    record = RecordText(summary(unmapped=unmapped), by_name, ())
+    plain = list(dict.fromkeys(_plain_issue_line(i, "not mapped") for i in unmapped))
+    assert record.issues == (plain if len(plain) <= 6 else plain[:6] + [f"- … and {len(plain) - 6} more"])
+    assert record.by_name == list(dict.fromkeys(_plain_issue_line(i) for i in by_name))[:6]
