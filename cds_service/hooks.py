@@ -21,7 +21,7 @@ from cds_service.collector_pause import LARGE_BODY_BYTES
 from cds_service.errors import ApiError, NotFound
 from cds_service.explain import app_launch_url
 from cds_service.gather import RequiredDataUnavailable
-from cds_service.logging_setup import get_logger
+from cds_service.logging_setup import FIELDS, get_logger
 from cds_service.request_validation import check_content_type, parse_json, validate_hook_request
 from cds_service.state import ServiceState
 from fhir_mappings.model import RecordIssue
@@ -95,7 +95,7 @@ def call_service(service_id: str) -> Response:
         timings["total"] = _ms(started)
         entry["timing_ms"] = timings
         log.log(logging.WARNING if entry.get("gaps") or entry.get("status", 500) >= 500 else logging.INFO,
-                "hook.call", extra=entry)
+                "hook.call", extra={FIELDS: entry})
 
 
 @blueprint.teardown_request

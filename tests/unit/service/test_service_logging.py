@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from cds_service.logging_setup import JsonLinesFormatter, scrub
+from cds_service.logging_setup import FIELDS, JsonLinesFormatter, scrub
 from service_helpers import (PV, full_prefetch, hook_body, log_events, serve_record, serve_resources,
                              synthetic_record)
 
@@ -83,6 +83,27 @@ def test_a_line_with_nothing_to_bound_is_written_as_the_bounding_path_writes_it(
 ])
 def test_a_line_with_something_to_bound_is_bounded(extra, absent):
     assert absent not in JsonLinesFormatter().format(_record_with(**extra))
+
+
+@pytest.mark.parametrize("fields", [
+    {"hookInstance": "h-1", "service": PV, "status": 200, "prefetch": {"hits": ["patient"]}, "cards": 1},
+    {"header": "a" * 401, "auth": "Bearer abc.def"},                   # the bounding path
+])
+def test_fields_handed_over_as_one_dict_are_written_as_extra_keys_are(fields):
+    def line(**extra) -> str:
+        record = logging.getLogger("her2cds.hooks").makeRecord("her2cds.hooks", logging.INFO, "f", 1, "hook.call",
+                                                               (), None, extra=extra)
+        record.created = 1764700000.123
+        return JsonLinesFormatter().format(record)
+    assert line(**{FIELDS: fields}) == line(**fields)
+    assert line(**{FIELDS: fields}, extra_key=1) == line(**fields, extra_key=1)
+
+
+def test_extras_set_after_the_record_was_made_are_written():
+    record = _record_with(late="yes")
+    record._private = "never"
+    assert json.loads(JsonLinesFormatter().format(record))["late"] == "yes"
+    assert "_private" not in JsonLinesFormatter().format(record)
 
 
 def test_a_line_with_keys_other_than_strings_is_still_written():
