@@ -41,7 +41,7 @@ from cds_service.fhir_client import (FAILURES, ByteBudget, FetchThreads, FhirCli
                                      NotFound404, SessionPool, Timeout, describe, next_link)
 from cds_service.logging_setup import get_logger
 from cds_service.medication_refs import (REFERENCED_MEDICATIONS, draft_order_resources, fetch_medications,
-                                         unresolved_medication_ids)
+                                         medication_related, unresolved_medication_ids)
 from cds_service.metrics import observe_fhir_reads
 from cds_service.services import FhirQuery, ServiceDefinition, fill_template
 from cds_service.smart_backend import BackendTokens
@@ -68,7 +68,8 @@ class KeyResult:
     pages: int = 0
     ignored: str | None = None               # why the prefetched value was not used
     error: str | None = None                 # FhirError.kind (or "no-fhir-server")
-    issues: list[RecordIssue] = field(default_factory=list)
+    issues: tuple[RecordIssue, ...] = ()     # a tuple: most keys have none (why: no empty list per key per call)
+    next_url: str | None = None              # a prefetched Bundle's next page, to be read on fhirServer
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ def classify_prefetch(query: FhirQuery, prefetch: Mapping[str, Any],
             return KeyResult(query, ignored="other-id")
         return KeyResult(query, source="prefetch", resources=[value])
     if not query.is_read and rtype == "Bundle":
-        return KeyResult(query, source="prefetch", resources=_bundle_resources(value), pages=1)
+        return KeyResult(query, source="prefetch", resources=_bundle_resources(value), pages=1,
+                         next_url=next_link(value))
     return KeyResult(query, ignored=f"wrong-type:{rtype if isinstance(rtype, str) else type(value).__name__}"[:80])
 
 
@@ -211,14 +213,8 @@ class Gatherer:
         results = [classify_prefetch(q, prefetch, context) for q in service.queries]
 
         connect = _Once(lambda: self._connect(body, deadline, allowed))   # the token (if any) is fetched only when needed
-        pending: list[tuple[KeyResult, str | None]] = []      # (key, continuation URL or None = full fetch)
-        for result in results:
-            if result.source == "missing":
-                pending.append((result, None))
-            elif result.source == "prefetch" and not result.query.is_read:
-                url = next_link(prefetch[result.query.key])
-                if url:
-                    pending.append((result, url))
+        pending: list[tuple[KeyResult, str | None]] = [    # (key, continuation URL or None = full fetch)
+            (result, result.next_url) for result in results if result.source == "missing" or result.next_url]
 
         client, no_client = connect() if pending else (None, None)
         if pending and client is None:
@@ -332,7 +328,7 @@ class Gatherer:
         """A filled copy of `start`; never raises (a failure is recorded on the copy)."""
         query = start.query
         result = KeyResult(query, source=start.source, resources=list(start.resources), pages=start.pages,
-                           ignored=start.ignored, issues=list(start.issues))
+                           ignored=start.ignored, issues=start.issues)
         try:
             if continuation is not None:
                 self._follow(client, result, continuation)
@@ -369,7 +365,7 @@ class Gatherer:
         collected: list[dict[str, Any]] = []
         while url:
             if pages_seen >= self.settings.fhir_max_pages:
-                result.issues.append(RecordIssue(
+                result.issues = (*result.issues, RecordIssue(
                     result.query.key,
                     f"more than {self.settings.fhir_max_pages} pages of {result.query.resource_type}; "
                     "later pages were not read"))
@@ -387,7 +383,8 @@ class Gatherer:
         (never a 412). Medications sent inside `draftOrders` count as sent."""
         server = body.get("fhirServer") if isinstance(body.get("fhirServer"), str) else None
         drafts = draft_order_resources(body["context"].get("draftOrders"))
-        wanted = unresolved_medication_ids(chain(chain.from_iterable([k.resources for k in results]), drafts), server)
+        medication_resources = medication_related(list(chain.from_iterable([k.resources for k in results])))
+        wanted = unresolved_medication_ids(chain(medication_resources, drafts), server)
         if not wanted:
             return []
         result = KeyResult(REFERENCED_MEDICATIONS)
@@ -396,7 +393,7 @@ class Gatherer:
             result.source, result.error = "failed", no_client
             return [result]
         lookup = fetch_medications(client, wanted, max_pages=self.settings.fhir_max_pages)
-        result.resources, result.pages, result.issues = lookup.resources, lookup.pages, lookup.issues
+        result.resources, result.pages, result.issues = lookup.resources, lookup.pages, tuple(lookup.issues)
         result.source, result.error = ("failed", lookup.error) if lookup.error else ("fetched", None)
         return [result]
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter
 from typing import Any, Iterable, Mapping
 
 from cds_service.fhir_client import ClientError4xx, FhirClient, FhirError, NotFound404
@@ -27,6 +29,9 @@ from fhir_mappings.model import RecordIssue
 #: Resource types whose `medicationReference` names the drug (R4).
 REFERRING_TYPES = frozenset({"MedicationRequest", "MedicationAdministration", "MedicationStatement",
                              "MedicationDispense"})
+#: What `unresolved_medication_ids` reads: the referring types and the Medications themselves.
+MEDICATION_TYPES = REFERRING_TYPES | {"Medication"}
+_TYPE_OF = itemgetter("resourceType")
 #: Ids per `Medication?_id=` search: keeps the URL well under the 2 kB many proxies accept.
 BATCH_SIZE = 40
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -92,6 +97,15 @@ def unresolved_medication_ids(resources: Iterable[Mapping[str, Any]], fhir_base:
             if mid is not None:
                 referenced.setdefault(mid)
     return tuple(mid for mid in referenced if mid not in present)
+
+
+def medication_related(gathered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The resources of `gathered` that `unresolved_medication_ids` reads (`MEDICATION_TYPES`), in order.
+
+    Picked at C speed (why: the Python loop of `unresolved_medication_ids` cost ~25 bytecodes a resource, on
+    every resource of every hook call, and most are labs and Conditions). `gathered` holds what the gather
+    step keeps, each with a string resourceType."""
+    return list(compress(gathered, map(MEDICATION_TYPES.__contains__, map(_TYPE_OF, gathered))))
 
 
 def draft_order_resources(draft_orders: Any) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import pytest
 import responses
 
 from cds_service import medication_refs
-from cds_service.medication_refs import medication_id, unresolved_medication_ids
+from cds_service.medication_refs import medication_id, medication_related, unresolved_medication_ids
 from cds_service.services import SERVICES
 from service_helpers import FHIR, PATIENT, PV, full_prefetch, hook_body, resource, searchset
 
@@ -110,6 +110,14 @@ def test_unresolved_ids_skip_medications_already_in_the_record_and_repeat_once()
                  order_naming("c", "ms-1", "MedicationStatement"), medication("c"),
                  {**resource("Observation", "o1"), "medicationReference": {"reference": "Medication/x"}}]
     assert unresolved_medication_ids(resources, FHIR) == ("a", "b")
+
+
+def test_medication_related_resources_are_those_unresolved_ids_read_in_order():
+    record = [resource("Condition", "c1"), order_naming("a"), medication("m"), resource("Observation", "o1"),
+              order_naming("b", "ma-1", "MedicationAdministration"), order_naming("a")]
+    picked = medication_related(record)
+    assert picked == [record[1], record[2], record[4], record[5]]
+    assert unresolved_medication_ids(picked, FHIR) == unresolved_medication_ids(record, FHIR) == ("a", "b")
 
 
 # ---------------------------------------------------------------- through the endpoint
