@@ -1,11 +1,13 @@
-"""What a hook call leaves behind and what it costs the cycle collector (issue 15): the record is freed when
-the call ends, and a large body's call runs with the collector paused, resumed afterwards whatever the outcome."""
+"""What a hook call leaves behind and what it costs the cycle collector (issue 15): the record is freed once the
+answer is sent (when the server closes the response), and a large body's call runs with the collector paused,
+resumed afterwards whatever the outcome."""
 from __future__ import annotations
 
 import gc
 from typing import Iterator
 
 import pytest
+from flask import Response
 
 from cds_service import hooks, pipeline
 from cds_service.collector_pause import CollectorPause
@@ -85,3 +87,20 @@ def test_a_collector_that_was_off_stays_off(collector_running):
     pause.hold()
     pause.release()
     assert not gc.isenabled()
+
+
+def test_a_large_body_keeps_the_collector_paused_until_its_answer_is_closed(client, monkeypatch,
+                                                                             collector_running):
+    monkeypatch.setattr(hooks, "LARGE_BODY_BYTES", 1)
+    response = client.post(f"/cds-services/{PV}", json=record_call())
+    assert response.status_code == 200 and not gc.isenabled()     # the record is freed after the answer is sent
+    response.close()
+    assert gc.isenabled()
+
+
+def test_the_call_s_objects_are_released_when_the_answer_is_closed():
+    held = [{"resourceType": "Observation"}, object()]
+    response = hooks._freed_after_sending(Response("{}"), None, held, large=False)
+    assert held
+    response.close()
+    assert held == []
