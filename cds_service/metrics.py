@@ -33,6 +33,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
+from cards.topics import card_topic
 from cds_service.errors import NotFound, operation_outcome
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -40,9 +41,6 @@ EXTENSION_KEY = "her2cds_metrics"
 HOOK_ENDPOINT = "cds_hooks.call_service"
 FEEDBACK_ENDPOINT = "cds_feedback.receive_feedback"
 
-# dict first: isinstance answers a dict against `dict` at once, against the Mapping ABC only through
-# ABCMeta.__instancecheck__ (some 2,000 instructions a test; two per card).
-_MAPPING = (dict, Mapping)
 _HOOK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 _FHIR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
@@ -126,9 +124,7 @@ def hook_answered(app: Flask, cards: Iterable[Mapping[str, Any]], issue_counts: 
     if metrics is None:
         return
     for card in cards:
-        source = card.get("source") if isinstance(card.get("source"), _MAPPING) else {}
-        topic = source.get("topic") if isinstance(source.get("topic"), _MAPPING) else {}
-        metrics.child(metrics.cards, str(topic.get("code") or "none")[:64],   # topic, indicator
+        metrics.child(metrics.cards, str(card_topic(card).get("code") or "none")[:64],   # topic, indicator
                       str(card.get("indicator") or "none")[:16]).inc()
     for kind, count in issue_counts.items():
         if count:

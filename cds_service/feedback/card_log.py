@@ -19,15 +19,14 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from cards.topics import CARD_MAPPING, card_topic
+
 from ..client_identity import AUTH_OFF_ISSUER
 from ..retention import PurgeSchedule, Retention, purge
 from ..storage import Database, issued_cards_table, utc_timestamp
 
 log = logging.getLogger("her2cds.feedback")
 
-# A card and its parts are Mappings; dict first, because isinstance answers a dict against `dict` at once,
-# while against the Mapping ABC it costs a Python-level __instancecheck__ (about 2,000 instructions a test).
-_MAPPING = (dict, Mapping)
 
 
 @dataclass(frozen=True)
@@ -149,13 +148,12 @@ class CardLog:
         issued_at = utc_timestamp()
         rows = []
         for card in cards:
-            uuid = card.get("uuid") if isinstance(card, _MAPPING) else None
+            uuid = card.get("uuid") if isinstance(card, CARD_MAPPING) else None
             if not isinstance(uuid, str) or not uuid or len(uuid) > 64:
                 continue
-            source = card.get("source") if isinstance(card.get("source"), _MAPPING) else {}
-            topic = source.get("topic") if isinstance(source.get("topic"), _MAPPING) else {}
+            topic = card_topic(card)
             suggestions = [s.get("uuid") for s in card.get("suggestions") or []
-                           if isinstance(s, _MAPPING) and isinstance(s.get("uuid"), str)]
+                           if isinstance(s, CARD_MAPPING) and isinstance(s.get("uuid"), str)]
             rows.append({
                 "card_uuid": uuid.lower(),
                 "service_id": service_id,
