@@ -3,7 +3,7 @@
     python -m bench.floor_app --host 127.0.0.1 --port P --workers 2
 
 It runs under the very gunicorn settings of `her2-cds serve` (`cds_service.serve.gunicorn_options`:
-its gthread worker class, access log to stdout; and its malloc arena cap), reads the same hook body, parses it with the standard library's
+its gthread worker class and threads per worker, access log to stdout; and its malloc arena cap), reads the same hook body, parses it with the standard library's
 `json` (what a plain Flask service does) and answers one fixed card. Why: absolute req/s on a shared
 2-core machine swing by a third between runs, so the bench measures this floor in the same run,
 interleaved with the service, and judges the service by the ratio service / floor, which the
@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    limit_malloc_arenas(Settings().malloc_arenas)        # as `her2-cds serve` does by default
-    EmbeddedGunicorn(create_floor_app, gunicorn_options(args.host, args.port, args.workers)).run()
+    settings = Settings()
+    limit_malloc_arenas(settings.malloc_arenas)        # as `her2-cds serve` does
+    EmbeddedGunicorn(create_floor_app,
+                     gunicorn_options(args.host, args.port, args.workers, threads=settings.threads)).run()
     return 0
 
 
