@@ -1,32 +1,62 @@
-"""The gunicorn worker `her2-cds serve` runs: gthread, taking a new connection only while a thread is free.
+"""The gunicorn worker `her2-cds serve` runs: gthread, with its threads kept for connections that have sent bytes.
 
-Why: gunicorn's gthread worker accepts every connection it can, even when all its threads are busy
+Why, (1) where a new connection waits: gunicorn's gthread worker (>= 24) hands each accepted connection
+straight to its thread pool, where a thread waits up to 5 s for the first bytes (gunicorn PR #3519). A
+client that opens connections it does not use yet (hey and Go's HTTP client do, racing dials; browsers
+pre-connect; a port scan does) so held the threads: with 4 threads, 4 idle connections stalled a worker
+for 5 s, and a throughput run measured 40 req/s instead of 1,000. Here a new connection waits in the
+worker's poller, as a kept-alive one does, and goes to a thread only once readable (as gunicorn 21-23
+did, PR #2918); unused, it is closed after the keep-alive timeout like any idle connection.
+
+(2) which worker takes it: gthread accepts every connection it can, even when all its threads are busy
 (gunicorn issues #908 and #3433); the connection's requests then queue behind the busy threads while a
 sibling worker idles. With keep-alive clients the split lasts as long as the connections: in the bench,
 16 kept-alive connections often landed 13 : 3 and sometimes 16 : 0 on two workers, the busy worker
 serving them all on one core (and paying for switching its threads) while the other core idled. Here a
 worker stops listening while as many requests are in flight as it has threads, so the next connection
-stays in the kernel's queue for a worker with a free thread. Connections already accepted are served
-as before; a slow client still holds one thread only (its first bytes are awaited in the poller).
+stays in the kernel's queue for a worker with a free thread. A slow client still holds one thread only
+once it has started sending.
 
-Relies on the hooks of gunicorn's ThreadWorker (>= 27), all called on the worker's main loop:
-`enqueue_req` (a request handed to the thread pool), `finish_request` (its thread done) and
-`set_accept_enabled` (the listeners' switch, which the run loop sets again whenever the state it
-wants differs from the current one: so a worker that stopped listening resumes after a request ends).
+Relies on the hooks of gunicorn's ThreadWorker (>= 27), all called on the worker's main loop: `accept`
+(a listener readable), `enqueue_req` (a request handed to the thread pool), `finish_request` (its
+thread done), `on_pending_socket_readable` and `murder_pending` (the waiting connections' queue, which
+gunicorn uses for connections its threads gave up on) and `set_accept_enabled` (the listeners' switch,
+which the run loop sets again whenever the state it wants differs from the current one: so a worker that
+stopped listening resumes after a request ends).
 """
 from __future__ import annotations
 
+import errno
+import selectors
+import time
+from functools import partial
 from typing import Any
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+_NOTHING_TO_ACCEPT = (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK)
 
 
 class FreeThreadAcceptingWorker(ThreadWorker):
-    """A gthread worker that listens for new connections only while fewer requests than threads are in flight."""
+    """A gthread worker that listens only while a thread is free, and waits for a new connection's bytes in its poller."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_flight = 0
+
+    def accept(self, listener: Any) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as error:
+            if error.errno not in _NOTHING_TO_ACCEPT:
+                raise
+            return
+        self.nr_conns += 1
+        client_sock.setblocking(False)
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(client_sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
 
     def enqueue_req(self, conn: Any) -> None:
         self.in_flight += 1
