@@ -57,8 +57,8 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
     Why 4 threads by default (HER2CDS_THREADS): a call with its data in the prefetch is CPU work under the
     worker's one GIL, so more threads only interleave more calls, each evicting the others' objects from
     the caches and keeping more of them alive for the collector. At 16 kept-alive connections on 2
-    workers, 8 threads cost ~10 % more CPU per call than 4 (patient-view, interleaved: 1.96-1.98 ->
-    1.75-1.79 ms in three quiet batches), while the floor app stayed at 0.63 ms either way. Threads also bound the calls a worker
+    workers, 8 threads cost more CPU per call than 4 in 7 of 8 interleaved batches (patient-view and
+    order-select; median +10 %, range -6 to +21 %), while the floor app measured 0.63 ms either way. Threads also bound the calls a worker
     has waiting on FHIR reads: raise it where most calls read a slow FHIR server.
     """
     return {
