@@ -75,3 +75,42 @@ def test_listening_resumes_once_a_request_ends(worker):
     _end_request(worker, 0)
     worker.set_accept_enabled(True)                # the run loop's next turn
     assert worker.in_flight == 1 and _listening(worker)
+
+
+def _connect_and_accept(w, send: bytes = b"") -> socket.socket:
+    client = socket.create_connection(w.sockets[0].getsockname())
+    if send:
+        client.sendall(send)
+    w.sockets[0].setblocking(True)
+    w.accept(w.sockets[0])
+    return client
+
+
+def test_a_new_connection_waits_in_the_poller_not_on_a_thread(worker):
+    client = _connect_and_accept(worker)
+    try:
+        assert worker.in_flight == 0 and not worker.tpool.futures
+        assert len(worker.pending_conns) == 1 and worker.nr_conns == 1
+        assert worker.pending_conns[0].sock in {key.fileobj for key in worker.poller.get_map().values()}
+    finally:
+        client.close()
+
+
+def test_a_new_connection_goes_to_a_thread_once_it_has_sent_bytes(worker):
+    client = _connect_and_accept(worker, b"GET /cds-services HTTP/1.1\r\n")
+    try:
+        for key, _ in worker.poller.select(timeout=2):
+            key.data(key.fileobj)                  # what the main loop does with a readable socket
+        assert worker.in_flight == 1 and len(worker.tpool.futures) == 1 and not worker.pending_conns
+    finally:
+        client.close()
+
+
+def test_a_connection_that_never_sends_is_closed_after_the_keep_alive_timeout(worker):
+    client = _connect_and_accept(worker)
+    try:
+        worker.pending_conns[0].timeout = 0        # its keep-alive timeout has passed
+        worker.murder_pending()
+        assert not worker.pending_conns and worker.nr_conns == 0
+    finally:
+        client.close()
