@@ -163,5 +163,15 @@ def _attach(logger: logging.Logger, target: Any, level: str | None) -> None:
     logger.addHandler(handler)
 
 
+def log_fields(logger: logging.Logger, level: int, event: str, fields: dict[str, Any]) -> None:
+    """`logger.log(level, event, extra={FIELDS: fields})` without looking up the calling line: the JSON line
+    names no source file, line or function, and `Logger.findCaller` walks the stack for them (why: with
+    `Logger._log` some 220 bytecodes a line; the hook call's line is written on every call). The record is the
+    one `logging` makes when it is told not to look (`logging._srcfile = None`)."""
+    if logger.isEnabledFor(level):
+        logger.handle(logger.makeRecord(logger.name, level, "(unknown file)", 0, event, (), None,
+                                        "(unknown function)", {FIELDS: fields}))
+
+
 def get_logger(name: str = "") -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)

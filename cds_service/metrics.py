@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 
 from cards.topics import card_topic
 from cds_service.errors import NotFound, operation_outcome
@@ -40,6 +40,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EXTENSION_KEY = "her2cds_metrics"
 HOOK_ENDPOINT = "cds_hooks.call_service"
 FEEDBACK_ENDPOINT = "cds_feedback.receive_feedback"
+_STARTED = "her2cds.started"     # the request's start (`time.perf_counter()`), in its WSGI environ
 
 _HOOK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 _FHIR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -186,7 +187,10 @@ def install(app: Flask, services: Iterable[str], token: str | None) -> Metrics:
 
 
 def _start_timer() -> None:
-    g.her2cds_started = time.perf_counter()
+    """`before_request`: the call's start, kept in the request's WSGI environ (a key of our own, as PEP 3333
+    allows), where `_after_request` finds it on the request it already holds (why: `g` would be another proxy
+    lookup there, some 40 bytecodes a call)."""
+    request.environ[_STARTED] = time.perf_counter()
 
 
 def _after_request(metrics: Metrics, response: Response) -> Response:
@@ -197,9 +201,9 @@ def _after_request(metrics: Metrics, response: Response) -> Response:
     if rule is None:
         return response
     if rule.endpoint == HOOK_ENDPOINT and req.method == "POST":
-        started = g.get("her2cds_started", time.perf_counter())
+        now = time.perf_counter()
         metrics.observe_hook_call((req.view_args or {}).get("service_id"), response.status_code,
-                                  time.perf_counter() - started)
+                                  now - req.environ.get(_STARTED, now))
     elif rule.endpoint == FEEDBACK_ENDPOINT and req.method == "POST":
         metrics.observe_feedback(response.status_code)
     return response

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from cds_service.logging_setup import FIELDS, JsonLinesFormatter, scrub
+from cds_service.logging_setup import FIELDS, JsonLinesFormatter, log_fields, scrub
 from service_helpers import (PV, full_prefetch, hook_body, log_events, serve_record, serve_resources,
                              synthetic_record)
 
@@ -108,3 +108,26 @@ def test_extras_set_after_the_record_was_made_are_written():
 
 def test_a_line_with_keys_other_than_strings_is_still_written():
     assert json.loads(JsonLinesFormatter().format(_record_with(d={7: "seven"})))["d"] == {"7": "seven"}
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING, logging.DEBUG])
+def test_log_fields_writes_the_line_logger_log_writes(level, monkeypatch):
+    """`log_fields` skips only the lookup of the calling line, which the JSON line does not name."""
+    import io
+    monkeypatch.setattr("time.time", lambda: 1764700000.123)            # both records made at the same instant
+    monkeypatch.setattr("time.time_ns", lambda: 1764700000123000000)    # (the clock LogRecord reads from 3.13)
+    logger = logging.getLogger("her2cds.test_log_fields")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLinesFormatter())
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    try:
+        fields = {"hookInstance": "h-1", "service": PV, "status": 200, "timing_ms": {"total": 1.5}}
+        logger.log(level, "hook.call", extra={FIELDS: fields})
+        log_fields(logger, level, "hook.call", fields)
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == (0 if level < logging.INFO else 2) and len(set(lines)) <= 1
