@@ -126,6 +126,38 @@ def test_codings_reads_every_usable_coding_of_any_shape(name, concept, read):
     assert codings(concept) == tuple(read)
 
 
+ODD_CONCEPT_CASES = [
+    # (name, concept, read): shapes the one-coding lookups of `codings` refuse, read the general way
+    ("coding as an object with one key", {"coding": {"code": "c"}}, [("", "c", "")]),
+    ("coding as a one-letter string", {"coding": "c"}, []),
+    ("a one-letter string", "c", []),
+    ("a number", 5, []),
+    ("a list of one concept", [{"coding": [{"code": "c", "display": "X"}]}], [("", "c", "X")]),
+    ("a coding that is a list", {"coding": [[{"code": "c"}]]}, []),
+    ("a coding without a code", {"coding": [{"system": "s", "display": "X"}]}, []),
+    ("no coding", {"text": "X"}, []),
+]
+
+
+@pytest.mark.parametrize("name, concept, read", ODD_CONCEPT_CASES, ids=[c[0] for c in ODD_CONCEPT_CASES])
+def test_codings_of_odd_shapes_are_what_the_general_reader_reads(name, concept, read):
+    from fhir_mappings.fhir_json import _codings, codings
+    assert codings(concept) == tuple(_codings(concept)) == tuple(read)
+
+
+@pytest.mark.parametrize("name, concept, read", CODINGS_CASES + ODD_CONCEPT_CASES,
+                         ids=[c[0] for c in CODINGS_CASES + ODD_CONCEPT_CASES])
+@pytest.mark.parametrize("text", [None, "", "Typed text", 5])
+def test_all_text_of_one_concept_is_what_the_general_reader_reads(name, concept, read, text):
+    from fhir_mappings.fhir_json import all_text
+    if isinstance(concept, dict):
+        concept = {**concept, "text": text}
+    assert all_text(concept) == all_text([concept] if isinstance(concept, dict) else concept)
+    if isinstance(concept, dict):                   # the general reader, by hand: text, then every display
+        displays = [d for _, _, d in read if d]
+        assert all_text(concept) == " ; ".join(([text] if isinstance(text, str) and text else []) + displays)
+
+
 ONE_CODING_CASES = [
     # (name, the one coding) read from the process-wide cache, or passed over to the general reader
     ("strings", {"system": " http://loinc.org ", "code": " 1-8 ", "display": "X"}),
