@@ -58,8 +58,9 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
     worker's one GIL, so more threads only interleave more calls, each evicting the others' objects from
     the caches and keeping more of them alive for the collector. At 16 kept-alive connections on 2
     workers, 8 threads cost more CPU per call than 4 in 7 of 8 interleaved batches (patient-view and
-    order-select; median +10 %, range -6 to +21 %), while the floor app measured 0.63 ms either way. Threads also bound the calls a worker
-    has waiting on FHIR reads: raise it where most calls read a slow FHIR server.
+    order-select; median +10 %, range -6 to +21 %), while the floor app measured 0.63 ms either way.
+    Threads also bound the calls a worker has waiting on FHIR reads: raise it where most calls read a slow
+    FHIR server.
     """
     return {
         "bind": f"{host}:{port}",
