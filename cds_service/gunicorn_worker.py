@@ -17,6 +17,13 @@ worker stops listening while as many requests are in flight as it has threads, s
 stays in the kernel's queue for a worker with a free thread. A slow client still holds one thread only
 once it has started sending.
 
+(3) for how long: a worker whose kept-alive clients keep more requests in flight than it has threads never has
+a free thread, so a connection left in the kernel's queue waited for the load to end: at c=16 with calls
+reading the FHIR server (~300 ms each), the first request of some hey connections waited 3-6 s, in 8 of 25
+runs. So a busy worker stops listening for `MAX_LISTENING_PAUSE_S` at most, then takes one connection (queued
+behind its busy threads, as stock gthread queues every one). A sibling with a free thread listens all the
+while and takes it first.
+
 Relies on the hooks of gunicorn's ThreadWorker (>= 27), all called on the worker's main loop: `accept`
 (a listener readable), `enqueue_req` (a request handed to the thread pool), `finish_request` (its
 thread done), `on_pending_socket_readable` and `murder_pending` (the waiting connections' queue, which
@@ -36,6 +43,12 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 _NOTHING_TO_ACCEPT = (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK)
 
+#: The longest a worker with every thread busy leaves new connections to its siblings (seconds): long enough
+#: for a sibling with a free thread to take them first (it listens, and is woken at once), short enough that
+#: a connection no worker has a free thread for waits a tenth of a second (until the worker's loop next wakes,
+#: which a busy worker's finishing requests do), not until the load ends.
+MAX_LISTENING_PAUSE_S = 0.1
+
 
 class FreeThreadAcceptingWorker(ThreadWorker):
     """A gthread worker that listens only while a thread is free, and waits for a new connection's bytes in its poller."""
@@ -43,6 +56,7 @@ class FreeThreadAcceptingWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_flight = 0
+        self.listening_paused_at = 0.0      # monotonic time this worker last stopped listening
 
     def accept(self, listener: Any) -> None:
         try:
@@ -69,4 +83,9 @@ class FreeThreadAcceptingWorker(ThreadWorker):
         super().finish_request(conn, fs)
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        super().set_accept_enabled(enabled and self.in_flight < self.cfg.threads)
+        now = time.monotonic()
+        if enabled and self.in_flight >= self.cfg.threads:
+            enabled = now - self.listening_paused_at >= MAX_LISTENING_PAUSE_S
+        if not enabled and self._accepting:
+            self.listening_paused_at = now
+        super().set_accept_enabled(enabled)

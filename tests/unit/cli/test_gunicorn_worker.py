@@ -1,4 +1,5 @@
-"""The serve worker listens for new connections only while one of its threads is free (cds_service.gunicorn_worker)."""
+"""The serve worker listens for new connections only while one of its threads is free, or after a short pause
+(cds_service.gunicorn_worker)."""
 from __future__ import annotations
 
 import selectors
@@ -9,7 +10,7 @@ from unittest import mock
 import pytest
 from gunicorn.config import Config
 
-from cds_service.gunicorn_worker import FreeThreadAcceptingWorker
+from cds_service.gunicorn_worker import MAX_LISTENING_PAUSE_S, FreeThreadAcceptingWorker
 
 
 class _HeldPool:
@@ -67,6 +68,37 @@ def test_the_run_loop_cannot_resume_listening_while_every_thread_is_busy(worker)
     worker.enqueue_req(mock.Mock())
     worker.set_accept_enabled(True)                # as the run loop asks while it has room for connections
     assert not _listening(worker)
+
+
+def _pause_has_lasted(w, seconds: float) -> None:
+    w.listening_paused_at -= seconds
+
+
+def test_a_worker_busy_for_longer_than_the_pause_listens_again(worker):
+    """Else a connection in the kernel's queue waits until the kept-alive clients' load ends (seconds)."""
+    worker.enqueue_req(mock.Mock())
+    worker.enqueue_req(mock.Mock())
+    _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S)
+    worker.set_accept_enabled(True)                # the run loop's next turn
+    assert worker.in_flight == 2 and _listening(worker)
+
+
+def test_a_worker_busy_for_less_than_the_pause_stays_deaf(worker):
+    worker.enqueue_req(mock.Mock())
+    worker.enqueue_req(mock.Mock())
+    _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S / 2)
+    worker.set_accept_enabled(True)
+    assert not _listening(worker)
+
+
+def test_a_request_taken_after_the_pause_starts_a_new_pause(worker):
+    worker.enqueue_req(mock.Mock())
+    worker.enqueue_req(mock.Mock())
+    _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S)
+    worker.set_accept_enabled(True)
+    worker.enqueue_req(mock.Mock())                # the connection it took has sent its request
+    worker.set_accept_enabled(True)
+    assert worker.in_flight == 3 and not _listening(worker)
 
 
 def test_listening_resumes_once_a_request_ends(worker):
