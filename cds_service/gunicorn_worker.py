@@ -13,8 +13,8 @@ did, PR #2918); unused, it is closed after the keep-alive timeout like any idle 
 sibling worker idles. With keep-alive clients the split lasts as long as the connections: in the bench,
 16 kept-alive connections often landed 13 : 3 and sometimes 16 : 0 on two workers, the busy worker
 serving them all on one core (and paying for switching its threads) while the other core idled. Here a
-worker stops listening while as many requests are in flight as it has threads, so the next connection
-stays in the kernel's queue for a worker with a free thread. A slow client still holds one thread only
+worker stops listening while its requests in flight and its new connections (which will send one) are as
+many as its threads, so the next connection stays in the kernel's queue for a worker with a free thread. A slow client still holds one thread only
 once it has started sending.
 
 (3) for how long: a worker whose kept-alive clients keep more requests in flight than it has threads never has
@@ -71,10 +71,12 @@ class FreeThreadAcceptingWorker(ThreadWorker):
         conn.timeout = time.monotonic() + self.cfg.keepalive
         self.pending_conns.append(conn)
         self.poller.register(client_sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+        if self.threads_claimed() >= self.cfg.threads:
+            self.set_accept_enabled(False)
 
     def enqueue_req(self, conn: Any) -> None:
         self.in_flight += 1
-        if self.in_flight >= self.cfg.threads:
+        if self.threads_claimed() >= self.cfg.threads:
             self.set_accept_enabled(False)
         super().enqueue_req(conn)
 
@@ -82,9 +84,28 @@ class FreeThreadAcceptingWorker(ThreadWorker):
         self.in_flight -= 1
         super().finish_request(conn, fs)
 
+    def threads_claimed(self) -> int:
+        """Requests in flight, and the connections accepted within the last pause that have not sent yet.
+
+        Why the new ones: a client that connects sends its request at once, so a burst of connections
+        counts before its bytes arrive; else the first worker awake took them all (16 : 0 at hey's start).
+        Why only for a pause: one that stays silent (a spare pooled connection, a pre-connect) then waits in
+        the poller without keeping the worker deaf to the connections behind it."""
+        since = time.monotonic() - MAX_LISTENING_PAUSE_S
+        new = 0
+        for conn in reversed(self.pending_conns):            # in the order accepted
+            if conn.timeout - self.cfg.keepalive < since:      # (accepted at its timeout - keepalive)
+                break
+            new += 1
+        return self.in_flight + new
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """While not listening, look again after a pause at most (the loop's own wait is 1 s)."""
+        super().wait_for_and_dispatch_events(timeout if self._accepting else min(timeout, MAX_LISTENING_PAUSE_S))
+
     def set_accept_enabled(self, enabled: bool) -> None:
         now = time.monotonic()
-        if enabled and self.in_flight >= self.cfg.threads:
+        if enabled and self.threads_claimed() >= self.cfg.threads:
             enabled = now - self.listening_paused_at >= MAX_LISTENING_PAUSE_S
         if not enabled and self._accepting:
             self.listening_paused_at = now
