@@ -138,40 +138,34 @@ def test_a_new_connection_goes_to_a_thread_once_it_has_sent_bytes(worker):
         client.close()
 
 
-def test_new_connections_count_against_the_threads_before_they_send(worker):
+@pytest.fixture
+def two_new_connections(worker):
+    """Two connections the worker has accepted (as many as its threads), neither of which has sent a byte."""
+    clients = [_connect_and_accept(worker), _connect_and_accept(worker)]
+    yield clients
+    for client in clients:
+        client.close()
+
+
+def test_new_connections_count_against_the_threads_before_they_send(worker, two_new_connections):
     """Else the first worker awake takes a whole burst of new connections (16 : 0 at hey's start)."""
-    clients = [_connect_and_accept(worker), _connect_and_accept(worker)]
-    try:
-        worker.set_accept_enabled(True)            # the run loop's next turn
-        assert worker.threads_claimed() == 2 and not _listening(worker)
-    finally:
-        for client in clients:
-            client.close()
+    worker.set_accept_enabled(True)                # the run loop's next turn
+    assert worker.threads_claimed() == 2 and not _listening(worker)
 
 
-def test_a_new_connection_closed_unused_gives_its_claim_back(worker):
-    clients = [_connect_and_accept(worker), _connect_and_accept(worker)]
-    try:
-        worker.pending_conns[0].timeout = 0        # its keep-alive timeout has passed
-        worker.murder_pending()
-        worker.set_accept_enabled(True)
-        assert worker.threads_claimed() == 1 and _listening(worker)
-    finally:
-        for client in clients:
-            client.close()
+def test_a_new_connection_closed_unused_gives_its_claim_back(worker, two_new_connections):
+    worker.pending_conns[0].timeout = 0            # its keep-alive timeout has passed
+    worker.murder_pending()
+    worker.set_accept_enabled(True)
+    assert worker.threads_claimed() == 1 and _listening(worker)
 
 
-def test_a_new_connection_silent_for_longer_than_the_pause_stops_counting(worker):
+def test_a_new_connection_silent_for_longer_than_the_pause_stops_counting(worker, two_new_connections):
     """Else silent connections (a pool's spares, pre-connects) keep a worker deaf to the ones behind them."""
-    clients = [_connect_and_accept(worker), _connect_and_accept(worker)]
-    try:
-        for conn in worker.pending_conns:
-            conn.timeout -= MAX_LISTENING_PAUSE_S  # accepted a pause ago
-        worker.set_accept_enabled(True)
-        assert worker.threads_claimed() == 0 and len(worker.pending_conns) == 2 and _listening(worker)
-    finally:
-        for client in clients:
-            client.close()
+    for conn in worker.pending_conns:
+        conn.timeout -= MAX_LISTENING_PAUSE_S      # accepted a pause ago
+    worker.set_accept_enabled(True)
+    assert worker.threads_claimed() == 0 and len(worker.pending_conns) == 2 and _listening(worker)
 
 
 def test_a_connection_that_never_sends_is_closed_after_the_keep_alive_timeout(worker):
