@@ -14,22 +14,22 @@ sibling worker idles. With keep-alive clients the split lasts as long as the con
 16 kept-alive connections often landed 13 : 3 and sometimes 16 : 0 on two workers, the busy worker
 serving them all on one core (and paying for switching its threads) while the other core idled. Here a
 worker stops listening while its requests in flight and its new connections (which will send one) are as
-many as its threads, so the next connection stays in the kernel's queue for a worker with a free thread. A slow client still holds one thread only
-once it has started sending.
+many as its threads, so the next connection stays in the kernel's queue for a worker with a free thread.
+A slow client still holds one thread only once it has started sending.
 
 (3) for how long: a worker whose kept-alive clients keep more requests in flight than it has threads never has
 a free thread, so a connection left in the kernel's queue waited for the load to end: at c=16 with calls
 reading the FHIR server (~300 ms each), the first request of some hey connections waited 3-6 s, in 8 of 25
-runs. So a busy worker stops listening for `MAX_LISTENING_PAUSE_S` at most, then takes one connection (queued
-behind its busy threads, as stock gthread queues every one). A sibling with a free thread listens all the
-while and takes it first.
+runs. So a busy worker stops listening for `MAX_LISTENING_PAUSE_S` at most (its loop wakes to look again),
+then takes one connection, queued behind its busy threads as stock gthread queues every one. A sibling with
+a free thread listens all the while and takes it first.
 
 Relies on the hooks of gunicorn's ThreadWorker (>= 27), all called on the worker's main loop: `accept`
 (a listener readable), `enqueue_req` (a request handed to the thread pool), `finish_request` (its
 thread done), `on_pending_socket_readable` and `murder_pending` (the waiting connections' queue, which
-gunicorn uses for connections its threads gave up on) and `set_accept_enabled` (the listeners' switch,
+gunicorn uses for connections its threads gave up on), `set_accept_enabled` (the listeners' switch,
 which the run loop sets again whenever the state it wants differs from the current one: so a worker that
-stopped listening resumes after a request ends).
+stopped listening resumes after a request ends or a pause) and `wait_for_and_dispatch_events` (the loop's wait).
 """
 from __future__ import annotations
 
@@ -45,13 +45,13 @@ _NOTHING_TO_ACCEPT = (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK)
 
 #: The longest a worker with every thread busy leaves new connections to its siblings (seconds): long enough
 #: for a sibling with a free thread to take them first (it listens, and is woken at once), short enough that
-#: a connection no worker has a free thread for waits a tenth of a second (until the worker's loop next wakes,
-#: which a busy worker's finishing requests do), not until the load ends.
+#: a connection no worker has a free thread for waits about a tenth of a second, not until the load ends.
 MAX_LISTENING_PAUSE_S = 0.1
 
 
 class FreeThreadAcceptingWorker(ThreadWorker):
-    """A gthread worker that listens only while a thread is free, and waits for a new connection's bytes in its poller."""
+    """A gthread worker that listens while a thread is free (else after a pause), and waits for a new connection's
+    bytes in its poller."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
