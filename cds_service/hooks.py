@@ -17,7 +17,7 @@ from flask import Blueprint, Request, Response, current_app, g, jsonify, request
 from werkzeug.sansio.utils import get_current_url
 
 from cds_service import metrics, pipeline
-from cds_service.client_identity import AUTH_OFF_ISSUER, caller_issuer
+from cds_service.client_identity import caller_issuer
 from cds_service.collector_pause import LARGE_BODY_BYTES
 from cds_service.errors import ApiError, NotFound
 from cds_service.explain import app_launch_url
@@ -88,7 +88,7 @@ def call_service(service_id: str) -> Response:
         if gaps:   # bad data is answered with a named gap on the cards, and said in the log
             entry["gap_kinds"] = _gap_kinds(gaps)
         if state.card_log is not None:   # written by a background thread: never slows the answer
-            state.card_log.record_later(service.id, body["hookInstance"], cards, issuer=_issuer(state))
+            state.card_log.record_later(service.id, body["hookInstance"], cards, issuer=caller_issuer())
         response = app.json.response({"cards": cards})   # (what `jsonify` does, on the app at hand)
         return _freed_after_sending(response, state, [body, record, evaluation], large)
     except ApiError as exc:
@@ -142,12 +142,6 @@ def _allowed_fhir_servers(state: ServiceState) -> tuple[str, ...] | list[str]:
         return state.settings.fhir_server_list
     claims = g.get("her2cds_claims") or {}
     return state.authenticator.fhir_servers_for(claims.get("iss"))
-
-
-def _issuer(state: ServiceState) -> str:
-    """The caller's issuer (`caller_issuer`); with auth off the auth-off marker, which is what `caller_issuer`
-    answers then, without its lookup of `g` (why: some 60 bytecodes a call)."""
-    return caller_issuer() if state.authenticator is not None else AUTH_OFF_ISSUER
 
 
 def _launch_url(state: ServiceState, req: Request) -> str:
