@@ -510,29 +510,7 @@ def _clash_reason(clash: list[Evidence]) -> str:
 
 
 def _settle_episode(marker: str, ep: list[Evidence]) -> tuple[ReceptorStatus, Evidence, str, bool]:
-    """(status, deciding evidence, reason, internal conflict) for one test episode (see `_settle_results`).
-
-    An episode of one result (nearly every record: one HER2, one ER, one PR result) is settled by `_settle_one`,
-    which says what the general rules say of it. why: some 130 bytecodes less per marker."""
-    if len(ep) == 1:
-        return _settle_one(marker, ep[0])
-    return _settle_results(marker, ep)
-
-
-def _settle_one(marker: str, e: Evidence) -> tuple[ReceptorStatus, Evidence, str, bool]:
-    """`_settle_results` of the one-result episode [e]: nothing can clash or conflict, so its status and method
-    decide (an interpretation first; for HER2 only a definitive IHC or ISH result, or an equivocal one, counts)."""
-    if e.method == "interpretation" and e.status != UNK:
-        return e.status, e, "overall interpretation", False
-    if marker != HER2 or (e.status in (POS, NEG) and e.method in ("IHC", "ISH")):
-        return e.status, e, f"{e.method} result", False
-    if e.status == EQV:
-        return EQV, e, "IHC 2+ (equivocal) without an ISH result" if e.method == "IHC" else "equivocal ISH result", False
-    return UNK, e, "no readable result", False
-
-
-def _settle_results(marker: str, ep: list[Evidence]) -> tuple[ReceptorStatus, Evidence, str, bool]:
-    """`_settle_episode` by the general rules, for an episode of any number of results.
+    """(status, deciding evidence, reason, internal conflict) for one test episode.
 
     HER2 (card contract v2, her2-status-unknown): definitive results that disagree on the episode's latest
     date make the status unknown, never a guess. An overall interpretation is the pathologist's call and

@@ -224,13 +224,3 @@ def test_receptor_results_give_a_reason_per_marker_and_a_chronological_definitiv
     assert all(r.reason for r in (her2, er, pr))
     assert all(h.status in (S.POSITIVE, S.NEGATIVE) for h in history)
     assert [h.date for h in history] == sorted(h.date for h in history)
-
-
-@pytest.mark.parametrize("marker", ["HER2", "ER", "PR"])
-@pytest.mark.parametrize("method", ["interpretation", "IHC", "ISH", "condition"])
-@pytest.mark.parametrize("status", list(S))
-@pytest.mark.parametrize("date", [None, day(100)])
-def test_a_one_result_episode_is_settled_as_the_general_rules_settle_it(marker, method, status, date):
-    from fhir_mappings.receptors import Evidence, _settle_episode, _settle_one, _settle_results
-    e = Evidence(marker, status, date, method, "detail", "Observation/x")
-    assert _settle_one(marker, e) == _settle_results(marker, [e]) == _settle_episode(marker, [e])
