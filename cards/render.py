@@ -1,8 +1,9 @@
 """Decision -> CDS Hooks 2.0 card dict (docs/card-contract.md), built as data, never by text templating.
 
-Draft MedicationRequests of `create` actions are validated with `fhir.resources.R4B` before they are
-sent (once per knowledge regimen, `_component_texts`), so a client never receives a resource it cannot
-post. No empty value is ever emitted.
+Draft MedicationRequests of `create` actions depend on the knowledge only (a call adds its patient's
+`subject.reference`): `draft_order_problems` checks every knowledge regimen's drafts with `fhir.resources.R4B`
+(`her2-cds check-config` and the tests), so a client never receives a resource it cannot post. No empty value
+is ever emitted.
 """
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import re
 import uuid
 from functools import lru_cache
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
-
-from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from cards.decision import Decision, Proposal
 from cards.detail import RecordText, build_detail, card_citation, card_links, fired_rules
@@ -37,15 +36,30 @@ class _ComponentText(NamedTuple):
 
 @lru_cache(maxsize=None)      # knowledge regimens only (no patient data): worked out once per process
 def _component_texts(regimen: RegimenEntry) -> tuple[_ComponentText, ...]:
-    """The regimen's components as their `create` actions say them, each draft MedicationRequest validated with
-    `fhir.resources` here, once per process: the resource differs between calls only in `subject.reference`
-    (a FHIR string), so one check per component covers every patient, and the pydantic model (a sixth of a
-    hook call's CPU when run per call) stays off the hot path."""
-    texts = tuple(_ComponentText(f"Draft {c.drug.label}: {c.dose}", c.drug.rxnorm, c.drug.name, c.drug.label, c.dose)
-                  for c in regimen.components)
-    for t in texts:
-        MedicationRequest.model_validate(_draft(t, "validation-placeholder"))
-    return texts
+    """The regimen's components as their `create` actions say them."""
+    return tuple(_ComponentText(f"Draft {c.drug.label}: {c.dose}", c.drug.rxnorm, c.drug.name, c.drug.label, c.dose)
+                 for c in regimen.components)
+
+
+def draft_order_problems(knowledge: Knowledge) -> list[str]:
+    """What `fhir.resources.R4B` finds wrong in the draft MedicationRequests of the knowledge's regimens ([] = none).
+
+    Why not in the worker: a draft differs between calls only in `subject.reference` (a FHIR string), so one
+    check per component covers every patient, and the packaged knowledge is checked by the tests before it
+    ships. In a worker, the pydantic models cost about 11 MB of memory each (issue 15) for a check that
+    could only ever repeat the tests' answer; `her2-cds check-config --knowledge FILE` checks a new file."""
+    from fhir.resources.R4B.medicationrequest import MedicationRequest   # here only: see above
+    from pydantic import ValidationError
+
+    problems = []
+    for regimen in knowledge.regimens.values():
+        for t in _component_texts(regimen):
+            try:
+                MedicationRequest.model_validate(_draft(t, "validation-placeholder"))
+            except ValidationError as error:
+                where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+                problems.append(f"regimen {regimen.id}, {t.name or t.code or '(unnamed drug)'}: {where}")
+    return problems
 
 
 def _draft(t: _ComponentText, patient_id: str) -> dict[str, Any]:

@@ -251,9 +251,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         where, problem = "HER2CDS_FEEDBACK_DB_URL", f"{type(exc).__name__}: {exc}"
     report(f"database {where}", problem)
 
-    report(f"knowledge {args.knowledge or '(packaged)'}", check_knowledge(str(args.knowledge) if args.knowledge else None))
+    knowledge = f"knowledge {args.knowledge or '(packaged)'}"
+    problem = check_knowledge(str(args.knowledge) if args.knowledge else None)
+    report(knowledge, problem)
+    if problem is None:
+        report(f"{knowledge}: draft orders are FHIR R4 MedicationRequests", _check_draft_orders(args.knowledge))
     print("all checks passed" if not failures else f"{failures} check(s) failed")
     return 1 if failures else 0
+
+
+def _check_draft_orders(path: Path | None) -> str | None:
+    """None when every regimen's draft MedicationRequest validates with fhir.resources (R4B)."""
+    import cards
+    problems = cards.draft_order_problems(cards.load_knowledge(path))
+    return "; ".join(problems) if problems else None
 
 
 def _check_trusted_issuers(settings: Any, check_trusted_keys: Any) -> str | None:

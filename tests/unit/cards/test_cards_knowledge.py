@@ -1,6 +1,7 @@
 """The packaged knowledge base validates; broken files are rejected with a message naming the entry."""
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 
 import pytest
@@ -39,6 +40,20 @@ def test_every_orderable_regimen_uses_contract_rxnorm_codes_and_has_doses():
     for r in k.regimens.values():
         if r.orderable:
             assert r.components and all(c.dose and c.drug.rxnorm.isdigit() for c in r.components), r.id
+
+
+def test_every_regimen_drafts_fhir_r4_medication_requests():
+    assert cards.draft_order_problems(cards.load_knowledge()) == []
+
+
+def test_a_draft_fhir_refuses_is_reported_with_its_regimen_and_field():
+    k = cards.load_knowledge()
+    tdxd = k.regimens["tdxd"]
+    bad_drug = dataclasses.replace(tdxd.components[0].drug, rxnorm="2267574 ")   # FHIR codes have no trailing space
+    bad = dataclasses.replace(tdxd, components=(dataclasses.replace(tdxd.components[0], drug=bad_drug),))
+    problems = cards.draft_order_problems(dataclasses.replace(k, regimens={"tdxd": bad}))
+    assert len(problems) == 1
+    assert problems[0].startswith("regimen tdxd, fam-trastuzumab deruxtecan-nxki: medicationCodeableConcept.coding.0.code")
 
 
 @pytest.mark.parametrize("mutate,message", [

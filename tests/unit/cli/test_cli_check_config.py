@@ -37,6 +37,11 @@ def test_a_valid_configuration_passes(env, capsys):
     assert "all checks passed" in out
 
 
+def test_the_knowledge_draft_orders_are_checked_as_fhir_r4(env, capsys):
+    code, out = run(capsys)
+    assert "OK    knowledge (packaged): draft orders are FHIR R4 MedicationRequests" in out
+
+
 def test_an_invalid_setting_fails(env, capsys, monkeypatch):
     monkeypatch.setenv("HER2CDS_TFI_POLICY", "whenever")
     code, out = run(capsys)

@@ -4,6 +4,11 @@ resumed afterwards whatever the outcome."""
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -104,3 +109,29 @@ def test_the_call_s_objects_are_released_when_the_answer_is_closed():
     assert held
     response.close()
     assert held == []
+
+
+def test_a_worker_answering_with_draft_orders_never_loads_the_fhir_models():
+    """fhir.resources checks the knowledge's draft orders in the tests and `check-config`; in a worker its
+    pydantic models cost about 11 MB of memory for a check that could only repeat the tests' answer."""
+    script = textwrap.dedent("""
+        import json, sys, tempfile
+        from cds_service import create_app
+        from service_helpers import PV, RECORD_PATIENT, hook_body, prefetch_for, synthetic_record
+        app = create_app({"auth_mode": "off", "feedback_db_url": f"sqlite:///{tempfile.mkdtemp()}/f.sqlite3"})
+        body = hook_body(patient=RECORD_PATIENT, fhir_server=None,
+                         prefetch=prefetch_for(synthetic_record(), RECORD_PATIENT))
+        reply = app.test_client().post(f"/cds-services/{PV}", json=body)
+        creates = [a for c in reply.get_json()["cards"] for s in c.get("suggestions", []) for a in s["actions"]
+                   if a["type"] == "create"]
+        loaded = sorted({m for m in sys.modules if m.startswith(("fhir.resources", "pydantic"))})
+        print(json.dumps({"status": reply.status_code, "creates": len(creates), "loaded": loaded}))
+    """)
+    here = Path(__file__).resolve()
+    paths = [str(here.parent), str(here.parents[2]), str(here.parents[3])]     # service helpers, tests, repository
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": ":".join(paths), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["status"] == 200 and seen["creates"] > 0      # draft orders were rendered
+    assert seen["loaded"] == []
