@@ -46,7 +46,7 @@ def draft_order_problems(knowledge: Knowledge) -> list[str]:
 
     Why not in the worker: a draft differs between calls only in `subject.reference` (a FHIR string), so one
     check per component covers every patient, and the packaged knowledge is checked by the tests before it
-    ships. In a worker, the pydantic models cost about 11 MB of memory each (issue 15) for a check that
+    ships. In a worker, the pydantic models cost each worker about 12 MB of memory (issue 15) for a check that
     could only ever repeat the tests' answer; `her2-cds check-config --knowledge FILE` checks a new file."""
     from fhir.resources.R4B.medicationrequest import MedicationRequest   # here only: see above
     from pydantic import ValidationError
