@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy import func, select
 
@@ -36,3 +37,14 @@ def test_cards_without_a_uuid_are_not_queued(db):
     log = CardLog(db)
     log.record_later(PV, None, [{"summary": "no uuid"}])
     assert log.flush() and logged_count(db) == 0
+
+
+def test_a_backlog_is_written_batch_after_batch_without_lingering_between_them(db):
+    log = CardLog(db)
+    log.BATCH, log.LINGER_S = 10, 0.5        # 100 cards in ten calls: ten full batches, 5 s if each lingered
+    for i in range(10):
+        log.record_later(PV, f"hook-{i}", [card("her2-next-regimen") for _ in range(10)])
+    deadline = time.monotonic() + 2.5
+    while logged_count(db) < 100 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logged_count(db) == 100
