@@ -192,6 +192,7 @@ class SlowTokenSession:
 
     def __init__(self, delay: float) -> None:
         self.delay, self.posts, self.lock = delay, 0, threading.Lock()
+        self.posting = threading.Event()          # set once a token request is on the wire
 
     def request(self, method, url, **kwargs):
         response = requests.Response()
@@ -199,6 +200,7 @@ class SlowTokenSession:
         if method == "POST":
             with self.lock:
                 self.posts += 1
+            self.posting.set()
             time.sleep(self.delay)
             response._content = json.dumps({"access_token": "t", "token_type": "Bearer",
                                             "expires_in": 300}).encode()
@@ -212,11 +214,12 @@ def slow_tokens(tmp_path, rsa_key, delay: float) -> tuple[BackendTokens, SlowTok
     return BackendTokens(load_registrations(write_registrations(tmp_path, rsa_key)), lambda: session), session
 
 
-def token_request_in_flight(tokens: BackendTokens) -> threading.Thread:
-    """A thread 0.1 s into asking the token endpoint for FHIR's token."""
+def token_request_in_flight(tokens: BackendTokens, session: SlowTokenSession) -> threading.Thread:
+    """A thread waiting for the token endpoint's answer for FHIR's token (its request is on the wire:
+    waited for, not slept for, so the tests below cannot pass before the request has started)."""
     thread = threading.Thread(target=lambda: tokens.token_for(FHIR, deadline=time.monotonic() + 5))
     thread.start()
-    time.sleep(0.1)
+    assert session.posting.wait(5)
     return thread
 
 
@@ -233,18 +236,18 @@ def test_concurrent_calls_share_one_token_request(tmp_path, rsa_key):
 
 
 def test_the_lock_is_not_held_during_the_token_request(tmp_path, rsa_key):
-    tokens, _ = slow_tokens(tmp_path, rsa_key, 0.5)
-    worker = token_request_in_flight(tokens)
+    tokens, session = slow_tokens(tmp_path, rsa_key, 1.0)
+    worker = token_request_in_flight(tokens, session)
     started = time.monotonic()
     assert tokens.registration_for("http://unregistered.test/fhir") is None
     tokens.forget("http://unregistered.test/fhir")       # takes the lock: must not wait for the network
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5              # were the lock held through the request: ~1 s
     worker.join()
 
 
 def test_a_waiter_gives_up_at_its_deadline(tmp_path, rsa_key):
-    tokens, _ = slow_tokens(tmp_path, rsa_key, 1.0)
-    leader = token_request_in_flight(tokens)
+    tokens, session = slow_tokens(tmp_path, rsa_key, 1.0)
+    leader = token_request_in_flight(tokens, session)
     started = time.monotonic()
     with pytest.raises(BackendTokenUnavailable):
         tokens.token_for(FHIR, deadline=time.monotonic() + 0.2)
