@@ -202,7 +202,7 @@ def test_a_slow_refresh_does_not_hold_up_tokens_whose_key_is_known(es384, es256)
     import threading
     import time
 
-    gate = threading.Event()
+    gate, refreshing = threading.Event(), threading.Event()
 
     class SlowSession(requests.Session):
         calls = 0
@@ -210,6 +210,7 @@ def test_a_slow_refresh_does_not_hold_up_tokens_whose_key_is_known(es384, es256)
         def get(self, url, **kwargs):      # first fetch answers at once, the refresh waits on `gate`
             SlowSession.calls += 1
             if SlowSession.calls > 1:
+                refreshing.set()
                 gate.wait(5)
             response = requests.Response()
             response.status_code = 200
@@ -220,7 +221,7 @@ def test_a_slow_refresh_does_not_hold_up_tokens_whose_key_is_known(es384, es256)
     assert source.key_for(es384.kid) is not None
     refresher = threading.Thread(target=source.key_for, args=("never-seen-kid",))
     refresher.start()
-    time.sleep(0.1)                        # the refresh is now blocked inside the network call
+    assert refreshing.wait(5)              # the refresh is now blocked inside the network call
     started = time.monotonic()
     try:
         assert source.key_for(es384.kid) is not None

@@ -119,7 +119,7 @@ def test_at_most_a_few_calls_wait_for_unknown_cards_at_once(db):
     store = FeedbackStore(db, max_waiting_lookups=1)
     holding = threading.Thread(target=store.issued_cards, args=(["nobody-issued-this-1"],), kwargs={"wait_seconds": 2.0})
     holding.start()
-    time.sleep(0.1)
+    time.sleep(0.5)          # the first lookup takes the slot (it then waits 2 s: the sleep costs the test nothing)
     started = time.monotonic()
     assert store.issued_cards(["nobody-issued-this-2"], wait_seconds=2.0) == {}
     assert time.monotonic() - started < 1.0           # the one waiting slot is taken: answered at once
