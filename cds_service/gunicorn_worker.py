@@ -20,16 +20,20 @@ A slow client still holds one thread only once it has started sending.
 (3) for how long: a worker whose kept-alive clients keep more requests in flight than it has threads never has
 a free thread, so a connection left in the kernel's queue waited for the load to end: at c=16 with calls
 reading the FHIR server (~300 ms each), the first request of some hey connections waited 3-6 s, in 8 of 25
-runs. So a busy worker stops listening for `MAX_LISTENING_PAUSE_S` at most (its loop wakes to look again),
-then takes one connection, queued behind its busy threads as stock gthread queues every one. A sibling with
-a free thread listens all the while and takes it first.
+runs. So after each pause of `MAX_LISTENING_PAUSE_S` (its loop wakes to look) a busy worker takes one
+connection that is waiting, queued behind its busy threads as stock gthread queues every one. It does not
+listen for it: a sibling with a free thread listens all the while and takes a new connection at once, so
+one still waiting after a pause is one no sibling could take. (A busy worker that listened again after its
+pause raced its free siblings for every new connection, and the ones it won waited behind its busy
+threads: with 2 threads per worker, two slow clients on one worker stalled new connections for seconds.)
 
 Relies on the hooks of gunicorn's ThreadWorker (>= 27), all called on the worker's main loop: `accept`
 (a listener readable), `enqueue_req` (a request handed to the thread pool), `finish_request` (its
 thread done), `on_pending_socket_readable` and `murder_pending` (the waiting connections' queue, which
 gunicorn uses for connections its threads gave up on), `set_accept_enabled` (the listeners' switch,
 which the run loop sets again whenever the state it wants differs from the current one: so a worker that
-stopped listening resumes after a request ends or a pause) and `wait_for_and_dispatch_events` (the loop's wait).
+stopped listening resumes after a request ends, and a busy one looks for a waiting connection after each
+pause) and `wait_for_and_dispatch_events` (the loop's wait).
 """
 from __future__ import annotations
 
@@ -104,9 +108,23 @@ class FreeThreadAcceptingWorker(ThreadWorker):
         super().wait_for_and_dispatch_events(timeout if self._accepting else min(timeout, MAX_LISTENING_PAUSE_S))
 
     def set_accept_enabled(self, enabled: bool) -> None:
+        """Listen while a thread is free. The run loop asks on every turn; a busy worker instead takes one waiting
+        connection after each pause."""
         now = time.monotonic()
         if enabled and self.threads_claimed() >= self.cfg.threads:
-            enabled = now - self.listening_paused_at >= MAX_LISTENING_PAUSE_S
+            enabled = False
+            if now - self.listening_paused_at >= MAX_LISTENING_PAUSE_S:
+                self.listening_paused_at = now
+                self._take_one_waiting()
         if not enabled and self._accepting:
             self.listening_paused_at = now
         super().set_accept_enabled(enabled)
+
+    def _take_one_waiting(self) -> None:
+        """One connection from a listener's queue, if one waits there (never blocks)."""
+        for listener in self.sockets:
+            listener.setblocking(False)
+            before = self.nr_conns
+            self.accept(listener)
+            if self.nr_conns > before:
+                return

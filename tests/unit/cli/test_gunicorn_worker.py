@@ -1,5 +1,5 @@
-"""The serve worker listens for new connections only while one of its threads is free, or after a short pause
-(cds_service.gunicorn_worker)."""
+"""The serve worker listens for new connections only while one of its threads is free; a busy one takes one
+waiting connection after each short pause (cds_service.gunicorn_worker)."""
 from __future__ import annotations
 
 import selectors
@@ -74,31 +74,58 @@ def _pause_has_lasted(w, seconds: float) -> None:
     w.listening_paused_at -= seconds
 
 
-def test_a_worker_busy_for_longer_than_the_pause_listens_again(worker):
+def _connect(w) -> socket.socket:
+    """A client connected to the worker's listener: in the kernel's queue until a worker accepts it."""
+    return socket.create_connection(w.sockets[0].getsockname())
+
+
+def test_a_worker_busy_for_longer_than_the_pause_takes_a_connection_waiting_in_the_queue(worker):
     """Else a connection in the kernel's queue waits until the kept-alive clients' load ends (seconds)."""
     worker.enqueue_req(mock.Mock())
     worker.enqueue_req(mock.Mock())
+    client = _connect(worker)
+    try:
+        _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S)
+        worker.set_accept_enabled(True)            # the run loop's next turn
+        assert worker.in_flight == 2 and len(worker.pending_conns) == 1 and not _listening(worker)
+    finally:
+        client.close()
+
+
+def test_a_busy_worker_does_not_listen_after_its_pause(worker):
+    """Listening, it would race its free siblings for every new connection and queue the ones it won behind
+    its busy threads (with 2 threads, two slow clients on one worker stalled new connections)."""
+    worker.enqueue_req(mock.Mock())
+    worker.enqueue_req(mock.Mock())
     _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S)
-    worker.set_accept_enabled(True)                # the run loop's next turn
-    assert worker.in_flight == 2 and _listening(worker)
+    worker.set_accept_enabled(True)                # nothing waits in the queue
+    assert not worker.pending_conns and not _listening(worker)
 
 
 def test_a_worker_busy_for_less_than_the_pause_stays_deaf(worker):
     worker.enqueue_req(mock.Mock())
     worker.enqueue_req(mock.Mock())
-    _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S / 2)
-    worker.set_accept_enabled(True)
-    assert not _listening(worker)
+    client = _connect(worker)
+    try:
+        _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S / 2)
+        worker.set_accept_enabled(True)
+        assert not worker.pending_conns and not _listening(worker)
+    finally:
+        client.close()
 
 
-def test_a_request_taken_after_the_pause_starts_a_new_pause(worker):
+def test_a_busy_worker_takes_one_waiting_connection_per_pause(worker):
     worker.enqueue_req(mock.Mock())
     worker.enqueue_req(mock.Mock())
-    _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S)
-    worker.set_accept_enabled(True)
-    worker.enqueue_req(mock.Mock())                # the connection it took has sent its request
-    worker.set_accept_enabled(True)
-    assert worker.in_flight == 3 and not _listening(worker)
+    clients = [_connect(worker), _connect(worker)]
+    try:
+        _pause_has_lasted(worker, MAX_LISTENING_PAUSE_S)
+        worker.set_accept_enabled(True)
+        worker.set_accept_enabled(True)            # the next turn, within the new pause
+        assert len(worker.pending_conns) == 1 and not _listening(worker)
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_listening_resumes_once_a_request_ends(worker):
