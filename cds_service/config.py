@@ -23,7 +23,7 @@ class Settings:
     host: str = "127.0.0.1"                       # HER2CDS_HOST
     port: int = 8080                              # HER2CDS_PORT
     workers: int = 2                              # HER2CDS_WORKERS
-    threads: int = 4                              # HER2CDS_THREADS: gthread threads per worker (slow clients hold a thread, not a worker; more interleaved calls cost CPU)
+    threads: int = 2                              # HER2CDS_THREADS: gthread threads per worker (slow clients hold a thread, not a worker; more interleaved calls cost CPU)
     malloc_arenas: int = 2                        # HER2CDS_MALLOC_ARENAS: glibc malloc arenas per process under `serve` (0: glibc's default, 8 per core); MALLOC_ARENA_MAX, when set, wins
     # --- security
     auth_mode: str = "required"                   # HER2CDS_AUTH_MODE: required | off (demo only; loopback bind only)

@@ -43,7 +43,7 @@ class EmbeddedGunicorn(BaseApplication):
 
 
 def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info",
-                     timeout: int = 30, threads: int = 4) -> dict[str, Any]:
+                     timeout: int = 30, threads: int = 2) -> dict[str, Any]:
     """The gunicorn settings we use; bind is always explicit (127.0.0.1 unless told otherwise).
 
     Why gthread: a sync worker is held by one connection from accept to the last byte, so as many
@@ -54,13 +54,17 @@ def gunicorn_options(host: str, port: int, workers: int, log_level: str = "info"
     worker class is gthread taking new connections only while it has a free thread
     (`cds_service.gunicorn_worker`), so kept-alive connections spread over the workers.
 
-    Why 4 threads by default (HER2CDS_THREADS): a call with its data in the prefetch is CPU work under the
+    Why 2 threads by default (HER2CDS_THREADS): a call with its data in the prefetch is CPU work under the
     worker's one GIL, so more threads only interleave more calls, each evicting the others' objects from
     the caches and keeping more of them alive for the collector. At 16 kept-alive connections on 2
-    workers, 8 threads cost more CPU per call than 4 in 7 of 8 interleaved batches (patient-view and
-    order-select; median +10 %, range -6 to +21 %), while the floor app measured 0.63 ms either way.
-    Threads also bound the calls a worker has waiting on FHIR reads: raise it where most calls read a slow
-    FHIR server.
+    workers, in rounds run next to the floor app (3 s each, 10-12 rounds per hook), 2 threads gave the
+    higher throughput ratio in 8 and 9 of 10 paired rounds (order-sign, S01) and the higher median for
+    every hook (order-select 0.393 vs 0.360, patient-view 0.379 vs 0.366, order-sign 0.388 vs 0.357, S01
+    0.423 vs 0.378), at 4-7 % less CPU per call; the floor app measured the same at 2 and 4. Earlier, 8
+    threads cost more CPU per call than 4 in 7 of 8 batches (median +10 %). Two is the fewest that keeps
+    one slow client from holding a worker. Threads also bound the calls a worker has waiting on FHIR
+    reads: raise it where most calls read a slow FHIR server, or where clients reach the service without
+    a buffering proxy.
     """
     return {
         "bind": f"{host}:{port}",
@@ -133,7 +137,7 @@ def limit_malloc_arenas(arenas: int) -> bool:
         return False
 
 
-def run(host: str, port: int, workers: int, log_level: str = "info", threads: int = 4,
+def run(host: str, port: int, workers: int, log_level: str = "info", threads: int = 2,
         malloc_arenas: int = 0) -> None:
     """Block serving `cds_service.create_app()` until SIGTERM/SIGINT (which drains in-flight calls).
 

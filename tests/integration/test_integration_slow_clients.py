@@ -52,7 +52,7 @@ def test_two_slow_loris_connections_do_not_stall_the_service(live_service, kinds
 
 def test_idle_connections_do_not_hold_the_services_threads(live_service):
     """Connections opened and left silent (a client's spare pooled connections, a pre-connect, a port scan)
-    wait in the workers' pollers: with more of them than both workers have threads (2 x 4), a call still
+    wait in the workers' pollers: with more of them than both workers have threads (2 x 2), a call still
     answers at once. gunicorn's own gthread worker gave each to a thread for 5 s: this call waited ~5 s."""
     host, port = live_service.base.removeprefix("http://").split(":")
     idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(24)]
