@@ -54,8 +54,8 @@ MAX_LISTENING_PAUSE_S = 0.1
 
 
 class FreeThreadAcceptingWorker(ThreadWorker):
-    """A gthread worker that listens while a thread is free (else after a pause), and waits for a new connection's
-    bytes in its poller."""
+    """A gthread worker that listens while a thread is free (busy, it takes one waiting connection after each
+    pause), and waits for a new connection's bytes in its poller."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -113,7 +113,7 @@ def test_the_call_s_objects_are_released_when_the_answer_is_closed():
 
 def test_a_worker_answering_with_draft_orders_never_loads_the_fhir_models():
     """fhir.resources checks the knowledge's draft orders in the tests and `check-config`; in a worker its
-    pydantic models cost about 11 MB of memory for a check that could only repeat the tests' answer."""
+    pydantic models cost about 12 MB of memory for a check that could only repeat the tests' answer."""
     script = textwrap.dedent("""
         import json, sys, tempfile
         from cds_service import create_app
